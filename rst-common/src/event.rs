@@ -1,0 +1,36 @@
+//! The sample record sent through the ring buffer.
+
+/// One reset, as seen by one view. Addresses are in network byte order
+/// (IPv4 in the first 4 bytes); ports in host byte order.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Sample {
+    pub ts_ns: u64,
+    pub local_addr: [u8; 16],
+    pub remote_addr: [u8; 16],
+    pub local_port: u16,
+    pub remote_port: u16,
+    /// Raw `enum sk_rst_reason` value (`sent` only), else [`NO_REASON`].
+    pub reason: u32,
+    /// Process id, 0 when the reset did not run in the process that caused it.
+    pub pid: u32,
+    /// Interface index (wire views), else 0.
+    pub ifindex: u32,
+    pub view: u8,
+    pub cause: u8,
+    /// 4 or 6; 0 when unknown.
+    pub family: u8,
+    /// TCP state of the socket (`received`: before the reset), 0 when none.
+    pub state: u8,
+    /// TCP flags byte of the RST (wire views) or of the triggering segment (`sent`).
+    pub tcp_flags: u8,
+    pub _pad: [u8; 3],
+    pub comm: [u8; 16],
+}
+
+pub const NO_REASON: u32 = u32::MAX;
+pub const SAMPLE_SIZE: usize = 80;
+const _: () = assert!(size_of::<Sample>() == SAMPLE_SIZE);
+
+#[cfg(feature = "user")]
+unsafe impl aya::Pod for Sample {}

@@ -1,0 +1,53 @@
+//! Map names, keys, sizes and statistics slots shared by both sides.
+
+use crate::{cause, view};
+
+pub const COUNTS: &str = "COUNTS";
+pub const PORTS: &str = "PORTS";
+pub const PEERS: &str = "PEERS";
+pub const OVERFLOW: &str = "OVERFLOW";
+pub const STATS: &str = "STATS";
+pub const SAMPLES: &str = "SAMPLES";
+
+/// Entries of `COUNTS` (per-CPU u64 by [`cause::slot`]).
+pub const COUNT_SLOTS: u32 = view::COUNT as u32 * cause::SLOTS as u32;
+/// `OVERFLOW` holds port overflow at `slot`, peer overflow at `COUNT_SLOTS + slot`.
+pub const OVERFLOW_SLOTS: u32 = 2 * COUNT_SLOTS;
+
+/// Default key budgets (entries; the loader may change them).
+pub const DEFAULT_PORT_KEYS: u32 = 4096;
+pub const DEFAULT_PEER_KEYS: u32 = 4096;
+pub const DEFAULT_RING_BYTES: u32 = 256 * 1024;
+
+/// `STATS` slots (per-CPU u64).
+pub const STAT_SAMPLES_EMITTED: u32 = 0;
+pub const STAT_RING_FULL: u32 = 1;
+pub const STAT_RATE_LIMITED: u32 = 2;
+pub const STAT_SLOTS: u32 = 3;
+
+/// `PORTS` key: (view, cause, port) packed into one u32.
+#[must_use]
+pub const fn port_key(view: u8, cause: u8, port: u16) -> u32 {
+    ((view as u32) << 24) | ((cause as u32) << 16) | port as u32
+}
+
+/// Inverse of [`port_key`].
+#[must_use]
+pub const fn split_port_key(key: u32) -> (u8, u8, u16) {
+    ((key >> 24) as u8, (key >> 16) as u8, key as u16)
+}
+
+/// `PEERS` key.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct PeerKey {
+    pub view: u8,
+    pub cause: u8,
+    pub family: u8,
+    pub _pad: u8,
+    pub addr: [u8; 16],
+}
+const _: () = assert!(size_of::<PeerKey>() == 20);
+
+#[cfg(feature = "user")]
+unsafe impl aya::Pod for PeerKey {}

@@ -1,0 +1,110 @@
+//! Exact per-CPU counts and rate-limited samples. Every count is made here;
+//! anything that cannot be keyed or delivered lands in an explicit bucket.
+
+use core::intrinsics::{AtomicOrdering, atomic_xadd};
+
+use aya_ebpf::{
+    bindings::BPF_NOEXIST,
+    helpers::bpf_ktime_get_ns,
+    macros::map,
+    maps::{PerCpuArray, PerCpuHashMap, RingBuf},
+};
+use rst_common::{
+    cause,
+    event::Sample,
+    maps::{self, PeerKey},
+};
+
+use crate::config::cfg_get;
+
+#[map]
+static COUNTS: PerCpuArray<u64> = PerCpuArray::with_max_entries(maps::COUNT_SLOTS, 0);
+#[map]
+static PORTS: PerCpuHashMap<u32, u64> = PerCpuHashMap::with_max_entries(maps::DEFAULT_PORT_KEYS, 0);
+#[map]
+static PEERS: PerCpuHashMap<PeerKey, u64> =
+    PerCpuHashMap::with_max_entries(maps::DEFAULT_PEER_KEYS, 0);
+#[map]
+static OVERFLOW: PerCpuArray<u64> = PerCpuArray::with_max_entries(maps::OVERFLOW_SLOTS, 0);
+#[map]
+static STATS: PerCpuArray<u64> = PerCpuArray::with_max_entries(maps::STAT_SLOTS, 0);
+#[map]
+static SAMPLES: RingBuf = RingBuf::with_byte_size(maps::DEFAULT_RING_BYTES, 0);
+/// Per-CPU sampling window: [window start ns, samples emitted in it].
+#[map]
+static RATE: PerCpuArray<[u64; 2]> = PerCpuArray::with_max_entries(1, 0);
+
+const NS_PER_SEC: u64 = 1_000_000_000;
+
+/// Atomic because a softirq may interrupt a program on the same CPU.
+#[inline(always)]
+fn add(p: *mut u64) {
+    unsafe { atomic_xadd::<u64, u64, { AtomicOrdering::Relaxed }>(p, 1) };
+}
+
+#[inline(always)]
+fn bump(array: &PerCpuArray<u64>, index: u32) {
+    if let Some(p) = array.get_ptr_mut(index) {
+        add(p);
+    }
+}
+
+/// Counts `key` in a bounded per-CPU hash, or in `OVERFLOW[overflow]` when full.
+#[inline(always)]
+fn bump_key<K>(map: &PerCpuHashMap<K, u64>, key: &K, overflow: u32) {
+    if let Some(p) = map.get_ptr_mut(key) {
+        add(p);
+    } else if map.insert(key, 1, u64::from(BPF_NOEXIST)).is_ok() {
+    } else if let Some(p) = map.get_ptr_mut(key) {
+        // Another CPU created the key between our lookup and insert.
+        add(p);
+    } else {
+        bump(&OVERFLOW, overflow);
+    }
+}
+
+/// Counts one reset exactly: by (view, cause), by port and by peer.
+#[inline(always)]
+pub fn count(view: u8, cause: u8, port: u16, family: u8, peer: &[u8; 16]) {
+    let slot = cause::slot(view, cause);
+    bump(&COUNTS, slot);
+    bump_key(&PORTS, &maps::port_key(view, cause, port), slot);
+    let key = PeerKey { view, cause, family, _pad: 0, addr: *peer };
+    bump_key(&PEERS, &key, maps::COUNT_SLOTS + slot);
+}
+
+/// Whether this CPU may still emit a sample in the current one-second window.
+#[inline(always)]
+fn within_rate(now: u64) -> bool {
+    let limit = u64::from(cfg_get!(sample_rate));
+    let Some(w) = RATE.get_ptr_mut(0) else { return false };
+    let w = unsafe { &mut *w };
+    if now.wrapping_sub(w[0]) >= NS_PER_SEC {
+        w[0] = now;
+        w[1] = 0;
+    }
+    if w[1] >= limit {
+        return false;
+    }
+    w[1] += 1;
+    true
+}
+
+/// Sends a sample unless the rate limit or a full ring says no; both are counted.
+#[inline(always)]
+pub fn emit(mut sample: Sample) {
+    let now = unsafe { bpf_ktime_get_ns() };
+    if !within_rate(now) {
+        bump(&STATS, maps::STAT_RATE_LIMITED);
+        return;
+    }
+    sample.ts_ns = now;
+    match SAMPLES.reserve::<Sample>(0) {
+        Some(mut entry) => {
+            entry.write(sample);
+            entry.submit(0);
+            bump(&STATS, maps::STAT_SAMPLES_EMITTED);
+        }
+        None => bump(&STATS, maps::STAT_RING_FULL),
+    }
+}

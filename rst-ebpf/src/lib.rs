@@ -1,0 +1,2 @@
+#![no_std]
+// Present so rst-user can name this crate as a build-dependency (aya-build).

@@ -1,0 +1,154 @@
+//! RST parsing shared by XDP and tc: Ethernet, up to two VLAN tags, IPv4
+//! (options) or IPv6 (common extension headers), then the fixed TCP header.
+
+use rst_common::{cause, event::Sample};
+
+/// Bounds-checked reads from a frame; the only way headers are read.
+pub trait Frame {
+    fn read<T: Copy>(&self, off: usize) -> Option<T>;
+    fn len(&self) -> usize;
+}
+
+const ETH_HLEN: usize = 14;
+const ETH_P_IPV4: u16 = 0x0800;
+const ETH_P_IPV6: u16 = 0x86dd;
+const ETH_P_8021Q: u16 = 0x8100;
+const ETH_P_8021AD: u16 = 0x88a8;
+const IPPROTO_TCP: u8 = 6;
+const TCP_RST: u8 = 0x04;
+const TCP_ACK: u8 = 0x10;
+const TCP_HLEN: usize = 20;
+
+pub const AF_INET: u8 = 4;
+pub const AF_INET6: u8 = 6;
+
+/// Addresses and ports of an RST as it appears on the wire.
+pub struct Rst {
+    pub family: u8,
+    pub src: [u8; 16],
+    pub dst: [u8; 16],
+    pub sport: u16,
+    pub dport: u16,
+    pub flags: u8,
+    /// The segment's cause from its own header (contract §2, wire views).
+    pub cause: u8,
+}
+
+/// L3 protocol and L3 offset after skipping VLAN tags.
+#[inline(always)]
+fn l3<F: Frame>(f: &F) -> Option<(u16, usize)> {
+    let mut proto = u16::from_be(f.read::<u16>(12)?);
+    let mut off = ETH_HLEN;
+    for _ in 0..2 {
+        if proto != ETH_P_8021Q && proto != ETH_P_8021AD {
+            break;
+        }
+        proto = u16::from_be(f.read::<u16>(off + 2)?);
+        off += 4;
+    }
+    Some((proto, off))
+}
+
+/// IPv4: (src, dst, L4 offset) of the first fragment of a TCP datagram.
+#[inline(always)]
+fn ipv4<F: Frame>(f: &F, off: usize) -> Option<([u8; 16], [u8; 16], usize)> {
+    let hdr: [u8; 20] = f.read(off)?;
+    let ihl = usize::from(hdr[0] & 0x0f) * 4;
+    let frag_off = u16::from_be_bytes([hdr[6], hdr[7]]) & 0x1fff;
+    if ihl < 20 || hdr[9] != IPPROTO_TCP || frag_off != 0 {
+        return None;
+    }
+    let mut src = [0u8; 16];
+    let mut dst = [0u8; 16];
+    src[..4].copy_from_slice(&hdr[12..16]);
+    dst[..4].copy_from_slice(&hdr[16..20]);
+    Some((src, dst, off + ihl))
+}
+
+/// IPv6: (src, dst, L4 offset), walking hop-by-hop, routing, destination
+/// options and the first fragment header.
+#[inline(always)]
+fn ipv6<F: Frame>(f: &F, off: usize) -> Option<([u8; 16], [u8; 16], usize)> {
+    let mut next: u8 = f.read(off + 6)?;
+    let src: [u8; 16] = f.read(off + 8)?;
+    let dst: [u8; 16] = f.read(off + 24)?;
+    let mut l4 = off + 40;
+    for _ in 0..4 {
+        match next {
+            0 | 43 | 60 => {
+                let ext: [u8; 2] = f.read(l4)?;
+                next = ext[0];
+                l4 += (usize::from(ext[1]) + 1) * 8;
+            }
+            44 => {
+                let frag: [u8; 4] = f.read(l4)?;
+                if u16::from_be_bytes([frag[2], frag[3]]) & 0xfff8 != 0 {
+                    return None;
+                }
+                next = frag[0];
+                l4 += 8;
+            }
+            _ => break,
+        }
+    }
+    (next == IPPROTO_TCP).then_some((src, dst, l4))
+}
+
+/// Parses a frame; `None` unless it is a TCP segment with RST set.
+#[inline(always)]
+pub fn parse_rst<F: Frame>(f: &F) -> Option<Rst> {
+    let (proto, off) = l3(f)?;
+    let (family, (src, dst, l4)) = match proto {
+        ETH_P_IPV4 => (AF_INET, ipv4(f, off)?),
+        ETH_P_IPV6 => (AF_INET6, ipv6(f, off)?),
+        _ => return None,
+    };
+    let flags: u8 = f.read(l4 + 13)?;
+    if flags & TCP_RST == 0 {
+        return None;
+    }
+    let mut rst = Rst { family, src, dst, sport: 0, dport: 0, flags, cause: cause::MALFORMED };
+    // One read of the whole fixed header (the verifier tracks it best this way).
+    let Some(th) = f.read::<[u8; TCP_HLEN]>(l4) else { return Some(rst) };
+    rst.sport = u16::from_be_bytes([th[0], th[1]]);
+    rst.dport = u16::from_be_bytes([th[2], th[3]]);
+    let doff = usize::from(th[12] >> 4) * 4;
+    if doff < TCP_HLEN || l4 + doff > f.len() {
+        return Some(rst);
+    }
+    let seq = u32::from_be_bytes([th[4], th[5], th[6], th[7]]);
+    rst.cause = if flags & TCP_ACK == 0 {
+        cause::STRAY_REPLY
+    } else if seq == 0 {
+        cause::REFUSAL
+    } else {
+        cause::ABORT
+    };
+    Some(rst)
+}
+
+/// Counts an RST seen on the wire and samples it. `inbound`: the local end is
+/// the destination (`wire_in`), else the source (`wire_out`).
+#[inline(always)]
+pub fn observe<F: Frame>(f: &F, view: u8, inbound: bool, ifindex: u32) {
+    let Some(rst) = parse_rst(f) else { return };
+    let (local, remote, lport, rport) = if inbound {
+        (rst.dst, rst.src, rst.dport, rst.sport)
+    } else {
+        (rst.src, rst.dst, rst.sport, rst.dport)
+    };
+    crate::counters::count(view, rst.cause, lport, rst.family, &remote);
+    crate::counters::emit(Sample {
+        local_addr: local,
+        remote_addr: remote,
+        local_port: lport,
+        remote_port: rport,
+        reason: rst_common::event::NO_REASON,
+        ifindex,
+        view,
+        cause: rst.cause,
+        family: rst.family,
+        tcp_flags: rst.flags,
+        ..Sample::default()
+    });
+}

@@ -1,0 +1,22 @@
+//! `rstwatch snapshot`: asks a running daemon.
+
+use std::net::SocketAddr;
+
+use crate::{error::Error, model::Snapshot, output::text};
+
+fn get(addr: SocketAddr, path: &str) -> Result<String, Error> {
+    let no_daemon = |e: ureq::Error| Error::NoDaemon { addr, detail: e.to_string() };
+    ureq::get(format!("http://{addr}{path}")).call().map_err(no_daemon)?.body_mut().read_to_string().map_err(no_daemon)
+}
+
+pub fn snapshot(addr: SocketAddr, json: bool) -> Result<(), Error> {
+    let body = get(addr, "/snapshot")?;
+    if json {
+        println!("{body}");
+    } else {
+        let snap: Snapshot = serde_json::from_str(&body)
+            .map_err(|e| Error::NoDaemon { addr, detail: format!("answer is not an rstwatch snapshot: {e}") })?;
+        print!("{}", text::render(&snap));
+    }
+    Ok(())
+}

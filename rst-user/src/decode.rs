@@ -1,0 +1,124 @@
+//! Ring-buffer bytes -> [`Event`]: the only place the raw record is read.
+
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+
+use rst_common::event::{NO_REASON, SAMPLE_SIZE, Sample};
+
+/// One decoded sample.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Event {
+    pub view: u8,
+    pub cause: u8,
+    pub reason: Option<u32>,
+    pub local: SocketAddr,
+    pub remote: SocketAddr,
+    pub pid: Option<u32>,
+    pub comm: Option<String>,
+    pub ifindex: Option<u32>,
+    pub state: u8,
+    pub tcp_flags: u8,
+    pub ts_ns: u64,
+}
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[error("sample record of {0} bytes, expected {SAMPLE_SIZE}")]
+pub struct BadLength(pub usize);
+
+fn addr(family: u8, raw: [u8; 16]) -> IpAddr {
+    if family == 6 {
+        IpAddr::V6(Ipv6Addr::from(raw))
+    } else {
+        IpAddr::V4(Ipv4Addr::new(raw[0], raw[1], raw[2], raw[3]))
+    }
+}
+
+/// Decodes one ring-buffer record.
+pub fn decode(bytes: &[u8]) -> Result<Event, BadLength> {
+    if bytes.len() < SAMPLE_SIZE {
+        return Err(BadLength(bytes.len()));
+    }
+    // SAFETY: Sample is repr(C) plain data, any bit pattern is valid; length checked above.
+    let s: Sample = unsafe { std::ptr::read_unaligned(bytes.as_ptr().cast()) };
+    let comm_len = s.comm.iter().position(|&b| b == 0).unwrap_or(s.comm.len());
+    Ok(Event {
+        view: s.view,
+        cause: s.cause,
+        reason: (s.reason != NO_REASON).then_some(s.reason),
+        local: SocketAddr::new(addr(s.family, s.local_addr), s.local_port),
+        remote: SocketAddr::new(addr(s.family, s.remote_addr), s.remote_port),
+        pid: (s.pid != 0).then_some(s.pid),
+        comm: (s.pid != 0).then(|| String::from_utf8_lossy(&s.comm[..comm_len]).into_owned()),
+        ifindex: (s.ifindex != 0).then_some(s.ifindex),
+        state: s.state,
+        tcp_flags: s.tcp_flags,
+        ts_ns: s.ts_ns,
+    })
+}
+
+#[cfg(test)]
+pub(crate) fn encode(s: &Sample) -> Vec<u8> {
+    // SAFETY: reading a repr(C) value without padding as bytes.
+    unsafe { std::slice::from_raw_parts((s as *const Sample).cast::<u8>(), SAMPLE_SIZE) }.to_vec()
+}
+
+#[cfg(test)]
+mod tests {
+    use rst_common::{cause, view};
+
+    use super::*;
+
+    #[test]
+    fn decodes_ipv4_linger_abort_with_process() {
+        let mut comm = [0u8; 16];
+        comm[..7].copy_from_slice(b"python3");
+        let s = Sample {
+            ts_ns: 7,
+            local_addr: [127, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0],
+            remote_addr: [127, 0, 0, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0],
+            local_port: 40000,
+            remote_port: 8080,
+            reason: 14,
+            pid: 1234,
+            view: view::SENT,
+            cause: cause::LINGER_ABORT,
+            family: 4,
+            comm,
+            ..Sample::default()
+        };
+        let e = decode(&encode(&s)).unwrap();
+        assert_eq!(e.local.to_string(), "127.0.0.1:40000");
+        assert_eq!(e.remote.to_string(), "127.0.0.2:8080");
+        assert_eq!(e.reason, Some(14));
+        assert_eq!(e.pid, Some(1234));
+        assert_eq!(e.comm.as_deref(), Some("python3"));
+        assert_eq!(e.ifindex, None);
+    }
+
+    #[test]
+    fn decodes_ipv6_without_reason_or_process() {
+        let mut a = [0u8; 16];
+        a[15] = 1;
+        let s = Sample {
+            local_addr: a,
+            remote_addr: a,
+            local_port: 1,
+            remote_port: 2,
+            reason: NO_REASON,
+            ifindex: 3,
+            view: view::WIRE_IN,
+            cause: cause::REFUSAL,
+            family: 6,
+            ..Sample::default()
+        };
+        let e = decode(&encode(&s)).unwrap();
+        assert_eq!(e.local.to_string(), "[::1]:1");
+        assert_eq!(e.reason, None);
+        assert_eq!(e.comm, None);
+        assert_eq!(e.ifindex, Some(3));
+    }
+
+    #[test]
+    fn short_record_is_an_error() {
+        assert_eq!(decode(&[0u8; 10]), Err(BadLength(10)));
+    }
+}

@@ -1,0 +1,76 @@
+//! Every error a user can meet, each saying what to do next. Usage and
+//! environment problems exit 2, runtime failures exit 1.
+
+use std::net::SocketAddr;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// Missing privileges for bpf(2), perf tracepoints or netlink.
+    #[error("not permitted to load eBPF programs: run rstwatch as root (or with CAP_BPF, CAP_PERFMON and CAP_NET_ADMIN)")]
+    NotPermitted,
+    /// The kernel exposes no BTF.
+    #[error("cannot read kernel BTF at {path} ({detail}): rstwatch needs a kernel built with CONFIG_DEBUG_INFO_BTF=y")]
+    NoBtf { path: &'static str, detail: String },
+    /// tracefs is neither mounted nor mountable.
+    #[error("tracefs is not mounted and mounting it failed ({detail}): run `mount -t tracefs tracefs /sys/kernel/tracing`")]
+    NoTracefs { detail: String },
+    /// A watched interface does not exist.
+    #[error("interface {name:?} does not exist: list interfaces with `ip link` and name one with --iface")]
+    NoInterface { name: String },
+    /// The listen address is taken.
+    #[error("cannot listen on {addr}: address already in use (another rstwatch?); choose another with --listen ADDR")]
+    AddrInUse { addr: SocketAddr },
+    /// Any other failure to listen.
+    #[error("cannot listen on {addr}: {source}; choose another with --listen ADDR")]
+    Listen {
+        addr: SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+    /// The kernel refused the programs or a map.
+    #[error("loading the kernel programs failed: {detail}")]
+    Load { detail: String },
+    /// A program could not be attached.
+    #[error("attaching {what} failed: {detail}")]
+    Attach { what: String, detail: String },
+    /// `rstwatch snapshot` found no daemon.
+    #[error("no rstwatch daemon answers at {addr} ({detail}): start one with `rstwatch run`, or name its address with --listen")]
+    NoDaemon { addr: SocketAddr, detail: String },
+    /// I/O while running.
+    #[error("{what}: {source}")]
+    Io {
+        what: &'static str,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+impl Error {
+    #[must_use]
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            Self::NotPermitted
+            | Self::NoBtf { .. }
+            | Self::NoTracefs { .. }
+            | Self::NoInterface { .. }
+            | Self::AddrInUse { .. }
+            | Self::Listen { .. } => 2,
+            _ => 1,
+        }
+    }
+}
+
+/// Flattens an error and its sources into one line.
+pub fn chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut cur = e.source();
+    while let Some(src) = cur {
+        let t = src.to_string();
+        if !s.contains(&t) {
+            s.push_str(": ");
+            s.push_str(&t);
+        }
+        cur = src.source();
+    }
+    s
+}

@@ -1,0 +1,53 @@
+//! rstwatch: parse the command line, run the command, map errors to one line
+//! and an exit code (2: usage or environment, 1: runtime).
+
+mod aggregate;
+mod cli;
+mod client;
+mod daemon;
+mod decode;
+mod error;
+mod kernel;
+mod loader;
+mod model;
+mod output;
+mod privileges;
+mod source;
+
+use std::{io::IsTerminal as _, process::ExitCode};
+
+use clap::Parser as _;
+
+fn init_logging() {
+    let journald = std::env::var_os("JOURNAL_STREAM").is_some();
+    let filter = tracing_subscriber::EnvFilter::try_from_env("RSTWATCH_LOG").unwrap_or_else(|_| "info".into());
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .with_ansi(!journald && std::io::stderr().is_terminal());
+    if journald {
+        builder.without_time().init();
+    } else {
+        builder.init();
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = cli::Cli::parse();
+    init_logging();
+    let result = match cli.command {
+        cli::Command::Run(args) => match tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build() {
+            Ok(rt) => rt.block_on(daemon::run(args)),
+            Err(source) => Err(error::Error::Io { what: "starting the runtime", source }),
+        },
+        cli::Command::Snapshot(a) => client::snapshot(a.listen, a.json),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("rstwatch: error: {}", error::chain(&e));
+            ExitCode::from(e.exit_code())
+        }
+    }
+}

@@ -1,0 +1,167 @@
+//! Names for the kernel's integer codes (contract §1–2) and the snapshot that
+//! every output renders (contract §4). Names are stable: dashboards use them.
+
+use rst_common::{cause, view};
+use serde::{Deserialize, Serialize};
+
+pub const VIEWS: [u8; 4] = [view::SENT, view::RECEIVED, view::WIRE_IN, view::WIRE_OUT];
+
+#[must_use]
+pub fn view_name(v: u8) -> &'static str {
+    match v {
+        view::SENT => "sent",
+        view::RECEIVED => "received",
+        view::WIRE_IN => "wire_in",
+        view::WIRE_OUT => "wire_out",
+        _ => "unknown",
+    }
+}
+
+#[must_use]
+pub fn cause_name(c: u8) -> &'static str {
+    match c {
+        cause::CLOSED_PORT => "closed_port",
+        cause::STALE_SEGMENT => "stale_segment",
+        cause::LINGER_ABORT => "linger_abort",
+        cause::FIN_WAIT2_ABORT => "fin_wait2_abort",
+        cause::CLOSE_WITH_UNREAD_DATA => "close_with_unread_data",
+        cause::ABORT_ON_DATA => "abort_on_data",
+        cause::ABORT_ON_MEMORY => "abort_on_memory",
+        cause::KEEPALIVE_TIMEOUT => "keepalive_timeout",
+        cause::DISCONNECT_WITH_DATA => "disconnect_with_data",
+        cause::TIMEWAIT_SOCKET => "timewait_socket",
+        cause::INVALID_ACK => "invalid_ack",
+        cause::PAWS => "paws",
+        cause::BAD_FLAGS => "bad_flags",
+        cause::BAD_STATE => "bad_state",
+        cause::MPTCP => "mptcp",
+        cause::UNSPECIFIED => "unspecified",
+        cause::REFUSED => "refused",
+        cause::PEER_RESET => "peer_reset",
+        cause::RESET_WHILE_CLOSING => "reset_while_closing",
+        cause::RESET_IN_HANDSHAKE => "reset_in_handshake",
+        cause::REFUSAL => "refusal",
+        cause::STRAY_REPLY => "stray_reply",
+        cause::ABORT => "abort",
+        cause::NOT_FROM_STACK => "not_from_stack",
+        cause::MALFORMED => "malformed",
+        _ => "other",
+    }
+}
+
+/// The causes each view can report, in contract order.
+#[must_use]
+pub fn causes_of(v: u8) -> &'static [u8] {
+    use cause::*;
+    match v {
+        view::SENT => &[
+            CLOSED_PORT, STALE_SEGMENT, LINGER_ABORT, FIN_WAIT2_ABORT, CLOSE_WITH_UNREAD_DATA,
+            ABORT_ON_DATA, ABORT_ON_MEMORY, KEEPALIVE_TIMEOUT, DISCONNECT_WITH_DATA,
+            TIMEWAIT_SOCKET, INVALID_ACK, PAWS, BAD_FLAGS, BAD_STATE, MPTCP, UNSPECIFIED, OTHER,
+        ],
+        view::RECEIVED => &[REFUSED, PEER_RESET, RESET_WHILE_CLOSING, RESET_IN_HANDSHAKE, OTHER],
+        view::WIRE_IN => &[REFUSAL, STRAY_REPLY, ABORT, MALFORMED],
+        view::WIRE_OUT => &[REFUSAL, STRAY_REPLY, ABORT, NOT_FROM_STACK, MALFORMED],
+        _ => &[],
+    }
+}
+
+pub const SNAPSHOT_VERSION: u32 = 1;
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Snapshot {
+    pub version: u32,
+    pub uptime_seconds: f64,
+    /// Release of the running kernel.
+    pub kernel: String,
+    pub totals: Totals,
+    pub causes: Vec<CauseCount>,
+    pub ports: Vec<PortCount>,
+    pub peers: Vec<PeerCount>,
+    pub samples: SampleStats,
+    pub recent: Vec<Recent>,
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Totals {
+    pub sent: u64,
+    pub received: u64,
+    pub wire_in: u64,
+    pub wire_out: u64,
+}
+
+impl Totals {
+    pub fn add(&mut self, v: u8, n: u64) {
+        match v {
+            view::SENT => self.sent += n,
+            view::RECEIVED => self.received += n,
+            view::WIRE_IN => self.wire_in += n,
+            view::WIRE_OUT => self.wire_out += n,
+            _ => {}
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CauseCount {
+    pub view: String,
+    pub cause: String,
+    pub count: u64,
+}
+
+/// A port, or `"other"` for everything past the key budget or the top-N.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum PortLabel {
+    Port(u16),
+    Other(String),
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PortCount {
+    pub view: String,
+    pub cause: String,
+    pub port: PortLabel,
+    pub count: u64,
+}
+
+/// `addr` is an IP address, or `"other"`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PeerCount {
+    pub view: String,
+    pub cause: String,
+    pub addr: String,
+    pub count: u64,
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SampleStats {
+    /// Samples read from the ring buffer by this daemon.
+    pub delivered: u64,
+    /// Samples the kernel could not deliver: `ring_full + rate_limited`.
+    pub dropped: u64,
+    pub ring_full: u64,
+    pub rate_limited: u64,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Recent {
+    pub view: String,
+    pub cause: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason_name: Option<String>,
+    pub family: String,
+    pub local: String,
+    pub remote: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pid: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub comm: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ifindex: Option<u32>,
+    pub ts_ns: u64,
+}
+
+pub const OTHER: &str = "other";

@@ -1,0 +1,93 @@
+//! Prometheus text exposition (contract §5), rendered from one snapshot.
+
+use prometheus_client::{
+    collector::Collector,
+    encoding::{DescriptorEncoder, EncodeMetric, text::encode},
+    metrics::{counter::ConstCounter, gauge::ConstGauge},
+    registry::Registry,
+};
+
+use crate::model::{self, PortLabel, Snapshot};
+
+#[derive(Debug)]
+struct SnapshotCollector(Snapshot);
+
+fn counter(enc: &mut DescriptorEncoder, name: &str, help: &str, rows: &[(Vec<(&str, String)>, u64)]) -> std::fmt::Result {
+    let mut family = enc.encode_descriptor(name, help, None, ConstCounter::new(0u64).metric_type())?;
+    for (labels, value) in rows {
+        ConstCounter::new(*value).encode(family.encode_family(labels)?)?;
+    }
+    Ok(())
+}
+
+impl Collector for SnapshotCollector {
+    fn encode(&self, mut enc: DescriptorEncoder) -> std::fmt::Result {
+        let s = &self.0;
+        let count_of = |v: &str, c: &str| s.causes.iter().find(|r| r.view == v && r.cause == c).map_or(0, |r| r.count);
+        let mut resets = Vec::new();
+        for v in model::VIEWS {
+            for &c in model::causes_of(v) {
+                let (v, c) = (model::view_name(v), model::cause_name(c));
+                resets.push((vec![("view", v.to_string()), ("cause", c.to_string())], count_of(v, c)));
+            }
+        }
+        counter(&mut enc, "rstwatch_resets", "TCP resets counted exactly in the kernel, by view and cause.", &resets)?;
+        let ports: Vec<_> = s
+            .ports
+            .iter()
+            .map(|p| {
+                let port = match &p.port {
+                    PortLabel::Port(n) => n.to_string(),
+                    PortLabel::Other(o) => o.clone(),
+                };
+                (vec![("view", p.view.clone()), ("cause", p.cause.clone()), ("port", port)], p.count)
+            })
+            .collect();
+        counter(&mut enc, "rstwatch_port_resets", "TCP resets by this host's port; ports past the key budget or top-N as port=\"other\".", &ports)?;
+        let none = |v: u64| vec![(Vec::new(), v)];
+        counter(&mut enc, "rstwatch_samples_delivered", "Reset samples read from the ring buffer.", &none(s.samples.delivered))?;
+        counter(&mut enc, "rstwatch_samples_dropped", "Reset samples not delivered (ring full or rate-limited); counts stay exact.", &none(s.samples.dropped))?;
+        counter(&mut enc, "rstwatch_samples_ring_full", "Reset samples lost because the ring buffer was full.", &none(s.samples.ring_full))?;
+        counter(&mut enc, "rstwatch_samples_rate_limited", "Reset samples skipped by the per-CPU sample rate limit.", &none(s.samples.rate_limited))?;
+        let mut info = enc.encode_descriptor("rstwatch_build_info", "rstwatch version and running kernel.", None, ConstGauge::new(1i64).metric_type())?;
+        let labels = [("version", env!("CARGO_PKG_VERSION").to_string()), ("kernel", s.kernel.clone())];
+        ConstGauge::new(1i64).encode(info.encode_family(&labels)?)?;
+        Ok(())
+    }
+}
+
+/// The `/metrics` body for `snapshot`.
+#[must_use]
+pub fn render(snapshot: &Snapshot) -> String {
+    let mut registry = Registry::default();
+    registry.register_collector(Box::new(SnapshotCollector(snapshot.clone())));
+    let mut out = String::new();
+    encode(&mut out, &registry).expect("writing to a String cannot fail");
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{CauseCount, PortCount};
+
+    #[test]
+    fn renders_contract_names_with_zero_series() {
+        let s = Snapshot {
+            kernel: "6.18".into(),
+            causes: vec![CauseCount { view: "sent".into(), cause: "closed_port".into(), count: 3 }],
+            ports: vec![
+                PortCount { view: "sent".into(), cause: "closed_port".into(), port: PortLabel::Port(9999), count: 2 },
+                PortCount { view: "sent".into(), cause: "closed_port".into(), port: PortLabel::Other("other".into()), count: 1 },
+            ],
+            ..Snapshot::default()
+        };
+        let text = render(&s);
+        assert!(text.contains("rstwatch_resets_total{view=\"sent\",cause=\"closed_port\"} 3\n"), "{text}");
+        assert!(text.contains("rstwatch_resets_total{view=\"wire_out\",cause=\"not_from_stack\"} 0\n"));
+        assert!(text.contains("rstwatch_port_resets_total{view=\"sent\",cause=\"closed_port\",port=\"other\"} 1\n"));
+        assert!(text.contains("rstwatch_samples_dropped_total 0\n"));
+        assert!(text.contains("rstwatch_build_info{version=\""));
+        assert!(text.ends_with("# EOF\n"));
+    }
+}

@@ -1,0 +1,6 @@
+//! Renderings of a [`crate::model::Snapshot`]. Outputs only read; they never write back.
+
+pub mod http;
+pub mod live;
+pub mod metrics;
+pub mod text;

@@ -1,0 +1,72 @@
+//! A plain, readable summary of a snapshot (for terminals and logs).
+
+use std::fmt::Write as _;
+
+use crate::model::{PortLabel, Snapshot};
+
+#[must_use]
+pub fn render(s: &Snapshot) -> String {
+    let mut o = String::new();
+    let t = &s.totals;
+    let _ = writeln!(o, "rstwatch  up {:.0}s  kernel {}", s.uptime_seconds, s.kernel);
+    let _ = writeln!(o, "resets    sent {}  received {}  wire_in {}  wire_out {}", t.sent, t.received, t.wire_in, t.wire_out);
+    let _ = writeln!(o, "samples   delivered {}  dropped {} (ring full {}, rate-limited {})", s.samples.delivered, s.samples.dropped, s.samples.ring_full, s.samples.rate_limited);
+    if s.causes.is_empty() {
+        let _ = writeln!(o, "no resets yet");
+        return o;
+    }
+    let _ = writeln!(o, "\n{:<10} {:<24} {:>10}", "VIEW", "CAUSE", "COUNT");
+    for c in &s.causes {
+        let _ = writeln!(o, "{:<10} {:<24} {:>10}", c.view, c.cause, c.count);
+    }
+    let _ = writeln!(o, "\n{:<10} {:<24} {:>7} {:>10}", "VIEW", "CAUSE", "PORT", "COUNT");
+    for p in s.ports.iter().take(12) {
+        let port = match &p.port {
+            PortLabel::Port(n) => n.to_string(),
+            PortLabel::Other(x) => x.clone(),
+        };
+        let _ = writeln!(o, "{:<10} {:<24} {:>7} {:>10}", p.view, p.cause, port, p.count);
+    }
+    if !s.recent.is_empty() {
+        let _ = writeln!(o, "\nRECENT");
+        for r in s.recent.iter().take(8) {
+            let who = match (&r.pid, &r.comm) {
+                (Some(pid), Some(comm)) => format!("  {comm}[{pid}]"),
+                _ => String::new(),
+            };
+            let _ = writeln!(o, "{:<10} {:<24} {} -> {}{who}", r.view, r.cause, r.local, r.remote);
+        }
+    }
+    o
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{CauseCount, Recent};
+
+    #[test]
+    fn shows_causes_and_recent_with_process() {
+        let s = Snapshot {
+            causes: vec![CauseCount { view: "sent".into(), cause: "linger_abort".into(), count: 1 }],
+            recent: vec![Recent {
+                view: "sent".into(),
+                cause: "linger_abort".into(),
+                reason: Some(14),
+                reason_name: Some("TCP_STATE".into()),
+                family: "ipv4".into(),
+                local: "127.0.0.1:1".into(),
+                remote: "127.0.0.1:2".into(),
+                pid: Some(7),
+                comm: Some("nginx".into()),
+                ifindex: None,
+                ts_ns: 0,
+            }],
+            ..Snapshot::default()
+        };
+        let text = render(&s);
+        assert!(text.contains("linger_abort"));
+        assert!(text.contains("127.0.0.1:1 -> 127.0.0.1:2  nginx[7]"));
+        assert!(render(&Snapshot::default()).contains("no resets yet"));
+    }
+}

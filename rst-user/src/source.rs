@@ -1,0 +1,78 @@
+//! The only reader of the kernel maps: drains the ring buffer and sums the
+//! per-CPU counters.
+
+use aya::{
+    Ebpf,
+    maps::{MapData, PerCpuArray, PerCpuHashMap, RingBuf},
+};
+use rst_common::maps::{self, PeerKey};
+use tokio::io::{Interest, unix::AsyncFd};
+
+use crate::{aggregate::KernelCounts, error::Error};
+
+pub struct Source {
+    ring: AsyncFd<RingBuf<MapData>>,
+    counts: PerCpuArray<MapData, u64>,
+    ports: PerCpuHashMap<MapData, u32, u64>,
+    peers: PerCpuHashMap<MapData, PeerKey, u64>,
+    overflow: PerCpuArray<MapData, u64>,
+    stats: PerCpuArray<MapData, u64>,
+}
+
+fn take<T: TryFrom<aya::maps::Map, Error = aya::maps::MapError>>(ebpf: &mut Ebpf, name: &str) -> Result<T, Error> {
+    let map = ebpf.take_map(name).ok_or_else(|| Error::Load { detail: format!("map {name} missing") })?;
+    T::try_from(map).map_err(|e| Error::Load { detail: format!("map {name}: {e}") })
+}
+
+fn sum_array(a: &PerCpuArray<MapData, u64>) -> Vec<u64> {
+    a.iter().map(|v| v.map_or(0, |v| v.iter().sum())).collect()
+}
+
+impl Source {
+    pub fn new(ebpf: &mut Ebpf) -> Result<Self, Error> {
+        let ring: RingBuf<MapData> = take(ebpf, maps::SAMPLES)?;
+        Ok(Self {
+            // SAFETY: the RingBuf owns its map fd, which stays open and unchanged while the AsyncFd owns it.
+            ring: unsafe { AsyncFd::register_with_interest(ring, Interest::READABLE) }
+                .map_err(|e| Error::Io { what: "registering the ring buffer", source: e.into() })?,
+            counts: take(ebpf, maps::COUNTS)?,
+            ports: take(ebpf, maps::PORTS)?,
+            peers: take(ebpf, maps::PEERS)?,
+            overflow: take(ebpf, maps::OVERFLOW)?,
+            stats: take(ebpf, maps::STATS)?,
+        })
+    }
+
+    /// Current totals, summed over CPUs.
+    #[must_use]
+    pub fn counts(&self) -> KernelCounts {
+        let mut stats = [0u64; maps::STAT_SLOTS as usize];
+        for (dst, src) in stats.iter_mut().zip(sum_array(&self.stats)) {
+            *dst = src;
+        }
+        KernelCounts {
+            causes: sum_array(&self.counts),
+            ports: self.ports.iter().filter_map(Result::ok).map(|(k, v)| (k, v.iter().sum())).collect(),
+            peers: self.peers.iter().filter_map(Result::ok).map(|(k, v)| (k, v.iter().sum())).collect(),
+            overflow: sum_array(&self.overflow),
+            stats,
+        }
+    }
+
+    /// Waits for samples, then hands at most `max` of them to `f` (so a storm
+    /// cannot starve the counter poller). Returns how many were handed over.
+    pub async fn drain(&mut self, max: usize, mut f: impl FnMut(&[u8])) -> std::io::Result<usize> {
+        let mut guard = self.ring.readable_mut().await?;
+        let ring = guard.get_inner_mut();
+        let mut n = 0;
+        while n < max {
+            let Some(item) = ring.next() else { break };
+            f(&item);
+            n += 1;
+        }
+        if n < max {
+            guard.clear_ready();
+        }
+        Ok(n)
+    }
+}
