@@ -1,1 +1,10 @@
+//! Helpers for rstwatch's root integration tests: network namespaces and a
+//! veth pair made (and removed) by each test, the real daemon, real sockets.
+//! Traffic stays on loopback or inside the test's own namespaces.
 
+pub mod daemon;
+pub mod kernel_counters;
+pub mod netns;
+pub mod snapshot;
+pub mod traffic;
+pub mod rig;

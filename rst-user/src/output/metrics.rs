@@ -20,6 +20,11 @@ fn counter(enc: &mut DescriptorEncoder, name: &str, help: &str, rows: &[(Vec<(&s
     Ok(())
 }
 
+fn plain_counter(enc: &mut DescriptorEncoder, name: &str, help: &str, value: u64) -> std::fmt::Result {
+    let c = ConstCounter::new(value);
+    c.encode(enc.encode_descriptor(name, help, None, c.metric_type())?)
+}
+
 impl Collector for SnapshotCollector {
     fn encode(&self, mut enc: DescriptorEncoder) -> std::fmt::Result {
         let s = &self.0;
@@ -44,11 +49,10 @@ impl Collector for SnapshotCollector {
             })
             .collect();
         counter(&mut enc, "rstwatch_port_resets", "TCP resets by this host's port; ports past the key budget or top-N as port=\"other\".", &ports)?;
-        let none = |v: u64| vec![(Vec::new(), v)];
-        counter(&mut enc, "rstwatch_samples_delivered", "Reset samples read from the ring buffer.", &none(s.samples.delivered))?;
-        counter(&mut enc, "rstwatch_samples_dropped", "Reset samples not delivered (ring full or rate-limited); counts stay exact.", &none(s.samples.dropped))?;
-        counter(&mut enc, "rstwatch_samples_ring_full", "Reset samples lost because the ring buffer was full.", &none(s.samples.ring_full))?;
-        counter(&mut enc, "rstwatch_samples_rate_limited", "Reset samples skipped by the per-CPU sample rate limit.", &none(s.samples.rate_limited))?;
+        plain_counter(&mut enc, "rstwatch_samples_delivered", "Reset samples read from the ring buffer.", s.samples.delivered)?;
+        plain_counter(&mut enc, "rstwatch_samples_dropped", "Reset samples not delivered (ring full or rate-limited); counts stay exact.", s.samples.dropped)?;
+        plain_counter(&mut enc, "rstwatch_samples_ring_full", "Reset samples lost because the ring buffer was full.", s.samples.ring_full)?;
+        plain_counter(&mut enc, "rstwatch_samples_rate_limited", "Reset samples skipped by the per-CPU sample rate limit.", s.samples.rate_limited)?;
         let mut info = enc.encode_descriptor("rstwatch_build_info", "rstwatch version and running kernel.", None, ConstGauge::new(1i64).metric_type())?;
         let labels = [("version", env!("CARGO_PKG_VERSION").to_string()), ("kernel", s.kernel.clone())];
         ConstGauge::new(1i64).encode(info.encode_family(&labels)?)?;
@@ -86,7 +90,7 @@ mod tests {
         assert!(text.contains("rstwatch_resets_total{view=\"sent\",cause=\"closed_port\"} 3\n"), "{text}");
         assert!(text.contains("rstwatch_resets_total{view=\"wire_out\",cause=\"not_from_stack\"} 0\n"));
         assert!(text.contains("rstwatch_port_resets_total{view=\"sent\",cause=\"closed_port\",port=\"other\"} 1\n"));
-        assert!(text.contains("rstwatch_samples_dropped_total 0\n"));
+        assert!(text.contains("rstwatch_samples_dropped_total 0\n"), "{text}");
         assert!(text.contains("rstwatch_build_info{version=\""));
         assert!(text.ends_with("# EOF\n"));
     }

@@ -1,0 +1,101 @@
+//! The real `rstwatch run`, started inside a test namespace, stopped on drop.
+
+use std::{
+    process::{Child, Command, ExitStatus, Stdio},
+    time::{Duration, Instant},
+};
+
+use crate::{
+    netns::{Netns, run_in},
+    snapshot::Snapshot,
+};
+
+pub const LISTEN: &str = "127.0.0.1:9477";
+
+/// Path of the binary under test (`cargo xtask test` sets RSTWATCH_BIN).
+#[must_use]
+pub fn bin() -> String {
+    std::env::var("RSTWATCH_BIN").unwrap_or_else(|_| concat!(env!("CARGO_MANIFEST_DIR"), "/../target/debug/rstwatch").into())
+}
+
+pub struct Daemon {
+    ns: String,
+    child: Option<Child>,
+}
+
+impl Daemon {
+    /// Starts `rstwatch run` in `ns` with `args` and waits until it serves.
+    #[must_use]
+    pub fn start(ns: &Netns, args: &[&str]) -> Self {
+        let child = Command::new("nsenter")
+            .arg(format!("--net={}", ns.path()))
+            .arg(bin())
+            .args(["run", "--listen", LISTEN, "--poll-ms", "100", "--top", "1000"])
+            .args(args)
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("starting rstwatch");
+        let mut d = Self { ns: ns.path(), child: Some(child) };
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while d.try_get("/snapshot").is_none() {
+            if let Some(status) = d.child.as_mut().and_then(|c| c.try_wait().ok().flatten()) {
+                panic!("rstwatch exited early: {status}");
+            }
+            assert!(Instant::now() < deadline, "rstwatch did not serve within 20 s");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        d
+    }
+
+    fn try_get(&self, path: &str) -> Option<String> {
+        let url = format!("http://{LISTEN}{path}");
+        run_in(&self.ns, || ureq::get(&url).call().ok()?.body_mut().read_to_string().ok())
+    }
+
+    /// GET `path` from the daemon (from inside its namespace).
+    #[must_use]
+    pub fn get(&self, path: &str) -> String {
+        self.try_get(path).unwrap_or_else(|| panic!("GET {path} failed"))
+    }
+
+    #[must_use]
+    pub fn snapshot(&self) -> Snapshot {
+        Snapshot::parse(&self.get("/snapshot"))
+    }
+
+    /// Polls until `done(snapshot)` holds (at most 10 s), then returns that snapshot.
+    pub fn wait_for(&self, what: &str, done: impl Fn(&Snapshot) -> bool) -> Snapshot {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let s = self.snapshot();
+            if done(&s) {
+                return s;
+            }
+            assert!(Instant::now() < deadline, "timed out waiting for {what}; last snapshot: {}", s.json);
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// SIGTERM, then the exit status.
+    pub fn stop(&mut self) -> ExitStatus {
+        let mut child = self.child.take().expect("daemon already stopped");
+        // SAFETY: signalling our own child.
+        unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+        child.wait().expect("waiting for rstwatch")
+    }
+
+    /// SIGKILL, as a crash would.
+    pub fn kill(&mut self) {
+        let mut child = self.child.take().expect("daemon already stopped");
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        if self.child.is_some() {
+            let _ = self.stop();
+        }
+    }
+}

@@ -1,0 +1,107 @@
+//! RAII network namespaces and a veth pair between two of them.
+
+use std::{
+    fs::File,
+    os::fd::AsRawFd as _,
+    process::Command,
+    sync::atomic::{AtomicU32, Ordering},
+};
+
+static NEXT: AtomicU32 = AtomicU32::new(0);
+
+fn ip(args: &[&str]) {
+    let out = Command::new("ip").args(args).output().expect("running ip(8)");
+    assert!(out.status.success(), "ip {}: {}", args.join(" "), String::from_utf8_lossy(&out.stderr));
+}
+
+/// A named network namespace (`/run/netns/<name>`), deleted on drop.
+pub struct Netns {
+    pub name: String,
+}
+
+impl Netns {
+    #[must_use]
+    pub fn new(tag: &str) -> Self {
+        let name = format!("rstw-{tag}-{}-{}", std::process::id(), NEXT.fetch_add(1, Ordering::Relaxed));
+        ip(&["netns", "add", &name]);
+        let ns = Self { name };
+        ns.exec(&["ip", "link", "set", "lo", "up"]);
+        ns
+    }
+
+    #[must_use]
+    pub fn path(&self) -> String {
+        format!("/run/netns/{}", self.name)
+    }
+
+    /// Runs a command inside the namespace (nsenter keeps /sys, unlike `ip netns exec`).
+    pub fn exec(&self, cmd: &[&str]) -> String {
+        let out = Command::new("nsenter").arg(format!("--net={}", self.path())).args(cmd).output().expect("running nsenter");
+        assert!(out.status.success(), "{}: {}", cmd.join(" "), String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// Runs `f` on a thread that has entered the namespace. Sockets it creates
+    /// belong to the namespace and may be used from any thread afterwards.
+    pub fn run<T: Send>(&self, f: impl FnOnce() -> T + Send) -> T {
+        run_in(&self.path(), f)
+    }
+}
+
+/// [`Netns::run`] by namespace path.
+pub fn run_in<T: Send>(path: &str, f: impl FnOnce() -> T + Send) -> T {
+    {
+        let file = File::open(path).expect("opening the namespace");
+        std::thread::scope(|s| {
+            s.spawn(|| {
+                // SAFETY: setns on this thread only.
+                let rc = unsafe { libc::setns(file.as_raw_fd(), libc::CLONE_NEWNET) };
+                assert_eq!(rc, 0, "setns: {}", std::io::Error::last_os_error());
+                f()
+            })
+            .join()
+            .expect("namespace thread panicked")
+        })
+    }
+}
+
+impl Drop for Netns {
+    fn drop(&mut self) {
+        let _ = Command::new("ip").args(["netns", "del", &self.name]).status();
+    }
+}
+
+/// Two hosts: `a` (10.77.0.1, fd77::1) and `b` (10.77.0.2, fd77::2) joined by
+/// veth `va` <-> `vb`. Addresses exist only inside these namespaces.
+pub struct Pair {
+    pub a: Netns,
+    pub b: Netns,
+}
+
+pub const A4: &str = "10.77.0.1";
+pub const B4: &str = "10.77.0.2";
+pub const A6: &str = "fd77::1";
+pub const B6: &str = "fd77::2";
+pub const VA: &str = "va";
+pub const VB: &str = "vb";
+
+impl Pair {
+    #[must_use]
+    pub fn new() -> Self {
+        let a = Netns::new("a");
+        let b = Netns::new("b");
+        ip(&["link", "add", VA, "netns", &a.name, "type", "veth", "peer", "name", VB, "netns", &b.name]);
+        for (ns, dev, v4, v6) in [(&a, VA, A4, A6), (&b, VB, B4, B6)] {
+            ns.exec(&["ip", "addr", "add", &format!("{v4}/24"), "dev", dev]);
+            ns.exec(&["ip", "-6", "addr", "add", &format!("{v6}/64"), "dev", dev, "nodad"]);
+            ns.exec(&["ip", "link", "set", dev, "up"]);
+        }
+        Self { a, b }
+    }
+}
+
+impl Default for Pair {
+    fn default() -> Self {
+        Self::new()
+    }
+}

@@ -1,0 +1,88 @@
+//! One test's world: namespaces `a` and `b`, veth `va`/`vb`, and the real
+//! daemon in `b` watching `vb`. `measure` runs a scenario and checks the
+//! daemon's `sent` total against the kernel's own OutRsts.
+
+use crate::{
+    daemon::Daemon,
+    kernel_counters::{self, Counters},
+    netns::{Pair, VB},
+    snapshot::Snapshot,
+};
+
+pub struct Rig {
+    pub daemon: Daemon,
+    pub pair: Pair,
+}
+
+/// Before/after a scenario: the daemon's snapshots and each namespace's kernel counters.
+pub struct Delta {
+    pub before: Snapshot,
+    pub after: Snapshot,
+    /// Kernel counters (before, after) in `a`, `b` and the test's own (root) namespace.
+    pub kernel: [(Counters, Counters); 3],
+}
+
+impl Delta {
+    #[must_use]
+    pub fn port(&self, view: &str, cause: &str, port: u16) -> u64 {
+        self.after.port(view, cause, port) - self.before.port(view, cause, port)
+    }
+
+    #[must_use]
+    pub fn total(&self, view: &str) -> u64 {
+        self.after.total(view) - self.before.total(view)
+    }
+
+    /// A kernel counter's delta summed over the namespaces.
+    #[must_use]
+    pub fn kernel(&self, name: &str) -> u64 {
+        self.kernel.iter().map(|(b, a)| kernel_counters::delta(b, a, name)).sum()
+    }
+
+    /// A kernel counter's delta in namespace `b`.
+    #[must_use]
+    pub fn kernel_b(&self, name: &str) -> u64 {
+        kernel_counters::delta(&self.kernel[1].0, &self.kernel[1].1, name)
+    }
+}
+
+impl Rig {
+    #[must_use]
+    pub fn start() -> Self {
+        Self::start_with(&["--iface", VB])
+    }
+
+    #[must_use]
+    pub fn start_with(args: &[&str]) -> Self {
+        let pair = Pair::new();
+        let daemon = Daemon::start(&pair.b, args);
+        Self { daemon, pair }
+    }
+
+    fn counters(&self) -> [Counters; 3] {
+        [kernel_counters::read(&self.pair.a), kernel_counters::read(&self.pair.b), kernel_counters::read_here()]
+    }
+
+    /// Runs `scenario`, waits until `settled` holds on the daemon's snapshot
+    /// plus one more poll, and asserts `sent` == Tcp OutRsts summed over the namespaces.
+    pub fn measure(&self, scenario: impl FnOnce(&Pair), settled: impl Fn(&Delta) -> bool) -> Delta {
+        let before = self.daemon.snapshot();
+        let k0 = self.counters();
+        scenario(&self.pair);
+        let probe = |after: Snapshot| Delta { before: Snapshot { json: before.json.clone() }, after, kernel: Default::default() };
+        self.daemon.wait_for("the scenario's resets", |s| settled(&probe(Snapshot { json: s.json.clone() })));
+        std::thread::sleep(std::time::Duration::from_millis(300));
+        let after = self.daemon.snapshot();
+        let k1 = self.counters();
+        let [a0, b0, r0] = k0;
+        let [a1, b1, r1] = k1;
+        let d = Delta { before, after, kernel: [(a0, a1), (b0, b1), (r0, r1)] };
+        assert_eq!(
+            d.total("sent"),
+            d.kernel("Tcp:OutRsts"),
+            "sent must equal the kernel's Tcp OutRsts summed over the namespaces; after: {}",
+            d.after.json
+        );
+        d
+    }
+}

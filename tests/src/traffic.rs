@@ -1,0 +1,93 @@
+//! Real sockets that make real resets, each inside a test namespace. Every
+//! wait is bounded; nothing is sent outside the test's namespaces.
+
+use std::{
+    io::{ErrorKind, Read as _, Write as _},
+    net::{SocketAddr, TcpListener, TcpStream},
+    os::fd::AsRawFd as _,
+    time::Duration,
+};
+
+use socket2::{Domain, Socket, Type};
+
+use crate::netns::Netns;
+
+const TIMEOUT: Duration = Duration::from_secs(3);
+
+fn socket_for(addr: SocketAddr) -> Socket {
+    let s = Socket::new(Domain::for_address(addr), Type::STREAM, None).expect("socket");
+    s.set_reuse_address(true).expect("SO_REUSEADDR");
+    s
+}
+
+#[must_use]
+pub fn listen(ns: &Netns, addr: SocketAddr) -> TcpListener {
+    ns.run(|| {
+        let s = socket_for(addr);
+        s.bind(&addr.into()).unwrap_or_else(|e| panic!("bind {addr}: {e}"));
+        s.listen(16).expect("listen");
+        s.into()
+    })
+}
+
+/// connect() from `local` (a fixed port, so tests know it) to `remote`, in `ns`.
+pub fn connect(ns: &Netns, local: SocketAddr, remote: SocketAddr) -> std::io::Result<TcpStream> {
+    ns.run(|| {
+        let s = socket_for(local);
+        s.bind(&local.into())?;
+        s.connect_timeout(&remote.into(), TIMEOUT)?;
+        let stream: TcpStream = s.into();
+        stream.set_read_timeout(Some(TIMEOUT))?;
+        Ok(stream)
+    })
+}
+
+/// Seed scenario 1: a SYN to a port nobody listens on is refused.
+pub fn syn_to_closed_port(ns: &Netns, local: SocketAddr, remote: SocketAddr) {
+    let err = connect(ns, local, remote).expect_err("connect to a closed port must fail");
+    assert_eq!(err.kind(), ErrorKind::ConnectionRefused, "{err}");
+}
+
+/// An established connection: (client in `a`, accepted socket in `b`, listener).
+#[must_use]
+pub fn establish(a: &Netns, b: &Netns, client: SocketAddr, server: SocketAddr) -> (TcpStream, TcpStream, TcpListener) {
+    let listener = listen(b, server);
+    let c = connect(a, client, server).expect("connect");
+    let (s, _) = listener.accept().expect("accept");
+    s.set_read_timeout(Some(TIMEOUT)).expect("timeout");
+    (c, s, listener)
+}
+
+/// Seed scenario 2: close() with SO_LINGER {1, 0} sends a RST instead of a FIN.
+pub fn close_with_linger_zero(s: TcpStream) {
+    Socket::from(s).set_linger(Some(Duration::ZERO)).expect("SO_LINGER");
+}
+
+/// Makes a socket disappear without a FIN or RST, as if its host had crashed:
+/// TCP_REPAIR mode, then close().
+pub fn vanish(s: TcpStream) {
+    let on: libc::c_int = 1;
+    // SAFETY: setsockopt with a valid int option.
+    let rc = unsafe {
+        libc::setsockopt(s.as_raw_fd(), libc::IPPROTO_TCP, libc::TCP_REPAIR, (&raw const on).cast(), size_of::<libc::c_int>() as u32)
+    };
+    assert_eq!(rc, 0, "TCP_REPAIR: {}", std::io::Error::last_os_error());
+    drop(s);
+}
+
+/// Reads once and expects the peer's reset (ECONNRESET).
+pub fn expect_reset(mut s: TcpStream) {
+    let mut buf = [0u8; 64];
+    let r = s.read(&mut buf);
+    assert!(matches!(&r, Err(e) if e.kind() == ErrorKind::ConnectionReset), "expected ECONNRESET, got {r:?}");
+}
+
+/// Sends `data` and waits until the peer's socket has it queued (unread).
+pub fn send_and_wait_queued(from: &mut TcpStream, to: &TcpStream, data: &[u8]) {
+    from.write_all(data).expect("write");
+    let mut buf = vec![0u8; data.len()];
+    to.set_read_timeout(Some(TIMEOUT)).expect("timeout");
+    // MSG_PEEK leaves the data unread.
+    let n = to.peek(&mut buf).expect("peek");
+    assert!(n > 0, "data did not arrive");
+}

@@ -1,0 +1,123 @@
+//! What a user meets at the command line: bad input gets one clear line and
+//! exit code 2; signals detach everything.
+
+use std::{
+    net::TcpListener,
+    process::{Command, Output},
+};
+
+use rst_tests::{
+    daemon::{self, Daemon},
+    netns::{Netns, Pair, VB},
+};
+
+fn rstwatch(prefix: &[&str], args: &[&str]) -> Output {
+    let mut cmd = if let [first, rest @ ..] = prefix {
+        let mut c = Command::new(first);
+        c.args(rest).arg(daemon::bin());
+        c
+    } else {
+        Command::new(daemon::bin())
+    };
+    cmd.args(args).output().expect("running rstwatch")
+}
+
+/// Exit code 2 and exactly one line on stderr that contains `needle`.
+fn assert_usage_error(out: &Output, needle: &str) {
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "stderr: {stderr}");
+    assert_eq!(stderr.lines().count(), 1, "one line, got: {stderr}");
+    assert!(stderr.contains(needle), "{needle:?} not in: {stderr}");
+    assert!(!stderr.contains("panicked") && !stderr.contains("backtrace"), "{stderr}");
+}
+
+#[test]
+fn unknown_interface_is_one_line_exit_2() {
+    let out = rstwatch(&[], &["run", "--iface", "nosuch0", "--listen", "127.0.0.1:0"]);
+    assert_usage_error(&out, "interface \"nosuch0\" does not exist");
+}
+
+#[test]
+fn address_in_use_is_one_line_exit_2() {
+    let ns = Netns::new("busy");
+    let taken: TcpListener = ns.run(|| TcpListener::bind("127.0.0.1:9477").expect("bind"));
+    let path = format!("--net={}", ns.path());
+    let out = rstwatch(&["nsenter", &path], &["run", "--listen", "127.0.0.1:9477"]);
+    assert_usage_error(&out, "already in use");
+    drop(taken);
+}
+
+#[test]
+fn not_root_is_one_line_exit_2() {
+    let out = rstwatch(&["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "--inh-caps=-all"], &["run", "--listen", "127.0.0.1:0"]);
+    assert_usage_error(&out, "run rstwatch as root");
+}
+
+#[test]
+fn bad_flag_value_is_exit_2() {
+    let out = rstwatch(&[], &["run", "--ring-bytes", "1000"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("power of two"));
+}
+
+#[test]
+fn snapshot_without_daemon_says_how_to_start_one() {
+    let ns = Netns::new("empty");
+    let path = format!("--net={}", ns.path());
+    let out = rstwatch(&["nsenter", &path], &["snapshot", "--json"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("no rstwatch daemon answers at 127.0.0.1:9477") && stderr.contains("rstwatch run"), "{stderr}");
+}
+
+#[test]
+fn help_explains_views_and_causes() {
+    let out = rstwatch(&[], &["--help"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success());
+    for word in ["sent", "received", "wire_in", "closed_port", "linger_abort", "stale_segment"] {
+        assert!(text.contains(word), "--help lacks {word}");
+    }
+}
+
+fn xdp_attached(pair: &Pair) -> bool {
+    pair.b.exec(&["ip", "-d", "link", "show", VB]).contains("xdp")
+}
+
+#[test]
+fn sigterm_exits_0_and_detaches() {
+    let pair = Pair::new();
+    let mut d = Daemon::start(&pair.b, &["--iface", VB]);
+    assert!(xdp_attached(&pair), "XDP should be on vb while the daemon runs");
+    let status = d.stop();
+    assert_eq!(status.code(), Some(0));
+    assert!(!xdp_attached(&pair), "XDP left attached after SIGTERM");
+}
+
+#[test]
+fn sigkill_leaves_nothing_attached() {
+    let pair = Pair::new();
+    let mut d = Daemon::start(&pair.b, &["--iface", VB]);
+    d.kill();
+    // Links die with the last fd; the kernel releases them asynchronously.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while xdp_attached(&pair) && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    assert!(!xdp_attached(&pair), "XDP left attached after SIGKILL");
+}
+
+#[test]
+fn snapshot_command_prints_json_and_summary() {
+    let pair = Pair::new();
+    let _d = Daemon::start(&pair.b, &[]);
+    let path = format!("--net={}", pair.b.path());
+    let json = rstwatch(&["nsenter", &path], &["snapshot", "--json"]);
+    assert!(json.status.success());
+    let v: serde_json::Value = serde_json::from_slice(&json.stdout).expect("JSON");
+    for key in ["version", "uptime_seconds", "totals", "causes", "ports", "peers", "samples", "recent"] {
+        assert!(v.get(key).is_some(), "snapshot lacks {key}");
+    }
+    let text = rstwatch(&["nsenter", &path], &["snapshot"]);
+    assert!(String::from_utf8_lossy(&text.stdout).contains("resets    sent"));
+}
