@@ -58,7 +58,7 @@ pub fn decode(bytes: &[u8]) -> Result<Event, BadLength> {
 #[cfg(test)]
 pub(crate) fn encode(s: &Sample) -> Vec<u8> {
     // SAFETY: reading a repr(C) value without padding as bytes.
-    unsafe { std::slice::from_raw_parts((s as *const Sample).cast::<u8>(), SAMPLE_SIZE) }.to_vec()
+    unsafe { std::slice::from_raw_parts(std::ptr::from_ref(s).cast::<u8>(), SAMPLE_SIZE) }.to_vec()
 }
 
 #[cfg(test)]

@@ -52,16 +52,16 @@ pub fn cause_name(c: u8) -> &'static str {
 /// The causes each view can report, in contract order.
 #[must_use]
 pub fn causes_of(v: u8) -> &'static [u8] {
-    use cause::*;
+    use cause as c;
     match v {
         view::SENT => &[
-            CLOSED_PORT, STALE_SEGMENT, LINGER_ABORT, FIN_WAIT2_ABORT, CLOSE_WITH_UNREAD_DATA,
-            ABORT_ON_DATA, ABORT_ON_MEMORY, KEEPALIVE_TIMEOUT, DISCONNECT_WITH_DATA,
-            TIMEWAIT_SOCKET, INVALID_ACK, PAWS, BAD_FLAGS, BAD_STATE, MPTCP, UNSPECIFIED, OTHER,
+            c::CLOSED_PORT, c::STALE_SEGMENT, c::LINGER_ABORT, c::FIN_WAIT2_ABORT, c::CLOSE_WITH_UNREAD_DATA,
+            c::ABORT_ON_DATA, c::ABORT_ON_MEMORY, c::KEEPALIVE_TIMEOUT, c::DISCONNECT_WITH_DATA,
+            c::TIMEWAIT_SOCKET, c::INVALID_ACK, c::PAWS, c::BAD_FLAGS, c::BAD_STATE, c::MPTCP, c::UNSPECIFIED, c::OTHER,
         ],
-        view::RECEIVED => &[REFUSED, PEER_RESET, RESET_WHILE_CLOSING, RESET_IN_HANDSHAKE, OTHER],
-        view::WIRE_IN => &[REFUSAL, STRAY_REPLY, ABORT, MALFORMED],
-        view::WIRE_OUT => &[REFUSAL, STRAY_REPLY, ABORT, NOT_FROM_STACK, MALFORMED],
+        view::RECEIVED => &[c::REFUSED, c::PEER_RESET, c::RESET_WHILE_CLOSING, c::RESET_IN_HANDSHAKE, c::OTHER],
+        view::WIRE_IN => &[c::REFUSAL, c::STRAY_REPLY, c::ABORT, c::MALFORMED],
+        view::WIRE_OUT => &[c::REFUSAL, c::STRAY_REPLY, c::ABORT, c::NOT_FROM_STACK, c::MALFORMED],
         _ => &[],
     }
 }

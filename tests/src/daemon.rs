@@ -77,10 +77,11 @@ impl Daemon {
     }
 
     /// SIGTERM, then the exit status.
+    #[must_use = "check the exit status"]
     pub fn stop(&mut self) -> ExitStatus {
         let mut child = self.child.take().expect("daemon already stopped");
         // SAFETY: signalling our own child.
-        unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+        unsafe { libc::kill(libc::pid_t::try_from(child.id()).expect("pid fits"), libc::SIGTERM) };
         child.wait().expect("waiting for rstwatch")
     }
 

@@ -8,7 +8,12 @@ fn labels(s: &prometheus_parse::Sample, keys: &[&str]) -> Vec<String> {
 
 fn value(s: &prometheus_parse::Sample) -> u64 {
     match s.value {
-        prometheus_parse::Value::Counter(v) | prometheus_parse::Value::Gauge(v) | prometheus_parse::Value::Untyped(v) => v as u64,
+        prometheus_parse::Value::Counter(v) | prometheus_parse::Value::Gauge(v) | prometheus_parse::Value::Untyped(v) => {
+            assert!(v >= 0.0 && v.fract() == 0.0, "{} = {v} is not a count", s.metric);
+            #[expect(clippy::cast_sign_loss, reason = "checked non-negative integer above")]
+            let n = v as u64;
+            n
+        }
         _ => panic!("unexpected metric type for {}", s.metric),
     }
 }
@@ -48,7 +53,7 @@ fn metrics_parse_and_agree_with_snapshot() {
     };
     assert_eq!(port("7202"), Some(2));
     assert_eq!(port("7201"), Some(1));
-    let one = |name: &str| scrape.samples.iter().find(|s| s.metric == name).map(value).unwrap_or_else(|| panic!("{name} missing"));
+    let one = |name: &str| scrape.samples.iter().find(|s| s.metric == name).map_or_else(|| panic!("{name} missing"), value);
     assert_eq!(one("rstwatch_samples_delivered_total"), snap.json["samples"]["delivered"].as_u64().unwrap());
     assert_eq!(one("rstwatch_samples_dropped_total"), snap.json["samples"]["dropped"].as_u64().unwrap());
     assert_eq!(one("rstwatch_build_info"), 1);

@@ -47,7 +47,7 @@ impl KernelBtf {
                 ty = self.as_struct(member_ty)?;
             }
         }
-        (bits % 8 == 0).then_some(bits / 8)
+        bits.is_multiple_of(8).then_some(bits / 8)
     }
 
     /// (bit offset, type) of a named member, descending into anonymous members.

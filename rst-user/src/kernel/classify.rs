@@ -2,7 +2,11 @@
 //! it the enum values read from BTF, and the programs get the resulting tables.
 
 use rst_common::{
-    cause::{self, *},
+    cause::{
+        self, ABORT_ON_DATA, ABORT_ON_MEMORY, BAD_FLAGS, CLOSE_WITH_UNREAD_DATA, DISCONNECT_WITH_DATA, FIN_WAIT2_ABORT,
+        INVALID_ACK, KEEPALIVE_TIMEOUT, LINGER_ELSE_BAD_STATE, LINGER_ELSE_UNSPECIFIED, MPTCP, PAWS, PEER_RESET,
+        REFINE_BY_SYN, REFUSED, RESET_IN_HANDSHAKE, RESET_WHILE_CLOSING, TIMEWAIT_SOCKET,
+    },
     config::{REASON_SLOTS, STATE_SLOTS},
 };
 
