@@ -121,3 +121,23 @@ fn snapshot_command_prints_json_and_summary() {
     let text = rstwatch(&["nsenter", &path], &["snapshot"]);
     assert!(String::from_utf8_lossy(&text.stdout).contains("resets    sent"));
 }
+
+#[test]
+fn live_summary_is_printed_on_stdout() {
+    use std::io::{BufRead as _, BufReader};
+    let pair = Pair::new();
+    let mut child = Command::new("nsenter")
+        .arg(format!("--net={}", pair.b.path()))
+        .arg(daemon::bin())
+        .args(["run", "--live", "--listen", daemon::LISTEN])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("starting rstwatch");
+    let stdout = child.stdout.take().expect("stdout");
+    let seen = std::thread::spawn(move || BufReader::new(stdout).lines().map_while(Result::ok).take(20).any(|l| l.starts_with("resets    sent")));
+    std::thread::sleep(std::time::Duration::from_secs(3));
+    // SAFETY: signalling our own child.
+    unsafe { libc::kill(libc::pid_t::try_from(child.id()).expect("pid"), libc::SIGTERM) };
+    assert_eq!(child.wait().expect("wait").code(), Some(0));
+    assert!(seen.join().expect("reader"), "no summary on stdout");
+}
