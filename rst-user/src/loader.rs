@@ -10,6 +10,12 @@ use rst_common::{config::Config, maps};
 
 use crate::error::{Error, chain};
 
+pub const XDP_PROGRAM: &str = "rst_xdp";
+pub const TC_PROGRAM: &str = "rst_tc_egress";
+/// Programs that do nothing: baselines for measuring the hooks' own cost.
+pub const EMPTY_XDP: &str = "empty_xdp";
+pub const EMPTY_TC: &str = "empty_tc";
+
 static OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/rst-ebpf"));
 
 pub struct Sizes {
@@ -53,25 +59,37 @@ pub fn attach_tracepoint(ebpf: &mut Ebpf, name: &str) -> Result<(), Error> {
     Ok(())
 }
 
+/// The XDP program `name`, loaded (once) but not attached.
+pub fn xdp<'a>(ebpf: &'a mut Ebpf, name: &str) -> Result<&'a mut Xdp, Error> {
+    let p: &mut Xdp = program(ebpf, name)?;
+    if p.fd().is_err() {
+        p.load().map_err(|e| load_error(&e))?;
+    }
+    Ok(p)
+}
+
+/// The tc program `name`, loaded (once) but not attached.
+pub fn tc<'a>(ebpf: &'a mut Ebpf, name: &str) -> Result<&'a mut SchedClassifier, Error> {
+    let p: &mut SchedClassifier = program(ebpf, name)?;
+    if p.fd().is_err() {
+        p.load().map_err(|e| load_error(&e))?;
+    }
+    Ok(p)
+}
+
 /// Attaches XDP (ingress) and tc egress to one interface.
 pub fn attach_wire(ebpf: &mut Ebpf, iface: &str) -> Result<(), Error> {
-    let xdp: &mut Xdp = program(ebpf, "rst_xdp")?;
-    if xdp.fd().is_err() {
-        xdp.load().map_err(|e| load_error(&e))?;
-    }
+    let prog = xdp(ebpf, XDP_PROGRAM)?;
     // Default lets the kernel use native XDP where the driver has it, generic otherwise.
-    xdp.attach(iface, XdpMode::Default)
-        .or_else(|_| xdp.attach(iface, XdpMode::Skb))
+    prog.attach(iface, XdpMode::Default)
+        .or_else(|_| prog.attach(iface, XdpMode::Skb))
         .map_err(|e| Error::Attach { what: format!("XDP on {iface}"), detail: chain(&e) })?;
-    let tcp: &mut SchedClassifier = program(ebpf, "rst_tc_egress")?;
-    if tcp.fd().is_err() {
-        tcp.load().map_err(|e| load_error(&e))?;
-    }
+    let prog = tc(ebpf, TC_PROGRAM)?;
     if !aya::util::KernelVersion::current().is_ok_and(|v| v >= aya::util::KernelVersion::new(6, 6, 0)) {
         tracing::warn!(iface, "kernel < 6.6 has no TCX: tc egress uses a clsact filter, which a killed daemon leaves behind");
         let _ = tc::qdisc_add_clsact(iface);
     }
-    tcp.attach(iface, TcAttachType::Egress)
+    prog.attach(iface, TcAttachType::Egress)
         .map_err(|e| Error::Attach { what: format!("tc egress on {iface}"), detail: chain(&e) })?;
     Ok(())
 }

@@ -1,18 +1,7 @@
 //! rstwatch: parse the command line, run the command, map errors to one line
 //! and an exit code (2: usage or environment, 1: runtime).
 
-mod aggregate;
-mod cli;
-mod client;
-mod daemon;
-mod decode;
-mod error;
-mod kernel;
-mod loader;
-mod model;
-mod output;
-mod privileges;
-mod source;
+use rst_user::{cli, client, daemon, error};
 
 use std::{io::IsTerminal as _, process::ExitCode};
 

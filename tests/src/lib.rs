@@ -3,8 +3,10 @@
 //! Traffic stays on loopback or inside the test's own namespaces.
 
 pub mod daemon;
+pub mod frames;
 pub mod kernel_counters;
 pub mod netns;
+pub mod programs;
 pub mod snapshot;
 pub mod traffic;
 pub mod rig;

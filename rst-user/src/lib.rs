@@ -1,0 +1,16 @@
+//! rstwatch's userspace: kernel probing, loading, the pipeline
+//! (source -> decode -> aggregate -> snapshot) and its outputs. The binary
+//! (`main.rs`) only parses the command line and runs one of these.
+
+pub mod aggregate;
+pub mod cli;
+pub mod client;
+pub mod daemon;
+pub mod decode;
+pub mod error;
+pub mod kernel;
+pub mod loader;
+pub mod model;
+pub mod output;
+pub mod privileges;
+pub mod source;

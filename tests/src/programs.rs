@@ -1,0 +1,47 @@
+//! The real kernel object, loaded with this kernel's configuration but not
+//! attached, for BPF_PROG_TEST_RUN and for reading its counters.
+
+use aya::{
+    Ebpf,
+    programs::{TestRun as _, TestRunOptions},
+};
+use rst_user::{aggregate::KernelCounts, kernel, loader, source::Source};
+
+pub struct Programs {
+    ebpf: Ebpf,
+}
+
+pub const XDP_PASS: u32 = 2;
+pub const TC_ACT_OK: u32 = 0;
+
+impl Programs {
+    #[must_use]
+    pub fn load() -> Self {
+        let probe = kernel::probe(0).expect("probing the kernel");
+        let sizes = loader::Sizes { ring_bytes: 1 << 16, port_keys: 1024, peer_keys: 1024 };
+        let ebpf = loader::load(&probe.config, &sizes).expect("loading the programs");
+        Self { ebpf }
+    }
+
+    /// Runs XDP program `name` on `frame` `repeat` times; returns (verdict, ns per run).
+    pub fn xdp(&mut self, name: &str, frame: &[u8], repeat: u32) -> (u32, u64) {
+        let p = loader::xdp(&mut self.ebpf, name).expect("xdp program");
+        let r = p.test_run(TestRunOptions { data_in: Some(frame), repeat, ..TestRunOptions::new() }).expect("test run");
+        (r.return_value, r.duration.as_nanos() as u64)
+    }
+
+    /// Runs tc program `name` on `frame`; returns (verdict, ns per run).
+    pub fn tc(&mut self, name: &str, frame: &[u8], repeat: u32) -> (u32, u64) {
+        let p = loader::tc(&mut self.ebpf, name).expect("tc program");
+        let r = p.test_run(TestRunOptions { data_in: Some(frame), repeat, ..TestRunOptions::new() }).expect("test run");
+        (r.return_value, r.duration.as_nanos() as u64)
+    }
+
+    /// The counters, through the daemon's own reader. Takes the maps: call once, last.
+    #[must_use]
+    pub fn counts(mut self) -> KernelCounts {
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+        let _guard = rt.enter();
+        Source::new(&mut self.ebpf).expect("maps").counts()
+    }
+}
