@@ -30,6 +30,15 @@ pub enum Command {
     Run(RunArgs),
     /// Print one snapshot from a running daemon.
     Snapshot(SnapshotArgs),
+    /// Live full-screen view of a running daemon (a plain table each second when not on a terminal).
+    Top(TopArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct TopArgs {
+    /// Address of the daemon.
+    #[arg(long, value_name = "ADDR", default_value = DEFAULT_LISTEN)]
+    pub listen: SocketAddr,
 }
 
 #[derive(Args, Debug, Clone)]

@@ -9,14 +9,21 @@ fn get(addr: SocketAddr, path: &str) -> Result<String, Error> {
     ureq::get(format!("http://{addr}{path}")).call().map_err(no_daemon)?.body_mut().read_to_string().map_err(no_daemon)
 }
 
+fn parse(addr: SocketAddr, body: &str) -> Result<Snapshot, Error> {
+    serde_json::from_str(body).map_err(|e| Error::NoDaemon { addr, detail: format!("answer is not an rstwatch snapshot: {e}") })
+}
+
+/// One snapshot from the daemon at `addr`.
+pub fn fetch(addr: SocketAddr) -> Result<Snapshot, Error> {
+    parse(addr, &get(addr, "/snapshot")?)
+}
+
 pub fn snapshot(addr: SocketAddr, json: bool) -> Result<(), Error> {
     let body = get(addr, "/snapshot")?;
     if json {
         println!("{body}");
     } else {
-        let snap: Snapshot = serde_json::from_str(&body)
-            .map_err(|e| Error::NoDaemon { addr, detail: format!("answer is not an rstwatch snapshot: {e}") })?;
-        print!("{}", text::render(&snap));
+        print!("{}", text::render(&parse(addr, &body)?));
     }
     Ok(())
 }

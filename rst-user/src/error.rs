@@ -46,6 +46,15 @@ pub enum Error {
 }
 
 impl Error {
+    /// A short form for a status line.
+    #[must_use]
+    pub fn short(&self) -> String {
+        match self {
+            Self::NoDaemon { detail, .. } => detail.clone(),
+            other => other.to_string(),
+        }
+    }
+
     #[must_use]
     pub fn exit_code(&self) -> u8 {
         match self {

@@ -14,3 +14,4 @@ pub mod model;
 pub mod output;
 pub mod privileges;
 pub mod source;
+pub mod tui;

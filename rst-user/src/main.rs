@@ -1,7 +1,7 @@
 //! rstwatch: parse the command line, run the command, map errors to one line
 //! and an exit code (2: usage or environment, 1: runtime).
 
-use rst_user::{cli, client, daemon, error};
+use rst_user::{cli, client, daemon, error, tui};
 
 use std::{io::IsTerminal as _, process::ExitCode};
 
@@ -31,6 +31,7 @@ fn main() -> ExitCode {
             Err(source) => Err(error::Error::Io { what: "starting the runtime", source }),
         },
         cli::Command::Snapshot(a) => client::snapshot(a.listen, a.json),
+        cli::Command::Top(a) => tui::run(a.listen),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -165,3 +165,36 @@ pub struct Recent {
 }
 
 pub const OTHER: &str = "other";
+
+/// One plain sentence for a cause, for people watching live (the seed's words).
+#[must_use]
+pub fn explain(view: &str, cause: &str) -> &'static str {
+    match (view, cause) {
+        (_, "closed_port") => "a SYN came for a port nobody listens on",
+        (_, "stale_segment") => "peer is talking to a connection this host forgot, e.g. after a crash or reboot",
+        (_, "linger_abort") => "a process closed with SO_LINGER {1,0}",
+        (_, "fin_wait2_abort") => "close() with TCP_LINGER2 < 0 skipped FIN_WAIT2",
+        (_, "close_with_unread_data") => "a process closed a socket with received data still unread",
+        (_, "abort_on_data") => "data arrived on a socket its process had already closed",
+        (_, "abort_on_memory") => "too many orphaned sockets or memory pressure",
+        (_, "keepalive_timeout") => "keepalive probes went unanswered: the peer is gone",
+        (_, "disconnect_with_data") => "disconnect (connect AF_UNSPEC) with data still pending",
+        (_, "timewait_socket") => "a segment hit a connection in TIME_WAIT",
+        (_, "invalid_ack") => "the peer acknowledged data never sent (bad ACK number)",
+        (_, "paws") => "timestamp check (PAWS) failed",
+        (_, "bad_flags") => "illegal flag combination or unexpected SYN",
+        (_, "bad_state") => "the socket's state demanded a reset (shutdown/disconnect of a live connection)",
+        (_, "mptcp") => "an MPTCP subflow was reset",
+        (_, "unspecified") => "the kernel did not say why",
+        (_, "refused") => "our connect() was refused: the peer port is closed (ECONNREFUSED)",
+        (_, "peer_reset") => "the peer aborted or lost the connection (ECONNRESET)",
+        (_, "reset_while_closing") => "the peer reset the connection during teardown",
+        (_, "reset_in_handshake") => "a half-open incoming connection was reset",
+        (_, "refusal") => "RST+ACK with seq 0: a reply to a SYN, the port is closed",
+        (_, "stray_reply") => "RST without ACK: reply to a segment of a connection the sender does not know",
+        (_, "abort") => "an endpoint aborted a live connection",
+        (_, "not_from_stack") => "made outside the TCP stack: firewall reject, raw socket or forwarded",
+        (_, "malformed") => "an RST with an impossible header (counted, never dropped)",
+        _ => "a reason this build does not know",
+    }
+}

@@ -8,5 +8,6 @@ pub mod kernel_counters;
 pub mod netns;
 pub mod programs;
 pub mod snapshot;
+pub mod tmux;
 pub mod traffic;
 pub mod rig;

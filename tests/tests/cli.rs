@@ -2,6 +2,7 @@
 //! exit code 2; signals detach everything.
 
 use std::{
+    io::{BufRead as _, BufReader},
     net::TcpListener,
     process::{Command, Output},
 };
@@ -124,7 +125,6 @@ fn snapshot_command_prints_json_and_summary() {
 
 #[test]
 fn live_summary_is_printed_on_stdout() {
-    use std::io::{BufRead as _, BufReader};
     let pair = Pair::new();
     let mut child = Command::new("nsenter")
         .arg(format!("--net={}", pair.b.path()))

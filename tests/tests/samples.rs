@@ -3,6 +3,8 @@
 
 use rst_tests::{netns::VB, rig::Rig, snapshot::Snapshot, traffic};
 
+const N: u64 = 40;
+
 fn all_counts(s: &Snapshot) -> u64 {
     ["sent", "received", "wire_in", "wire_out"].iter().map(|v| s.total(v)).sum()
 }
@@ -14,7 +16,6 @@ fn samples(s: &Snapshot, key: &str) -> u64 {
 #[test]
 fn rate_limited_samples_are_counted_and_counts_stay_exact() {
     let rig = Rig::start_with(&["--iface", VB, "--sample-rate", "3"]);
-    const N: u64 = 40;
     let d = rig.measure(
         |p| {
             for _ in 0..N {

@@ -56,7 +56,7 @@ pub fn parse_format(text: &str) -> HashMap<String, (u32, u32)> {
 
 /// Builds the layout the programs read from a parsed format.
 #[must_use]
-pub fn layout(fields: &HashMap<String, (u32, u32)>) -> TpLayout {
+pub fn layout<S: std::hash::BuildHasher>(fields: &HashMap<String, (u32, u32), S>) -> TpLayout {
     let off = |n: &str| fields.get(n).map_or(ABSENT, |f| f.0);
     let sockaddr_form = fields.get("saddr").is_some_and(|f| f.1 >= 16);
     TpLayout {
@@ -74,6 +74,7 @@ pub fn layout(fields: &HashMap<String, (u32, u32)>) -> TpLayout {
     }
 }
 
+#[must_use]
 /// Reads and parses `events/<category>/<name>/format`; None when the tracepoint is absent.
 pub fn read_layout(root: &Path, category: &str, name: &str) -> Option<TpLayout> {
     let text = std::fs::read_to_string(root.join("events").join(category).join(name).join("format")).ok()?;

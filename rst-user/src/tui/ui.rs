@@ -1,0 +1,309 @@
+//! Renders `rstwatch top`: a pure function of the app state (which holds the snapshot).
+
+use ratatui::{
+    Frame,
+    layout::{Constraint, Layout, Rect},
+    style::{Color, Modifier, Style, Stylize as _},
+    text::{Line, Span},
+    widgets::{Block, Borders, Cell, Clear, Paragraph, Row, Sparkline, Table, TableState},
+};
+
+use super::app::{App, Conn, HISTORY, Pane, Sort, VIEWS, port_text, total};
+use crate::model;
+
+const FOCUS: Style = Style::new().fg(Color::Yellow);
+
+fn block<'a>(title: impl Into<Line<'a>>, focused: bool) -> Block<'a> {
+    let b = Block::default().borders(Borders::ALL).title(title);
+    if focused { b.border_style(FOCUS) } else { b }
+}
+
+fn header(f: &mut Frame, area: Rect, app: &App) {
+    let rows = Layout::vertical([Constraint::Length(1); 4]).split(block(" resets ", false).inner(area));
+    f.render_widget(block(" resets ", false), area);
+    for (i, v) in VIEWS.iter().enumerate() {
+        let [text, spark] = Layout::horizontal([Constraint::Length(34), Constraint::Min(0)]).areas(rows[i]);
+        let t = app.snap.as_ref().map_or(0, |s| total(s, v));
+        f.render_widget(Paragraph::new(format!("{v:<9}{t:>12} {:>9.1}/s", app.view_rates[i])), text);
+        let data: Vec<u64> = app.history[i].iter().copied().collect();
+        let skip = data.len().saturating_sub(spark.width as usize).min(HISTORY);
+        f.render_widget(Sparkline::default().data(&data[skip..]).style(Style::new().fg(Color::Cyan)), spark);
+    }
+}
+
+fn causes(f: &mut Frame, area: Rect, app: &App) {
+    let sort = match app.sort {
+        Sort::Rate => "rate",
+        Sort::Count => "count",
+        Sort::Name => "name",
+    };
+    let rows: Vec<Row> = app
+        .causes()
+        .into_iter()
+        .map(|c| {
+            Row::new(vec![
+                Cell::from(c.view),
+                Cell::from(c.cause),
+                Cell::from(format!("{:>9}", c.count)),
+                Cell::from(format!("{:>7.1}", c.rate)),
+                Cell::from(format!("{:>4.0}%", c.share * 100.0)),
+            ])
+        })
+        .collect();
+    let empty = rows.is_empty();
+    let table = Table::new(rows, [Constraint::Length(8), Constraint::Min(12), Constraint::Length(9), Constraint::Length(7), Constraint::Length(5)])
+        .header(Row::new(["view", "cause", "    count", " rate/s", "share"]).add_modifier(Modifier::BOLD))
+        .row_highlight_style(Style::new().add_modifier(Modifier::REVERSED))
+        .block(block(format!(" causes (sort: {sort}) "), app.pane == Pane::Causes));
+    let mut state = TableState::default().with_selected((!empty).then_some(app.selected[0]));
+    f.render_stateful_widget(table, area, &mut state);
+}
+
+fn keyed(f: &mut Frame, area: Rect, title: &str, rows: Vec<(String, u64)>, focused: bool, selected: usize) {
+    let empty = rows.is_empty();
+    let rows: Vec<Row> = rows.into_iter().map(|(k, n)| Row::new(vec![Cell::from(k), Cell::from(format!("{n:>9}"))])).collect();
+    let table = Table::new(rows, [Constraint::Min(8), Constraint::Length(9)])
+        .row_highlight_style(Style::new().add_modifier(Modifier::REVERSED))
+        .block(block(title, focused));
+    let mut state = TableState::default().with_selected((focused && !empty).then_some(selected));
+    f.render_stateful_widget(table, area, &mut state);
+}
+
+fn recent(f: &mut Frame, area: Rect, app: &App) {
+    let rows: Vec<Row> = app
+        .recent()
+        .into_iter()
+        .map(|r| {
+            let who = match (&r.comm, r.pid) {
+                (Some(c), Some(p)) => format!("{c}[{p}]"),
+                _ => String::new(),
+            };
+            let secs = r.ts_ns / 1_000_000_000;
+            Row::new(vec![
+                format!("{:>5}.{:03}", secs % 100_000, (r.ts_ns / 1_000_000) % 1000),
+                r.view.clone(),
+                r.cause.clone(),
+                format!("{} → {}", r.local, r.remote),
+                who,
+            ])
+        })
+        .collect();
+    let table = Table::new(rows, [Constraint::Length(9), Constraint::Length(8), Constraint::Length(12), Constraint::Min(33), Constraint::Length(12)])
+        .row_highlight_style(Style::new().add_modifier(Modifier::REVERSED))
+        .block(block(" recent resets (time: s since boot) ", app.pane == Pane::Recent));
+    let mut state = TableState::default().with_selected((app.pane == Pane::Recent).then_some(app.selected[3]));
+    f.render_stateful_widget(table, area, &mut state);
+}
+
+fn status(f: &mut Frame, area: Rect, app: &App) {
+    let conn = match &app.conn {
+        Conn::Waiting => Span::raw(format!("connecting to {} …", app.addr)).yellow(),
+        Conn::Connected => Span::raw(format!("daemon {}", app.addr)).green(),
+        Conn::Lost(e) => Span::raw(format!("daemon at {} is gone ({e}); reconnecting", app.addr)).red().bold(),
+    };
+    let mut spans = vec![conn];
+    if app.paused {
+        spans.push(Span::raw("  PAUSED").bold());
+    }
+    if app.editing_filter || !app.filter.is_empty() {
+        spans.push(Span::raw(format!("  filter: {}{}", app.filter, if app.editing_filter { "▏" } else { "" })));
+    }
+    spans.push(Span::raw("  q quit  Tab pane  ↑↓ select  s sort  p pause  / filter  ? help").dark_gray());
+    f.render_widget(Paragraph::new(Line::from(spans)), area);
+}
+
+fn help(f: &mut Frame, area: Rect) {
+    let lines = [
+        "q, Esc     quit",
+        "Tab        next pane (causes, ports, peers, recent)",
+        "↑/↓, k/j   select",
+        "s          sort causes: rate, count, name",
+        "p          pause / resume",
+        "/          filter ports, peers and samples by port or",
+        "           address (Enter keeps it, Esc clears it)",
+        "?          this help (any key closes it)",
+    ];
+    let w = 60.min(area.width);
+    let h = (lines.len() as u16 + 2).min(area.height);
+    let r = Rect { x: area.x + (area.width - w) / 2, y: area.y + (area.height - h) / 2, width: w, height: h };
+    f.render_widget(Clear, r);
+    f.render_widget(Paragraph::new(lines.map(Line::from).to_vec()).block(block(" keys ", true)), r);
+}
+
+/// Draws the whole screen.
+pub fn render(f: &mut Frame, app: &App) {
+    let area = f.area();
+    let [head, middle, explain, bottom, foot] =
+        Layout::vertical([Constraint::Length(6), Constraint::Min(7), Constraint::Length(1), Constraint::Min(5), Constraint::Length(1)]).areas(area);
+    header(f, head, app);
+    let [left, right] = Layout::horizontal([Constraint::Percentage(60), Constraint::Percentage(40)]).areas(middle);
+    causes(f, left, app);
+    let [ports, peers] = Layout::vertical([Constraint::Percentage(50), Constraint::Percentage(50)]).areas(right);
+    let ports_rows = app.ports().into_iter().map(|p| (port_text(&p.port), p.count)).collect();
+    keyed(f, ports, " top ports ", ports_rows, app.pane == Pane::Ports, app.selected[1]);
+    let peer_rows = app.peers().into_iter().map(|p| (p.addr.clone(), p.count)).collect();
+    keyed(f, peers, " top peers ", peer_rows, app.pane == Pane::Peers, app.selected[2]);
+    let line = match (&app.snap, app.selected_cause()) {
+        (None, _) => "waiting for the first snapshot…".to_string(),
+        (Some(_), None) => "no resets yet".to_string(),
+        (Some(_), Some(c)) => format!("{}/{}: {}", c.view, c.cause, model::explain(&c.view, &c.cause)),
+    };
+    f.render_widget(Paragraph::new(line).italic(), explain);
+    recent(f, bottom, app);
+    status(f, foot, app);
+    if app.help {
+        help(f, area);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use ratatui::{Terminal, backend::TestBackend, crossterm::event::{KeyCode, KeyEvent}};
+
+    use super::*;
+    use crate::model::{CauseCount, PeerCount, PortCount, PortLabel, Recent, Snapshot, Totals};
+
+    fn snap(uptime: f64, closed: u64, linger: u64) -> Snapshot {
+        Snapshot {
+            version: 1,
+            uptime_seconds: uptime,
+            kernel: "6.18".into(),
+            totals: Totals { sent: closed + linger, received: closed, wire_in: 0, wire_out: 0 },
+            causes: vec![
+                CauseCount { view: "sent".into(), cause: "closed_port".into(), count: closed },
+                CauseCount { view: "sent".into(), cause: "linger_abort".into(), count: linger },
+                CauseCount { view: "received".into(), cause: "refused".into(), count: closed },
+            ],
+            ports: vec![
+                PortCount { view: "sent".into(), cause: "closed_port".into(), port: PortLabel::Port(9999), count: closed - 1 },
+                PortCount { view: "sent".into(), cause: "closed_port".into(), port: PortLabel::Port(443), count: 1 },
+                PortCount { view: "sent".into(), cause: "linger_abort".into(), port: PortLabel::Port(8080), count: linger },
+            ],
+            peers: vec![PeerCount { view: "sent".into(), cause: "closed_port".into(), addr: "10.0.0.7".into(), count: closed }],
+            recent: vec![Recent {
+                view: "sent".into(),
+                cause: "linger_abort".into(),
+                reason: Some(14),
+                reason_name: Some("TCP_STATE".into()),
+                family: "ipv4".into(),
+                local: "127.0.0.1:8080".into(),
+                remote: "127.0.0.1:40000".into(),
+                pid: Some(42),
+                comm: Some("nginx".into()),
+                ifindex: None,
+                ts_ns: 5_000_000_000,
+            }],
+            ..Snapshot::default()
+        }
+    }
+
+    fn app() -> App {
+        let mut a = App::new("127.0.0.1:9477".into());
+        a.on_snapshot(snap(10.0, 10, 1));
+        a.on_snapshot(snap(12.0, 30, 2)); // closed_port +20 in 2 s, linger +1
+        a
+    }
+
+    fn screen(app: &App, w: u16, h: u16) -> String {
+        let mut t = Terminal::new(TestBackend::new(w, h)).unwrap();
+        t.draw(|f| render(f, app)).unwrap();
+        let buf = t.backend().buffer().clone();
+        (0..h).map(|y| (0..w).map(|x| buf[(x, y)].symbol().to_string()).collect::<String>() + "\n").collect()
+    }
+
+    fn key(app: &mut App, c: KeyCode) {
+        app.on_key(KeyEvent::from(c));
+    }
+
+    #[test]
+    fn renders_at_80x24_with_rates_ports_explanation_and_process() {
+        let mut a = app();
+        key(&mut a, KeyCode::Down); // sent/closed_port
+        let s = screen(&a, 80, 24);
+        assert!(s.contains("sent               32      10.5/s"), "{s}");
+        assert!(s.contains("closed_port          30    10.0   94%"), "{s}");
+        assert!(s.contains("9999"), "{s}");
+        assert!(s.contains("10.0.0.7"), "{s}");
+        assert!(s.contains("a SYN came for a port nobody listens on"), "{s}");
+        assert!(s.contains("127.0.0.1:8080 → 127.0.0.1:40000"), "{s}");
+        assert!(s.contains("nginx[42]"), "{s}");
+        assert!(s.contains("q quit"), "{s}");
+    }
+
+    #[test]
+    fn renders_at_a_large_size() {
+        let s = screen(&app(), 200, 60);
+        assert_eq!(s.lines().count(), 60);
+        assert!(s.contains("linger_abort") && s.contains("wire_out") && s.contains("recent resets"), "{s}");
+    }
+
+    #[test]
+    fn sort_cycles_rate_count_name() {
+        let mut a = app();
+        let order = |a: &App| a.causes().iter().map(|c| c.cause.clone()).collect::<Vec<_>>();
+        assert_eq!(order(&a)[0..2], ["refused", "closed_port"]); // 10/s each: then count, then view/cause name
+        assert_eq!(order(&a)[2], "linger_abort");
+        key(&mut a, KeyCode::Char('s'));
+        assert_eq!(a.sort, Sort::Count);
+        key(&mut a, KeyCode::Char('s'));
+        assert_eq!(a.causes().iter().map(|c| (c.view.as_str(), c.cause.as_str())).collect::<Vec<_>>(),
+            [("received", "refused"), ("sent", "closed_port"), ("sent", "linger_abort")]);
+        assert!(screen(&a, 80, 24).contains("sort: name"));
+    }
+
+    #[test]
+    fn filter_by_port_and_selection_drive_the_side_panes() {
+        let mut a = app();
+        key(&mut a, KeyCode::Down);
+        assert_eq!(a.selected_cause().unwrap().cause, "closed_port");
+        key(&mut a, KeyCode::Char('/'));
+        for c in "443".chars() {
+            key(&mut a, KeyCode::Char(c));
+        }
+        key(&mut a, KeyCode::Enter);
+        assert_eq!(a.ports().len(), 1);
+        let s = screen(&a, 80, 24);
+        assert!(s.contains("filter: 443") && s.contains("443") && !s.contains("9999"), "{s}");
+        // Esc while editing clears the filter
+        key(&mut a, KeyCode::Char('/'));
+        key(&mut a, KeyCode::Esc);
+        assert!(a.filter.is_empty());
+        // select the linger_abort row: the ports pane follows
+        key(&mut a, KeyCode::Down);
+        assert_eq!(a.selected_cause().unwrap().cause, "linger_abort");
+        assert!(screen(&a, 80, 24).contains("8080"));
+    }
+
+    #[test]
+    fn disconnected_state_is_shown_and_keeps_last_data() {
+        let mut a = app();
+        a.on_error("connection refused".into());
+        let s = screen(&a, 80, 24);
+        assert!(s.contains("is gone (connection refused); reconnecting"), "{s}");
+        assert!(s.contains("closed_port"));
+        a.on_snapshot(snap(13.0, 31, 2));
+        assert!(screen(&a, 80, 24).contains("daemon 127.0.0.1:9477"));
+    }
+
+    #[test]
+    fn pause_freezes_help_shows_and_q_quits() {
+        let mut a = app();
+        key(&mut a, KeyCode::Char('p'));
+        a.on_snapshot(snap(14.0, 99, 9));
+        assert_eq!(a.causes()[0].count, 30, "paused: still the old numbers");
+        assert!(screen(&a, 80, 24).contains("PAUSED"));
+        key(&mut a, KeyCode::Char('?'));
+        assert!(screen(&a, 80, 24).contains("this help"));
+        key(&mut a, KeyCode::Char('q')); // closes help
+        assert!(!a.quit);
+        key(&mut a, KeyCode::Char('q'));
+        assert!(a.quit);
+    }
+
+    #[test]
+    fn waiting_before_first_snapshot() {
+        let a = App::new("127.0.0.1:9477".into());
+        let s = screen(&a, 80, 24);
+        assert!(s.contains("connecting to 127.0.0.1:9477") && s.contains("waiting for the first snapshot"), "{s}");
+    }
+}

@@ -1,0 +1,28 @@
+//! System tools the integration tests drive (iproute2, util-linux, tmux):
+//! checked, and installed from Debian's packages when missing.
+
+use std::process::Command;
+
+use anyhow::{Result, bail};
+
+/// (command, Debian package)
+const TOOLS: [(&str, &str); 4] = [("ip", "iproute2"), ("nsenter", "util-linux"), ("setpriv", "util-linux"), ("tmux", "tmux")];
+
+fn present(cmd: &str) -> bool {
+    Command::new("sh").arg("-c").arg(format!("command -v {cmd}")).output().is_ok_and(|o| o.status.success())
+}
+
+pub fn ensure() -> Result<()> {
+    let mut missing: Vec<&str> = TOOLS.iter().filter(|(c, _)| !present(c)).map(|(_, p)| *p).collect();
+    missing.dedup();
+    if missing.is_empty() {
+        return Ok(());
+    }
+    eprintln!("xtask: installing {} (needed by the integration tests)", missing.join(" "));
+    let ok = Command::new("apt-get").arg("update").status().is_ok_and(|s| s.success())
+        && Command::new("apt-get").args(["install", "-y", "--no-install-recommends"]).args(&missing).status().is_ok_and(|s| s.success());
+    if !ok {
+        bail!("could not install {}: install them with your package manager and retry", missing.join(" "));
+    }
+    Ok(())
+}
