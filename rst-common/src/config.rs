@@ -50,8 +50,6 @@ pub const STATE_SLOTS: usize = 16;
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Config {
-    /// Samples per second per CPU; 0 turns samples off (counts stay exact).
-    pub sample_rate: u32,
     /// Offsets into kernel structs (BTF).
     pub skb_data: u32,
     pub sk_state: u32,
@@ -69,7 +67,6 @@ pub struct Config {
 
 impl Config {
     pub const ABSENT: Self = Self {
-        sample_rate: 0,
         skb_data: ABSENT,
         sk_state: ABSENT,
         sk_flags: ABSENT,
@@ -82,7 +79,7 @@ impl Config {
     };
 }
 
-const _: () = assert!(size_of::<Config>() == 6 * 4 + 2 * 11 * 4 + REASON_SLOTS + STATE_SLOTS);
+const _: () = assert!(size_of::<Config>() == 5 * 4 + 2 * 11 * 4 + REASON_SLOTS + STATE_SLOTS);
 
 #[cfg(feature = "user")]
 unsafe impl aya::Pod for Config {}

@@ -8,6 +8,15 @@ pub const PEERS: &str = "PEERS";
 pub const OVERFLOW: &str = "OVERFLOW";
 pub const STATS: &str = "STATS";
 pub const SAMPLES: &str = "SAMPLES";
+pub const SETTINGS: &str = "SETTINGS";
+
+/// Counter maps pinned under the pin directory, so a restart keeps counting.
+pub const PINNED: [&str; 5] = [COUNTS, PORTS, PEERS, OVERFLOW, STATS];
+
+/// `SETTINGS` slots (u32), changeable while running (SIGHUP).
+/// Samples per second per CPU; 0 turns samples off (counts stay exact).
+pub const SETTING_SAMPLE_RATE: u32 = 0;
+pub const SETTING_SLOTS: u32 = 1;
 
 /// Entries of `COUNTS` (per-CPU u64 by [`cause::slot`]).
 pub const COUNT_SLOTS: u32 = view::COUNT as u32 * cause::SLOTS as u32;

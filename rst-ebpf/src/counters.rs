@@ -7,15 +7,13 @@ use aya_ebpf::{
     bindings::BPF_NOEXIST,
     helpers::bpf_ktime_get_ns,
     macros::map,
-    maps::{PerCpuArray, PerCpuHashMap, RingBuf},
+    maps::{Array, PerCpuArray, PerCpuHashMap, RingBuf},
 };
 use rst_common::{
     cause,
     event::Sample,
     maps::{self, PeerKey},
 };
-
-use crate::config::cfg_get;
 
 #[map]
 static COUNTS: PerCpuArray<u64> = PerCpuArray::with_max_entries(maps::COUNT_SLOTS, 0);
@@ -30,6 +28,9 @@ static OVERFLOW: PerCpuArray<u64> = PerCpuArray::with_max_entries(maps::OVERFLOW
 static STATS: PerCpuArray<u64> = PerCpuArray::with_max_entries(maps::STAT_SLOTS, 0);
 #[map]
 static SAMPLES: RingBuf = RingBuf::with_byte_size(maps::DEFAULT_RING_BYTES, 0);
+/// Settings the daemon may change while running (see `maps::SETTING_*`).
+#[map]
+static SETTINGS: Array<u32> = Array::with_max_entries(maps::SETTING_SLOTS, 0);
 /// Per-CPU sampling window: [window start ns, samples emitted in it].
 #[map]
 static RATE: PerCpuArray<[u64; 2]> = PerCpuArray::with_max_entries(1, 0);
@@ -76,7 +77,7 @@ pub fn count(view: u8, cause: u8, port: u16, family: u8, peer: &[u8; 16]) {
 /// Whether this CPU may still emit a sample in the current one-second window.
 #[inline(always)]
 fn within_rate(now: u64) -> bool {
-    let limit = u64::from(cfg_get!(sample_rate));
+    let limit = SETTINGS.get(maps::SETTING_SAMPLE_RATE).map_or(0, |v| u64::from(*v));
     let Some(w) = RATE.get_ptr_mut(0) else { return false };
     let w = unsafe { &mut *w };
     if now.wrapping_sub(w[0]) >= NS_PER_SEC {

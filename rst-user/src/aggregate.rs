@@ -101,6 +101,11 @@ impl Aggregator {
         }
     }
 
+    /// Changes how many ports and peers are listed (reload).
+    pub fn set_top(&mut self, top: usize) {
+        self.limits.top = top;
+    }
+
     pub fn on_counts(&mut self, counts: KernelCounts) {
         self.counts = counts;
     }

@@ -1,11 +1,10 @@
 //! Command line (contract §6).
 
-use std::net::SocketAddr;
+use std::{net::SocketAddr, path::PathBuf};
 
 use clap::{Args, Parser, Subcommand};
-use rst_common::maps;
 
-pub const DEFAULT_LISTEN: &str = "127.0.0.1:9477";
+pub use crate::settings::DEFAULT_LISTEN;
 
 #[derive(Parser, Debug)]
 #[command(
@@ -32,6 +31,11 @@ pub enum Command {
     Snapshot(SnapshotArgs),
     /// Live full-screen view of a running daemon (a plain table each second when not on a terminal).
     Top(TopArgs),
+    /// Print shell completions (bash, zsh, fish, elvish, powershell) to stdout.
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
 }
 
 #[derive(Args, Debug)]
@@ -42,35 +46,52 @@ pub struct TopArgs {
 }
 
 #[derive(Args, Debug, Clone)]
+#[expect(clippy::struct_excessive_bools, reason = "independent command-line switches")]
 pub struct RunArgs {
-    /// Interface to watch on the wire (XDP ingress, tc egress); repeat for more. Without it only
-    /// the stack's views (sent, received) are counted.
+    /// Config file [default: /etc/rstwatch/rstwatch.toml when it exists]. Flags win over it.
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Interface to watch on the wire (XDP ingress, tc egress); repeat for more. Without it
+    /// (and without `interfaces` in the config) only the stack's views are counted.
     #[arg(long = "iface", value_name = "IF")]
     pub ifaces: Vec<String>,
-    /// Do not attach XDP/tc programs at all, even when --iface is given.
+    /// Attach no XDP/tc programs at all, whatever --iface or the config say.
     #[arg(long)]
     pub no_wire: bool,
-    /// Address to serve /snapshot and /metrics on (keep it on loopback unless you mean it).
-    #[arg(long, value_name = "ADDR", default_value = DEFAULT_LISTEN)]
-    pub listen: SocketAddr,
-    /// Samples per second per CPU sent to userspace; 0 disables samples (counts stay exact).
-    #[arg(long, value_name = "N", default_value_t = 200)]
-    pub sample_rate: u32,
-    /// Ring buffer size in bytes: a power of two, at least one page.
-    #[arg(long, value_name = "BYTES", default_value_t = maps::DEFAULT_RING_BYTES, value_parser = ring_size)]
-    pub ring_bytes: u32,
-    /// Distinct (view, cause, port) keys counted exactly; the rest is counted as port "other".
-    #[arg(long, value_name = "N", default_value_t = maps::DEFAULT_PORT_KEYS, value_parser = clap::value_parser!(u32).range(1..))]
-    pub port_keys: u32,
-    /// Distinct (view, cause, peer) keys counted exactly; the rest is counted as peer "other".
-    #[arg(long, value_name = "N", default_value_t = maps::DEFAULT_PEER_KEYS, value_parser = clap::value_parser!(u32).range(1..))]
-    pub peer_keys: u32,
-    /// Ports and peers listed per (view, cause) in /snapshot and /metrics; the rest is "other".
-    #[arg(long, value_name = "N", default_value_t = 20)]
-    pub top: usize,
-    /// How often the kernel counters are read, in milliseconds.
-    #[arg(long, value_name = "MS", default_value_t = 1000, value_parser = clap::value_parser!(u64).range(50..=60_000))]
-    pub poll_ms: u64,
+    /// Address to serve /snapshot and /metrics on [default: 127.0.0.1:9477].
+    #[arg(long, value_name = "ADDR")]
+    pub listen: Option<SocketAddr>,
+    /// Reset samples per second per CPU sent to userspace; 0 disables samples (counts stay exact) [default: 200].
+    #[arg(long, value_name = "N")]
+    pub sample_rate: Option<u32>,
+    /// Ring buffer size in bytes: a power of two, at least 4096 [default: 262144].
+    #[arg(long, value_name = "BYTES", value_parser = ring_size)]
+    pub ring_bytes: Option<u32>,
+    /// Distinct (view, cause, port) keys counted exactly; the rest counts as port "other" [default: 4096].
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    pub port_keys: Option<u32>,
+    /// Distinct (view, cause, peer) keys counted exactly; the rest counts as peer "other" [default: 4096].
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    pub peer_keys: Option<u32>,
+    /// Ports and peers listed per (view, cause) in /snapshot and /metrics; the rest is "other" [default: 20].
+    #[arg(long, value_name = "N")]
+    pub top: Option<usize>,
+    /// How often the kernel counters are read, in milliseconds [default: 1000].
+    #[arg(long, value_name = "MS", value_parser = clap::value_parser!(u64).range(50..=60_000))]
+    pub poll_ms: Option<u64>,
+    /// bpffs directory where the counter maps are pinned, so a restart keeps counting
+    /// [default: /sys/fs/bpf/rstwatch].
+    #[arg(long, value_name = "DIR")]
+    pub pin_dir: Option<PathBuf>,
+    /// Do not pin the counters: every start counts from zero.
+    #[arg(long)]
+    pub no_pin: bool,
+    /// Start counting from zero: remove the pinned counters first.
+    #[arg(long)]
+    pub fresh: bool,
+    /// Log a one-line summary every this many seconds; 0 never [default: 300].
+    #[arg(long, value_name = "SECONDS")]
+    pub summary_seconds: Option<u64>,
     /// Print a plain summary on stdout every two seconds while resets change.
     #[arg(long)]
     pub live: bool,

@@ -1,39 +1,61 @@
 //! `rstwatch run`: checks the environment, loads and attaches, then wires
-//! source -> decode -> aggregate -> snapshot (watch) -> outputs.
+//! source -> decode -> aggregate -> snapshot (watch) -> outputs, and serves
+//! systemd (notify, watchdog, reload) until SIGINT/SIGTERM.
 
-use std::{sync::Arc, time::{Duration, Instant}};
+use std::{
+    sync::Arc,
+    time::{Duration, Instant},
+};
 
-use tokio::{signal::unix::{SignalKind, signal}, sync::watch};
+use aya::Ebpf;
+use tokio::{
+    signal::unix::{SignalKind, signal},
+    sync::watch,
+};
 
 use crate::{
     aggregate::{Aggregator, Limits},
     cli::RunArgs,
+    config::{self, Loaded},
     decode,
     error::Error,
     kernel, loader,
-    model::Snapshot,
-    output,
-    privileges,
+    model::{Snapshot, Totals},
+    notify, output, pins, privileges,
+    settings::Settings,
     source::Source,
+    wire::Wire,
 };
 
 /// Samples handled per wake-up before the counters get their turn.
 const DRAIN_BATCH: usize = 4096;
 const RECENT: usize = 64;
 
-fn check_interfaces(args: &RunArgs) -> Result<(), Error> {
-    for name in &args.ifaces {
+/// Every interface must exist; one named in the config file gets its line.
+fn check_interfaces(settings: &Settings, file: Option<&Loaded>) -> Result<(), Error> {
+    for name in &settings.ifaces {
         let c = std::ffi::CString::new(name.as_str()).map_err(|_| Error::NoInterface { name: name.clone() })?;
         // SAFETY: valid C string.
-        if unsafe { libc::if_nametoindex(c.as_ptr()) } == 0 {
-            return Err(Error::NoInterface { name: name.clone() });
+        if unsafe { libc::if_nametoindex(c.as_ptr()) } != 0 {
+            continue;
         }
+        let in_file = file.and_then(|l| l.file.interfaces.as_ref().and_then(|v| v.iter().find(|s| s.get_ref() == name)).map(|s| (l, s)));
+        return Err(match in_file {
+            Some((l, s)) => l.error(s, format!("interface {name:?} does not exist: list interfaces with `ip link`")),
+            None => Error::NoInterface { name: name.clone() },
+        });
     }
     Ok(())
 }
 
-fn bind(args: &RunArgs) -> Result<tokio::net::TcpListener, Error> {
-    let addr = args.listen;
+fn settings(args: &RunArgs) -> Result<(Settings, Option<Loaded>), Error> {
+    let file = config::load(args.config.as_deref())?;
+    let s = Settings::resolve(args, file.as_ref())?;
+    check_interfaces(&s, file.as_ref())?;
+    Ok((s, file))
+}
+
+fn bind(addr: std::net::SocketAddr) -> Result<tokio::net::TcpListener, Error> {
     let std = std::net::TcpListener::bind(addr).map_err(|source| {
         if source.kind() == std::io::ErrorKind::AddrInUse { Error::AddrInUse { addr } } else { Error::Listen { addr, source } }
     })?;
@@ -41,16 +63,73 @@ fn bind(args: &RunArgs) -> Result<tokio::net::TcpListener, Error> {
     tokio::net::TcpListener::from_std(std).map_err(|source| Error::Listen { addr, source })
 }
 
+fn load(s: &Settings, fresh: bool, probe: &kernel::Probe) -> Result<Ebpf, Error> {
+    let sizes = loader::Sizes { ring_bytes: s.ring_bytes, port_keys: s.port_keys, peer_keys: s.peer_keys };
+    let pins = match &s.pin_dir {
+        None => Vec::new(),
+        Some(dir) => {
+            pins::prepare(dir)?;
+            if fresh {
+                pins::remove(dir)?;
+                tracing::info!(dir = %dir.display(), "--fresh: counting from zero");
+            } else if let Some(why) = pins::mismatch(dir, &sizes) {
+                tracing::warn!(dir = %dir.display(), "pinned counters do not fit this run ({why}): counting from zero");
+                pins::remove(dir)?;
+            } else if pins::exist(dir) {
+                tracing::info!(dir = %dir.display(), "continuing the pinned counters of an earlier run");
+            }
+            pins::paths(dir)
+        }
+    };
+    loader::load(&probe.config, &sizes, &pins)
+}
+
+fn summary(t: &Totals, prev: &Totals, s: &Snapshot) -> String {
+    format!(
+        "resets sent {} (+{}) received {} (+{}) wire_in {} (+{}) wire_out {} (+{}); samples delivered {} dropped {}",
+        t.sent, t.sent - prev.sent.min(t.sent), t.received, t.received - prev.received.min(t.received),
+        t.wire_in, t.wire_in - prev.wire_in.min(t.wire_in), t.wire_out, t.wire_out - prev.wire_out.min(t.wire_out),
+        s.samples.delivered, s.samples.dropped
+    )
+}
+
+/// SIGHUP: re-reads the config and applies what can change without reloading programs.
+fn reload(args: &RunArgs, current: &mut Settings, ebpf: &mut Ebpf, wire: &mut Wire, agg: &mut Aggregator) {
+    notify::reloading();
+    match settings(args) {
+        Err(e) => tracing::warn!("reload failed, keeping the running settings: {e}"),
+        Ok((new, _)) => {
+            let (live, restart) = current.changes(&new);
+            if live.is_empty() && restart.is_empty() {
+                tracing::info!("reload: nothing changed");
+            }
+            for c in &live {
+                tracing::info!("reload: {c}");
+            }
+            for c in &restart {
+                tracing::warn!("reload: {c} needs a restart; keeping the running value");
+            }
+            if let Err(e) = loader::set_sample_rate(ebpf, new.sample_rate) {
+                tracing::warn!("reload: {e}");
+            }
+            let _ = wire.sync(ebpf, &new.ifaces, false);
+            agg.set_top(new.top);
+            *current = current.reloadable(&new);
+        }
+    }
+    notify::ready("reloaded");
+}
+
 pub async fn run(args: RunArgs) -> Result<(), Error> {
     // Everything a user can get wrong is checked before anything is loaded.
-    check_interfaces(&args)?;
+    let (mut settings, _) = settings(&args)?;
     if !privileges::sufficient() {
         return Err(Error::NotPermitted);
     }
-    let listener = bind(&args)?;
-    let probe = kernel::probe(args.sample_rate)?;
-    let sizes = loader::Sizes { ring_bytes: args.ring_bytes, port_keys: args.port_keys, peer_keys: args.peer_keys };
-    let mut ebpf = loader::load(&probe.config, &sizes)?;
+    let listener = bind(settings.listen)?;
+    let probe = kernel::probe()?;
+    let mut ebpf = load(&settings, args.fresh, &probe)?;
+    loader::set_sample_rate(&mut ebpf, settings.sample_rate)?;
     for (name, present) in [("tcp_send_reset", probe.has_send_reset), ("tcp_receive_reset", probe.has_receive_reset)] {
         if present {
             loader::attach_tracepoint(&mut ebpf, name)?;
@@ -58,22 +137,22 @@ pub async fn run(args: RunArgs) -> Result<(), Error> {
             tracing::warn!("tracepoint tcp:{name} is missing on this kernel: its view stays at zero");
         }
     }
-    let ifaces: &[String] = if args.no_wire { &[] } else { &args.ifaces };
-    for iface in ifaces {
-        loader::attach_wire(&mut ebpf, iface)?;
-    }
-    if ifaces.is_empty() {
+    let mut wire = Wire::default();
+    wire.sync(&mut ebpf, &settings.ifaces, true)?;
+    if settings.ifaces.is_empty() {
         tracing::info!("no interface watched: wire_in/wire_out stay at zero (add --iface IF)");
     }
     let mut source = Source::new(&mut ebpf)?;
-    let mut agg = Aggregator::new(Limits { top: args.top, recent: RECENT }, probe.release.clone(), probe.reason_names.clone());
+    let mut agg = Aggregator::new(Limits { top: settings.top, recent: RECENT }, probe.release.clone(), probe.reason_names.clone());
     let (tx, rx) = watch::channel(Arc::new(Snapshot::default()));
     let started = Instant::now();
     let publish = |agg: &mut Aggregator, source: &Source| {
         agg.on_counts(source.counts());
-        tx.send_replace(Arc::new(agg.snapshot(started.elapsed().as_secs_f64())));
+        let snap = Arc::new(agg.snapshot(started.elapsed().as_secs_f64()));
+        tx.send_replace(snap.clone());
+        snap
     };
-    publish(&mut agg, &source);
+    let first = publish(&mut agg, &source);
 
     let (stop_tx, mut stop_rx) = watch::channel(false);
     let http_stop = {
@@ -86,24 +165,42 @@ pub async fn run(args: RunArgs) -> Result<(), Error> {
     if args.live {
         tokio::spawn(output::live::run(rx.clone()));
     }
-    tracing::info!(listen = %args.listen, ifaces = ?ifaces, sample_rate = args.sample_rate, kernel = %probe.release, "rstwatch running");
+    tracing::info!(listen = %settings.listen, ifaces = ?wire.watched(), sample_rate = settings.sample_rate, kernel = %probe.release, "rstwatch running");
+    notify::ready(&summary(&first.totals, &first.totals, &first));
 
-    let mut sigint = signal(SignalKind::interrupt()).map_err(|source| Error::Io { what: "installing SIGINT handler", source })?;
-    let mut sigterm = signal(SignalKind::terminate()).map_err(|source| Error::Io { what: "installing SIGTERM handler", source })?;
-    let mut tick = tokio::time::interval(Duration::from_millis(args.poll_ms));
+    let io = |what| move |source| Error::Io { what, source };
+    let mut sigint = signal(SignalKind::interrupt()).map_err(io("installing SIGINT handler"))?;
+    let mut sigterm = signal(SignalKind::terminate()).map_err(io("installing SIGTERM handler"))?;
+    let mut sighup = signal(SignalKind::hangup()).map_err(io("installing SIGHUP handler"))?;
+    let mut tick = tokio::time::interval(Duration::from_millis(settings.poll_ms));
+    // Keep-alives come from this loop: if it stalls, systemd notices.
+    let watchdog_every = notify::watchdog_interval();
+    let mut watchdog = tokio::time::interval(watchdog_every.unwrap_or(Duration::from_hours(1)));
+    let mut last_summary = (Instant::now(), first.totals);
     let mut undecodable = 0u64;
     loop {
         tokio::select! {
             r = source.drain(DRAIN_BATCH, |bytes| match decode::decode(bytes) {
                 Ok(ev) => agg.on_sample(ev),
                 Err(_) => undecodable += 1,
-            }) => { r.map_err(|source| Error::Io { what: "reading the ring buffer", source })?; }
-            _ = tick.tick() => publish(&mut agg, &source),
+            }) => { r.map_err(io("reading the ring buffer"))?; }
+            _ = tick.tick() => {
+                let snap = publish(&mut agg, &source);
+                let due = settings.summary_seconds > 0 && last_summary.0.elapsed() >= Duration::from_secs(settings.summary_seconds);
+                if due {
+                    tracing::info!("{}", summary(&snap.totals, &last_summary.1, &snap));
+                    notify::status(&summary(&snap.totals, &last_summary.1, &snap));
+                    last_summary = (Instant::now(), snap.totals);
+                }
+            }
+            _ = watchdog.tick(), if watchdog_every.is_some() => notify::watchdog(),
+            _ = sighup.recv() => reload(&args, &mut settings, &mut ebpf, &mut wire, &mut agg),
             _ = sigint.recv() => break,
             _ = sigterm.recv() => break,
             _ = stop_rx.changed() => {}
         }
     }
+    notify::stopping();
     if undecodable > 0 {
         tracing::warn!(undecodable, "ring records of an unexpected size were skipped");
     }

@@ -27,6 +27,12 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
+    /// The config file is unreadable or wrong.
+    #[error("config {} line {line}: {message}", path.display())]
+    Config { path: std::path::PathBuf, line: usize, message: String },
+    /// The pin directory cannot be used.
+    #[error("cannot keep counters in {}: {detail} (or run with --no-pin)", dir.display())]
+    Pin { dir: std::path::PathBuf, detail: String },
     /// The kernel refused the programs or a map.
     #[error("loading the kernel programs failed: {detail}")]
     Load { detail: String },
@@ -63,7 +69,8 @@ impl Error {
             | Self::NoTracefs { .. }
             | Self::NoInterface { .. }
             | Self::AddrInUse { .. }
-            | Self::Listen { .. } => 2,
+            | Self::Listen { .. }
+            | Self::Config { .. } => 2,
             _ => 1,
         }
     }

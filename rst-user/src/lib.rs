@@ -5,6 +5,7 @@
 pub mod aggregate;
 pub mod cli;
 pub mod client;
+pub mod config;
 pub mod daemon;
 pub mod decode;
 pub mod error;
@@ -12,6 +13,10 @@ pub mod kernel;
 pub mod loader;
 pub mod model;
 pub mod output;
+pub mod notify;
+pub mod pins;
 pub mod privileges;
+pub mod settings;
 pub mod source;
 pub mod tui;
+pub mod wire;

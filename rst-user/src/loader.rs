@@ -4,7 +4,7 @@
 
 use aya::{
     Ebpf, EbpfLoader,
-    programs::{SchedClassifier, TcAttachType, TracePoint, Xdp, XdpMode, tc},
+    programs::{SchedClassifier, TcAttachType, TracePoint, Xdp, XdpMode, tc, tc::SchedClassifierLinkId, xdp::XdpLinkId},
 };
 use rst_common::{config::Config, maps};
 
@@ -33,14 +33,25 @@ fn load_error(e: &dyn std::error::Error) -> Error {
     }
 }
 
-pub fn load(config: &Config, sizes: &Sizes) -> Result<Ebpf, Error> {
-    EbpfLoader::new()
+/// Loads the object; `pins` are (map, path) pairs reused when pinned, pinned when not.
+pub fn load(config: &Config, sizes: &Sizes, pins: &[(&'static str, std::path::PathBuf)]) -> Result<Ebpf, Error> {
+    let mut loader = EbpfLoader::new();
+    loader
         .override_global("CONFIG", config, true)
         .map_max_entries(maps::SAMPLES, sizes.ring_bytes)
         .map_max_entries(maps::PORTS, sizes.port_keys)
-        .map_max_entries(maps::PEERS, sizes.peer_keys)
-        .load(OBJECT)
-        .map_err(|e| load_error(&e))
+        .map_max_entries(maps::PEERS, sizes.peer_keys);
+    for (name, path) in pins {
+        loader.map_pin_path(name, path.as_path());
+    }
+    loader.load(OBJECT).map_err(|e| load_error(&e))
+}
+
+/// Sets the per-CPU sample rate the programs read (changeable while running).
+pub fn set_sample_rate(ebpf: &mut Ebpf, rate: u32) -> Result<(), Error> {
+    let map = ebpf.map_mut(maps::SETTINGS).ok_or_else(|| Error::Load { detail: "map SETTINGS missing".into() })?;
+    let mut settings: aya::maps::Array<_, u32> = aya::maps::Array::try_from(map).map_err(|e| Error::Load { detail: e.to_string() })?;
+    settings.set(maps::SETTING_SAMPLE_RATE, rate, 0).map_err(|e| Error::Load { detail: format!("setting the sample rate: {e}") })
 }
 
 fn program<'a, T>(ebpf: &'a mut Ebpf, name: &str) -> Result<&'a mut T, Error>
@@ -77,11 +88,18 @@ pub fn tc<'a>(ebpf: &'a mut Ebpf, name: &str) -> Result<&'a mut SchedClassifier,
     Ok(p)
 }
 
-/// Attaches XDP (ingress) and tc egress to one interface.
-pub fn attach_wire(ebpf: &mut Ebpf, iface: &str) -> Result<(), Error> {
+/// The links of one watched interface; detaching drops them.
+pub struct WireLinks {
+    xdp: XdpLinkId,
+    tc: SchedClassifierLinkId,
+}
+
+/// Attaches XDP (ingress) and tc egress to one interface (both or neither).
+pub fn attach_wire(ebpf: &mut Ebpf, iface: &str) -> Result<WireLinks, Error> {
     let prog = xdp(ebpf, XDP_PROGRAM)?;
     // Default lets the kernel use native XDP where the driver has it, generic otherwise.
-    prog.attach(iface, XdpMode::Default)
+    let xdp_link = prog
+        .attach(iface, XdpMode::Default)
         .or_else(|_| prog.attach(iface, XdpMode::Skb))
         .map_err(|e| Error::Attach { what: format!("XDP on {iface}"), detail: chain(&e) })?;
     let prog = tc(ebpf, TC_PROGRAM)?;
@@ -89,7 +107,18 @@ pub fn attach_wire(ebpf: &mut Ebpf, iface: &str) -> Result<(), Error> {
         tracing::warn!(iface, "kernel < 6.6 has no TCX: tc egress uses a clsact filter, which a killed daemon leaves behind");
         let _ = tc::qdisc_add_clsact(iface);
     }
-    prog.attach(iface, TcAttachType::Egress)
-        .map_err(|e| Error::Attach { what: format!("tc egress on {iface}"), detail: chain(&e) })?;
-    Ok(())
+    match prog.attach(iface, TcAttachType::Egress) {
+        Ok(tc_link) => Ok(WireLinks { xdp: xdp_link, tc: tc_link }),
+        Err(e) => {
+            let _ = xdp(ebpf, XDP_PROGRAM)?.detach(xdp_link);
+            Err(Error::Attach { what: format!("tc egress on {iface}"), detail: chain(&e) })
+        }
+    }
+}
+
+/// Detaches one interface's programs.
+pub fn detach_wire(ebpf: &mut Ebpf, links: WireLinks) -> Result<(), Error> {
+    let detail = |e: aya::programs::ProgramError| Error::Attach { what: "detaching".into(), detail: chain(&e) };
+    xdp(ebpf, XDP_PROGRAM)?.detach(links.xdp).map_err(detail)?;
+    tc(ebpf, TC_PROGRAM)?.detach(links.tc).map_err(detail)
 }

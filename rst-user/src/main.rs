@@ -32,6 +32,10 @@ fn main() -> ExitCode {
         },
         cli::Command::Snapshot(a) => client::snapshot(a.listen, a.json),
         cli::Command::Top(a) => tui::run(a.listen),
+        cli::Command::Completions { shell } => {
+            clap_complete::generate(shell, &mut <cli::Cli as clap::CommandFactory>::command(), "rstwatch", &mut std::io::stdout());
+            Ok(())
+        }
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

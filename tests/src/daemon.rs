@@ -1,7 +1,9 @@
 //! The real `rstwatch run`, started inside a test namespace, stopped on drop.
 
 use std::{
+    path::{Path, PathBuf},
     process::{Child, Command, ExitStatus, Stdio},
+    sync::atomic::{AtomicU32, Ordering},
     time::{Duration, Instant},
 };
 
@@ -21,21 +23,62 @@ pub fn bin() -> String {
 pub struct Daemon {
     ns: String,
     child: Option<Child>,
+    /// Its own pin directory, when it made one.
+    own_pins: Option<Pins>,
+}
+
+static NEXT: AtomicU32 = AtomicU32::new(0);
+
+/// A pin directory of the test's own under /sys/fs/bpf, removed (with what
+/// is pinned in it) on drop.
+pub struct Pins(pub PathBuf);
+
+impl Pins {
+    #[must_use]
+    pub fn new() -> Self {
+        Self(PathBuf::from(format!("/sys/fs/bpf/rstw-test-{}-{}", std::process::id(), NEXT.fetch_add(1, Ordering::Relaxed))))
+    }
+}
+
+impl Default for Pins {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Drop for Pins {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
 }
 
 impl Daemon {
-    /// Starts `rstwatch run` in `ns` with `args` and waits until it serves.
+    /// Starts `rstwatch run` in `ns` with `args` (and counters pinned in a
+    /// directory of its own) and waits until it serves.
     #[must_use]
     pub fn start(ns: &Netns, args: &[&str]) -> Self {
-        let child = Command::new("nsenter")
+        let pins = Pins::new();
+        let mut d = Self::start_with(ns, &pins.0, args, &[]);
+        d.own_pins = Some(pins);
+        d
+    }
+
+    /// Like [`Daemon::start`] with a given pin directory (kept on drop) and environment.
+    #[must_use]
+    pub fn start_with(ns: &Netns, pins: &Path, args: &[&str], env: &[(&str, &str)]) -> Self {
+        // Like systemd, name the daemon's own pid in WATCHDOG_PID (sh execs nsenter, which execs rstwatch).
+        let child = Command::new("sh")
+            .args(["-c", "WATCHDOG_PID=$$ exec \"$@\"", "sh", "nsenter"])
             .arg(format!("--net={}", ns.path()))
             .arg(bin())
-            .args(["run", "--listen", LISTEN, "--poll-ms", "100", "--top", "1000"])
+            .args(["run", "--listen", LISTEN, "--poll-ms", "100", "--top", "1000", "--pin-dir"])
+            .arg(pins)
             .args(args)
+            .envs(env.iter().copied())
             .stdout(Stdio::null())
             .spawn()
             .expect("starting rstwatch");
-        let mut d = Self { ns: ns.path(), child: Some(child) };
+        let mut d = Self { ns: ns.path(), child: Some(child), own_pins: None };
         let deadline = Instant::now() + Duration::from_secs(20);
         while d.try_get("/snapshot").is_none() {
             if let Some(status) = d.child.as_mut().and_then(|c| c.try_wait().ok().flatten()) {
@@ -74,6 +117,12 @@ impl Daemon {
             assert!(Instant::now() < deadline, "timed out waiting for {what}; last snapshot: {}", s.json);
             std::thread::sleep(Duration::from_millis(100));
         }
+    }
+
+    /// The daemon's process id.
+    #[must_use]
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().expect("running").id()
     }
 
     /// SIGTERM, then the exit status.

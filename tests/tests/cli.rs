@@ -129,7 +129,7 @@ fn live_summary_is_printed_on_stdout() {
     let mut child = Command::new("nsenter")
         .arg(format!("--net={}", pair.b.path()))
         .arg(daemon::bin())
-        .args(["run", "--live", "--listen", daemon::LISTEN])
+        .args(["run", "--live", "--no-pin", "--listen", daemon::LISTEN])
         .stdout(std::process::Stdio::piped())
         .spawn()
         .expect("starting rstwatch");

@@ -1,6 +1,7 @@
 //! `cargo xtask build|run|test`: toolchain bootstrap, builds, the privileged
 //! runner. Privileges live here, not in global cargo configuration.
 
+mod install;
 mod toolchain;
 mod tools;
 
@@ -35,6 +36,15 @@ enum Task {
         release: bool,
         #[arg(last = true)]
         args: Vec<String>,
+    },
+    /// Build a release and install the binary, systemd unit, example config and completions.
+    Install {
+        /// Where the binary goes (PREFIX/bin/rstwatch).
+        #[arg(long, default_value = "/usr/local")]
+        prefix: PathBuf,
+        /// Install below this directory instead of / (for packaging).
+        #[arg(long, default_value = "/")]
+        root: PathBuf,
     },
     /// Every test: unit tests, then the root integration tests (real programs, real sockets, own namespaces).
     Test {
@@ -160,6 +170,13 @@ fn main() -> ExitCode {
             ExitCode::SUCCESS
         }),
         Task::Run { release, args } => run(release, &args),
+        Task::Install { prefix, root } => build(true).and_then(|bin| {
+            for f in install::install(&bin, &workspace(), &root, &prefix)? {
+                eprintln!("xtask: installed {}", f.display());
+            }
+            eprintln!("xtask: now `systemctl daemon-reload && systemctl enable --now rstwatch`");
+            Ok(ExitCode::SUCCESS)
+        }),
         Task::Test { filter } => test(filter.as_deref()).map(|()| ExitCode::SUCCESS),
     };
     result.unwrap_or_else(|e| {

@@ -1,4 +1,4 @@
-//! System tools the integration tests drive (iproute2, util-linux, tmux):
+//! System tools the integration tests drive (iproute2, util-linux, tmux, systemd-analyze):
 //! checked, and installed from Debian's packages when missing.
 
 use std::process::Command;
@@ -6,7 +6,14 @@ use std::process::Command;
 use anyhow::{Result, bail};
 
 /// (command, Debian package)
-const TOOLS: [(&str, &str); 4] = [("ip", "iproute2"), ("nsenter", "util-linux"), ("setpriv", "util-linux"), ("tmux", "tmux")];
+const TOOLS: [(&str, &str); 6] = [
+    ("ip", "iproute2"),
+    ("tc", "iproute2"),
+    ("nsenter", "util-linux"),
+    ("setpriv", "util-linux"),
+    ("tmux", "tmux"),
+    ("systemd-analyze", "systemd"),
+];
 
 fn present(cmd: &str) -> bool {
     Command::new("sh").arg("-c").arg(format!("command -v {cmd}")).output().is_ok_and(|o| o.status.success())

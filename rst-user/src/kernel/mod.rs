@@ -26,11 +26,10 @@ pub fn release() -> String {
 }
 
 /// Reads everything kernel-specific. Missing pieces degrade with one log line.
-pub fn probe(sample_rate: u32) -> Result<Probe, Error> {
+pub fn probe() -> Result<Probe, Error> {
     let btf = btf::KernelBtf::load()?;
     let root = tracefs::root()?;
     let mut config = Config::ABSENT;
-    config.sample_rate = sample_rate;
     // Each member may have moved between kernel versions: the first path found wins.
     let off = |s: &str, paths: &[&[&str]]| {
         paths.iter().find_map(|p| btf.member_offset(s, p)).unwrap_or_else(|| {

@@ -1,0 +1,85 @@
+//! Pinned counter maps under one bpffs directory: a restart or upgrade keeps
+//! counting; `--fresh` (or a changed layout) starts from zero.
+
+use std::{
+    ffi::CString,
+    path::{Path, PathBuf},
+};
+
+use aya::maps::MapInfo;
+use rst_common::maps::{self, PeerKey};
+
+use crate::{error::Error, loader::Sizes};
+
+fn mounted_bpffs(dir: &Path) -> bool {
+    // bpffs magic, statfs(2)
+    const BPF_FS_MAGIC: i64 = 0xcafe_4a11;
+    let Ok(c) = CString::new(dir.as_os_str().as_encoded_bytes()) else { return false };
+    let mut st: libc::statfs = unsafe { std::mem::zeroed() };
+    // SAFETY: valid C string and out-pointer.
+    unsafe { libc::statfs(c.as_ptr(), &raw mut st) == 0 && st.f_type == BPF_FS_MAGIC }
+}
+
+/// Makes sure `dir` exists on a bpffs, mounting /sys/fs/bpf when nothing is there.
+pub fn prepare(dir: &Path) -> Result<(), Error> {
+    let parent = dir.parent().unwrap_or(Path::new("/"));
+    if !mounted_bpffs(parent) {
+        if parent != Path::new("/sys/fs/bpf") {
+            return Err(Error::Pin { dir: dir.into(), detail: format!("{} is not a bpffs mount; mount one with `mount -t bpf bpf {}`", parent.display(), parent.display()) });
+        }
+        let c = |s: &str| CString::new(s).expect("no NUL");
+        // SAFETY: plain mount(2) with valid C strings.
+        if unsafe { libc::mount(c("bpf").as_ptr(), c("/sys/fs/bpf").as_ptr(), c("bpf").as_ptr(), 0, std::ptr::null()) } != 0 {
+            return Err(Error::Pin { dir: dir.into(), detail: format!("mounting bpffs on /sys/fs/bpf: {}", std::io::Error::last_os_error()) });
+        }
+        tracing::info!("mounted bpffs on /sys/fs/bpf (it was not mounted)");
+    }
+    std::fs::create_dir_all(dir).map_err(|e| Error::Pin { dir: dir.into(), detail: e.to_string() })
+}
+
+/// Removes the pinned counters: the next load starts from zero.
+pub fn remove(dir: &Path) -> Result<(), Error> {
+    for name in maps::PINNED {
+        match std::fs::remove_file(dir.join(name)) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(Error::Pin { dir: dir.into(), detail: format!("removing {name}: {e}") }),
+        }
+    }
+    Ok(())
+}
+
+/// (key size, value size, max entries) this build creates each pinned map with.
+fn expected(name: &str, sizes: &Sizes) -> (u32, u32, u32) {
+    let v = size_of::<u64>() as u32;
+    match name {
+        maps::COUNTS => (4, v, maps::COUNT_SLOTS),
+        maps::PORTS => (4, v, sizes.port_keys),
+        maps::PEERS => (size_of::<PeerKey>() as u32, v, sizes.peer_keys),
+        maps::OVERFLOW => (4, v, maps::OVERFLOW_SLOTS),
+        _ => (4, v, maps::STAT_SLOTS),
+    }
+}
+
+/// Names the first pinned map whose layout differs from this build's, if any.
+#[must_use]
+pub fn mismatch(dir: &Path, sizes: &Sizes) -> Option<String> {
+    maps::PINNED.iter().find_map(|name| {
+        let info = MapInfo::from_pin(dir.join(name)).ok()?;
+        let found = (info.key_size(), info.value_size(), info.max_entries());
+        let want = expected(name, sizes);
+        (found != want).then(|| format!("{name} is pinned with (key, value, entries) {found:?}, this run wants {want:?}"))
+    })
+}
+
+/// Paths to hand to the loader.
+#[must_use]
+pub fn paths(dir: &Path) -> Vec<(&'static str, PathBuf)> {
+    maps::PINNED.iter().map(|n| (*n, dir.join(n))).collect()
+}
+
+/// Whether counters from an earlier run are there to be reused.
+#[must_use]
+pub fn exist(dir: &Path) -> bool {
+    maps::PINNED.iter().any(|n| dir.join(n).exists())
+}

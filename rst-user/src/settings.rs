@@ -1,0 +1,152 @@
+//! What the daemon runs with: command-line flags over the config file over
+//! defaults. Pure, so reloads can say exactly what changed.
+
+use std::{net::SocketAddr, path::PathBuf};
+
+use rst_common::maps;
+
+use crate::{cli::RunArgs, config::Loaded, error::Error};
+
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:9477";
+pub const DEFAULT_PIN_DIR: &str = "/sys/fs/bpf/rstwatch";
+pub const DEFAULT_SAMPLE_RATE: u32 = 200;
+pub const DEFAULT_TOP: usize = 20;
+pub const DEFAULT_POLL_MS: u64 = 1000;
+pub const DEFAULT_SUMMARY_SECONDS: u64 = 300;
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Settings {
+    /// Interfaces actually watched (empty when wire views are off).
+    pub ifaces: Vec<String>,
+    pub listen: SocketAddr,
+    pub sample_rate: u32,
+    pub ring_bytes: u32,
+    pub port_keys: u32,
+    pub peer_keys: u32,
+    pub top: usize,
+    pub poll_ms: u64,
+    /// None: counters are not pinned (they start at zero every start).
+    pub pin_dir: Option<PathBuf>,
+    pub summary_seconds: u64,
+}
+
+impl Settings {
+    pub fn resolve(args: &RunArgs, file: Option<&Loaded>) -> Result<Self, Error> {
+        let f = file.map(|l| &l.file);
+        let wire = !args.no_wire && f.and_then(|f| f.wire).unwrap_or(true);
+        let ifaces = if !wire {
+            Vec::new()
+        } else if args.ifaces.is_empty() {
+            f.and_then(|f| f.interfaces.as_ref()).map(|v| v.iter().map(|s| s.get_ref().clone()).collect()).unwrap_or_default()
+        } else {
+            args.ifaces.clone()
+        };
+        let listen = match (args.listen, file.map(Loaded::listen).transpose()?.flatten()) {
+            (Some(a), _) | (None, Some(a)) => a,
+            (None, None) => DEFAULT_LISTEN.parse().expect("valid default"),
+        };
+        let pin = !args.no_pin && f.and_then(|f| f.pin).unwrap_or(true);
+        let pin_dir = args.pin_dir.clone().or_else(|| f.and_then(|f| f.pin_dir.clone())).unwrap_or_else(|| DEFAULT_PIN_DIR.into());
+        Ok(Self {
+            ifaces,
+            listen,
+            sample_rate: args.sample_rate.or(f.and_then(|f| f.sample_rate)).unwrap_or(DEFAULT_SAMPLE_RATE),
+            ring_bytes: args.ring_bytes.or(f.and_then(|f| f.ring_bytes.as_ref().map(|s| *s.get_ref()))).unwrap_or(maps::DEFAULT_RING_BYTES),
+            port_keys: args.port_keys.or(f.and_then(|f| f.port_keys.as_ref().map(|s| *s.get_ref()))).unwrap_or(maps::DEFAULT_PORT_KEYS),
+            peer_keys: args.peer_keys.or(f.and_then(|f| f.peer_keys.as_ref().map(|s| *s.get_ref()))).unwrap_or(maps::DEFAULT_PEER_KEYS),
+            top: args.top.or(f.and_then(|f| f.top)).unwrap_or(DEFAULT_TOP),
+            poll_ms: args.poll_ms.or(f.and_then(|f| f.poll_ms.as_ref().map(|s| *s.get_ref()))).unwrap_or(DEFAULT_POLL_MS),
+            pin_dir: pin.then_some(pin_dir),
+            summary_seconds: args.summary_seconds.or(f.and_then(|f| f.summary_seconds)).unwrap_or(DEFAULT_SUMMARY_SECONDS),
+        })
+    }
+
+    /// For a reload: (what is applied now, what needs a restart), one line each.
+    #[must_use]
+    pub fn changes(&self, new: &Self) -> (Vec<String>, Vec<String>) {
+        let mut live = Vec::new();
+        let mut restart = Vec::new();
+        let mut note = |is_live: bool, name: &str, before: String, after: String| {
+            if before != after {
+                let target = if is_live { &mut live } else { &mut restart };
+                target.push(format!("{name}: {before} -> {after}"));
+            }
+        };
+        note(true, "interfaces", format!("{:?}", self.ifaces), format!("{:?}", new.ifaces));
+        note(true, "sample_rate", self.sample_rate.to_string(), new.sample_rate.to_string());
+        note(true, "top", self.top.to_string(), new.top.to_string());
+        note(true, "summary_seconds", self.summary_seconds.to_string(), new.summary_seconds.to_string());
+        note(false, "listen", self.listen.to_string(), new.listen.to_string());
+        note(false, "ring_bytes", self.ring_bytes.to_string(), new.ring_bytes.to_string());
+        note(false, "port_keys", self.port_keys.to_string(), new.port_keys.to_string());
+        note(false, "peer_keys", self.peer_keys.to_string(), new.peer_keys.to_string());
+        note(false, "poll_ms", self.poll_ms.to_string(), new.poll_ms.to_string());
+        note(false, "pin_dir", format!("{:?}", self.pin_dir), format!("{:?}", new.pin_dir));
+        (live, restart)
+    }
+
+    /// `new` with the values that need a restart kept at ours.
+    #[must_use]
+    pub fn reloadable(&self, new: &Self) -> Self {
+        Self {
+            ifaces: new.ifaces.clone(),
+            sample_rate: new.sample_rate,
+            top: new.top,
+            summary_seconds: new.summary_seconds,
+            ..self.clone()
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use clap::Parser as _;
+
+    use super::*;
+    use crate::{cli::{Cli, Command}, config};
+
+    fn args(argv: &[&str]) -> RunArgs {
+        let mut full = vec!["rstwatch", "run"];
+        full.extend(argv);
+        match Cli::parse_from(full).command {
+            Command::Run(a) => a,
+            _ => unreachable!(),
+        }
+    }
+
+    fn file(text: &str) -> Loaded {
+        config::parse(Path::new("t.toml"), text.into()).unwrap()
+    }
+
+    #[test]
+    fn defaults() {
+        let s = Settings::resolve(&args(&[]), None).unwrap();
+        assert_eq!(s.listen.to_string(), DEFAULT_LISTEN);
+        assert_eq!(s.sample_rate, DEFAULT_SAMPLE_RATE);
+        assert_eq!(s.pin_dir.as_deref(), Some(Path::new(DEFAULT_PIN_DIR)));
+        assert!(s.ifaces.is_empty());
+    }
+
+    #[test]
+    fn flags_win_over_the_file() {
+        let f = file("interfaces = [\"eth0\"]\nsample_rate = 7\nlisten = \"127.0.0.1:1\"\ntop = 3\n");
+        let s = Settings::resolve(&args(&["--sample-rate", "9", "--iface", "eth1"]), Some(&f)).unwrap();
+        assert_eq!((s.sample_rate, s.top, s.ifaces.clone()), (9, 3, vec!["eth1".to_string()]));
+        assert_eq!(s.listen.to_string(), "127.0.0.1:1");
+        let off = Settings::resolve(&args(&["--no-wire", "--no-pin"]), Some(&f)).unwrap();
+        assert!(off.ifaces.is_empty() && off.pin_dir.is_none());
+    }
+
+    #[test]
+    fn reload_applies_live_values_and_names_the_rest() {
+        let old = Settings::resolve(&args(&[]), None).unwrap();
+        let new = Settings::resolve(&args(&[]), Some(&file("sample_rate = 5\nring_bytes = 8192\ninterfaces = [\"veth1\"]\n"))).unwrap();
+        let (live, restart) = old.changes(&new);
+        assert_eq!(live, vec!["interfaces: [] -> [\"veth1\"]".to_string(), "sample_rate: 200 -> 5".to_string()]);
+        assert_eq!(restart, vec![format!("ring_bytes: {} -> 8192", maps::DEFAULT_RING_BYTES)]);
+        let applied = old.reloadable(&new);
+        assert_eq!((applied.sample_rate, applied.ring_bytes), (5, maps::DEFAULT_RING_BYTES));
+    }
+}

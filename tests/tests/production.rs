@@ -1,0 +1,192 @@
+//! Running under systemd: the notify protocol on a real unix datagram socket,
+//! restarts that keep counting, config errors, SIGHUP reloads, the unit file.
+
+use std::{
+    os::unix::net::UnixDatagram,
+    path::PathBuf,
+    process::Command,
+    time::{Duration, Instant},
+};
+
+use rst_tests::{
+    daemon::{self, Daemon},
+    netns::{Pair, VB},
+    traffic,
+};
+
+fn temp(name: &str) -> PathBuf {
+    std::env::temp_dir().join(format!("rstw-{}-{name}", std::process::id()))
+}
+
+/// Datagrams on the notify socket until `until` is among them (at most 10 s).
+fn read_until(sock: &UnixDatagram, until: &str) -> Vec<String> {
+    let mut got = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut buf = [0u8; 4096];
+    while Instant::now() < deadline {
+        if let Ok(n) = sock.recv(&mut buf) {
+            let msg = String::from_utf8_lossy(&buf[..n]).into_owned();
+            let done = msg.lines().any(|l| l == until);
+            got.push(msg);
+            if done {
+                return got;
+            }
+        }
+    }
+    panic!("no {until} within 10 s; got {got:?}");
+}
+
+fn xdp_on_vb(pair: &Pair) -> bool {
+    pair.b.exec(&["ip", "-d", "link", "show", VB]).contains("xdp")
+}
+
+#[test]
+fn notify_ready_then_watchdog_and_sigterm_leaves_nothing_attached() {
+    let pair = Pair::new();
+    let path = temp("notify.sock");
+    let _ = std::fs::remove_file(&path);
+    let sock = UnixDatagram::bind(&path).expect("bind notify socket");
+    sock.set_read_timeout(Some(Duration::from_millis(200))).unwrap();
+    let pins = daemon::Pins::new();
+    let env = [("NOTIFY_SOCKET", path.to_str().unwrap()), ("WATCHDOG_USEC", "400000")];
+    let mut d = Daemon::start_with(&pair.b, &pins.0, &["--iface", VB], &env);
+    let first = read_until(&sock, "READY=1");
+    assert!(first.last().unwrap().contains("STATUS=resets sent"), "{first:?}");
+    let later = read_until(&sock, "WATCHDOG=1");
+    assert!(!later.is_empty());
+    assert!(xdp_on_vb(&pair));
+    assert_eq!(d.stop().code(), Some(0));
+    read_until(&sock, "STOPPING=1");
+    assert!(!xdp_on_vb(&pair), "XDP left on vb");
+    let tc = pair.b.exec(&["tc", "filter", "show", "dev", VB, "egress"]);
+    assert!(tc.trim().is_empty(), "tc filter left on vb: {tc}");
+    let _ = std::fs::remove_file(&path);
+}
+
+#[test]
+fn restart_keeps_counting_and_fresh_starts_from_zero() {
+    let pair = Pair::new();
+    let pins = daemon::Pins::new();
+    let count = |d: &Daemon| d.snapshot().port("sent", "closed_port", 7601);
+    let closed = |n| {
+        for _ in 0..n {
+            traffic::syn_to_closed_port(&pair.a, "10.77.0.1:0".parse().unwrap(), "10.77.0.2:7601".parse().unwrap());
+        }
+    };
+    let mut d = Daemon::start_with(&pair.b, &pins.0, &[], &[]);
+    closed(3);
+    d.wait_for("3 resets", |s| s.port("sent", "closed_port", 7601) == 3);
+    let before = d.snapshot().total("sent");
+    assert_eq!(d.stop().code(), Some(0));
+
+    let mut d = Daemon::start_with(&pair.b, &pins.0, &[], &[]);
+    assert_eq!(count(&d), 3, "a restart keeps the pinned counters");
+    assert!(d.snapshot().total("sent") >= before);
+    closed(1);
+    d.wait_for("4 resets", |s| s.port("sent", "closed_port", 7601) == 4);
+    assert_eq!(d.stop().code(), Some(0));
+
+    let d = Daemon::start_with(&pair.b, &pins.0, &["--fresh"], &[]);
+    assert_eq!(count(&d), 0, "--fresh starts from zero");
+    drop(d);
+}
+
+fn run_with_config(text: &str) -> (Option<i32>, String) {
+    let path = temp("bad.toml");
+    std::fs::write(&path, text).unwrap();
+    let out = Command::new(daemon::bin()).args(["run", "--no-pin", "--config"]).arg(&path).output().expect("rstwatch");
+    let _ = std::fs::remove_file(&path);
+    (out.status.code(), String::from_utf8_lossy(&out.stderr).into_owned())
+}
+
+#[test]
+fn config_errors_name_the_line_and_exit_2() {
+    for (text, line, needle) in [
+        ("sample_rate = 10\nlisten_addr = \"127.0.0.1:1\"\n", 2, "unknown field `listen_addr`, expected one of"),
+        ("# watched\ninterfaces = [\"eth0\", \"nosuch9\"]\n", 2, "interface \"nosuch9\" does not exist"),
+        ("\n\nlisten = \"127.0.0.1\"\n", 3, "is not an address"),
+        ("ring_bytes = 12345\n", 1, "must be a power of two"),
+    ] {
+        let (code, stderr) = run_with_config(text);
+        assert_eq!(code, Some(2), "{text:?}: {stderr}");
+        assert_eq!(stderr.lines().count(), 1, "{stderr}");
+        assert!(stderr.contains(&format!("line {line}: ")) && stderr.contains(needle), "{text:?}: {stderr}");
+    }
+    let out = Command::new(daemon::bin()).args(["run", "--config", "/nonexistent/rstwatch.toml"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("cannot read it"));
+}
+
+#[test]
+fn sighup_reloads_sample_rate_and_interfaces() {
+    let pair = Pair::new();
+    let cfg = temp("reload.toml");
+    std::fs::write(&cfg, "sample_rate = 0\ninterfaces = []\n").unwrap();
+    let cfg_arg = cfg.to_str().unwrap();
+    let d = Daemon::start(&pair.b, &["--config", cfg_arg]);
+    let closed = |port: u16| traffic::syn_to_closed_port(&pair.a, "10.77.0.1:0".parse().unwrap(), format!("10.77.0.2:{port}").parse().unwrap());
+    closed(7701);
+    let s = d.wait_for("a reset", |s| s.port("sent", "closed_port", 7701) == 1);
+    assert_eq!(s.json["samples"]["delivered"], 0, "sample_rate 0: no samples");
+    assert_eq!(s.total("wire_out"), 0, "no interface watched yet");
+    assert!(!xdp_on_vb(&pair));
+
+    std::fs::write(&cfg, "sample_rate = 100\ninterfaces = [\"vb\"]\n").unwrap();
+    let status = Command::new("kill").args(["-HUP", &d.pid().to_string()]).status().unwrap();
+    assert!(status.success());
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !xdp_on_vb(&pair) {
+        assert!(Instant::now() < deadline, "SIGHUP did not attach vb");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    closed(7702);
+    let s = d.wait_for("sampled and on the wire", |s| s.port("wire_out", "refusal", 7702) == 1 && s.json["samples"]["delivered"].as_u64() > Some(0));
+    assert_eq!(s.port("sent", "closed_port", 7702), 1);
+    drop(d);
+    let _ = std::fs::remove_file(&cfg);
+}
+
+#[test]
+fn unit_file_passes_systemd_analyze_verify() {
+    let unit = include_str!("../../packaging/rstwatch.service").replace("/usr/local/bin/rstwatch", &daemon::bin());
+    let dir = temp("unit");
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("rstwatch.service");
+    std::fs::write(&path, unit).unwrap();
+    let out = Command::new("systemd-analyze").arg("verify").arg(&path).output().expect("systemd-analyze (Debian package systemd)");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success() && stderr.trim().is_empty(), "systemd-analyze verify: {stderr}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn completions_are_printed() {
+    for shell in ["bash", "zsh", "fish"] {
+        let out = Command::new(daemon::bin()).args(["completions", shell]).output().unwrap();
+        assert!(out.status.success());
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(text.contains("rstwatch") && text.contains("snapshot"), "{shell}");
+    }
+}
+
+#[test]
+fn packaging_files_are_valid_and_name_real_metrics() {
+    let metrics = ["rstwatch_resets_total", "rstwatch_port_resets_total", "rstwatch_samples_dropped_total", "rstwatch_samples_ring_full_total", "rstwatch_build_info"];
+    let dash: serde_json::Value = serde_json::from_str(include_str!("../../packaging/grafana-dashboard.json")).expect("dashboard is JSON");
+    let exprs: Vec<String> = dash["panels"].as_array().unwrap().iter().flat_map(|p| p["targets"].as_array().unwrap().iter().map(|t| t["expr"].as_str().unwrap().to_string())).collect();
+    for needed in ["closed_port", "rstwatch_samples_dropped_total", "rstwatch_port_resets_total"] {
+        assert!(exprs.iter().any(|e| e.contains(needed)), "dashboard lacks {needed}");
+    }
+    let alerts = &yaml_rust2::YamlLoader::load_from_str(include_str!("../../packaging/prometheus-alerts.yml")).expect("alerts are YAML")[0];
+    let rules = alerts["groups"][0]["rules"].as_vec().expect("rules");
+    assert!(rules.len() >= 3);
+    for r in rules {
+        let expr = r["expr"].as_str().expect("expr");
+        assert!(r["alert"].as_str().is_some());
+        assert!(expr.contains("up{") || metrics.iter().any(|m| expr.contains(m)), "{expr}");
+    }
+    let ds = &yaml_rust2::YamlLoader::load_from_str(include_str!("../../packaging/kubernetes/daemonset.yaml")).expect("DaemonSet is YAML")[0];
+    assert_eq!(ds["kind"].as_str(), Some("DaemonSet"));
+    let caps = &ds["spec"]["template"]["spec"]["containers"][0]["securityContext"]["capabilities"]["add"];
+    assert!(caps.as_vec().unwrap().iter().any(|c| c.as_str() == Some("BPF")));
+}
