@@ -196,3 +196,9 @@ pub fn tcp_receive_reset(ctx: TracePointContext) -> u32 {
     record(view::RECEIVED, cause, &e, NO_REASON, state, 0);
     0
 }
+
+/// Does nothing: the baseline for measuring the tracepoint hooks' own cost.
+#[tracepoint]
+pub fn empty_tp(_ctx: TracePointContext) -> u32 {
+    0
+}

@@ -15,6 +15,7 @@ pub const TC_PROGRAM: &str = "rst_tc_egress";
 /// Programs that do nothing: baselines for measuring the hooks' own cost.
 pub const EMPTY_XDP: &str = "empty_xdp";
 pub const EMPTY_TC: &str = "empty_tc";
+pub const EMPTY_TP: &str = "empty_tp";
 
 static OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/rst-ebpf"));
 
@@ -64,9 +65,16 @@ where
 
 /// Loads (once) and attaches one tracepoint program to `tcp:<name>`.
 pub fn attach_tracepoint(ebpf: &mut Ebpf, name: &str) -> Result<(), Error> {
-    let tp: &mut TracePoint = program(ebpf, name)?;
-    tp.load().map_err(|e| load_error(&e))?;
-    tp.attach("tcp", name).map_err(|e| Error::Attach { what: format!("tracepoint tcp:{name}"), detail: chain(&e) })?;
+    attach_program_to_tracepoint(ebpf, name, name)
+}
+
+/// Loads (once) program `program` and attaches it to `tcp:<tracepoint>`.
+pub fn attach_program_to_tracepoint(ebpf: &mut Ebpf, program_name: &str, tracepoint: &str) -> Result<(), Error> {
+    let tp: &mut TracePoint = program(ebpf, program_name)?;
+    if tp.fd().is_err() {
+        tp.load().map_err(|e| load_error(&e))?;
+    }
+    tp.attach("tcp", tracepoint).map_err(|e| Error::Attach { what: format!("tracepoint tcp:{tracepoint}"), detail: chain(&e) })?;
     Ok(())
 }
 

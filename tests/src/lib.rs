@@ -3,6 +3,7 @@
 //! Traffic stays on loopback or inside the test's own namespaces.
 
 pub mod daemon;
+pub mod flood;
 pub mod frames;
 pub mod kernel_counters;
 pub mod netns;

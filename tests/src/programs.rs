@@ -38,6 +38,16 @@ impl Programs {
         (r.return_value, r.duration.as_nanos() as u64)
     }
 
+    /// Attaches the do-nothing programs to the same hooks rstwatch uses
+    /// (both tcp tracepoints; XDP and tc egress on `iface`, in this thread's namespace).
+    pub fn attach_empty(&mut self, iface: &str) {
+        for tp in ["tcp_send_reset", "tcp_receive_reset"] {
+            loader::attach_program_to_tracepoint(&mut self.ebpf, loader::EMPTY_TP, tp).expect("empty tracepoint");
+        }
+        loader::xdp(&mut self.ebpf, loader::EMPTY_XDP).expect("empty xdp").attach(iface, aya::programs::XdpMode::Default).expect("attach empty xdp");
+        loader::tc(&mut self.ebpf, loader::EMPTY_TC).expect("empty tc").attach(iface, aya::programs::TcAttachType::Egress).expect("attach empty tc");
+    }
+
     /// The counters, through the daemon's own reader. Takes the maps: call once, last.
     #[must_use]
     pub fn counts(mut self) -> KernelCounts {

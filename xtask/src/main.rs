@@ -1,6 +1,7 @@
 //! `cargo xtask build|run|test`: toolchain bootstrap, builds, the privileged
 //! runner. Privileges live here, not in global cargo configuration.
 
+mod bench;
 mod install;
 mod toolchain;
 mod tools;
@@ -46,6 +47,8 @@ enum Task {
         #[arg(long, default_value = "/")]
         root: PathBuf,
     },
+    /// Benchmarks side by side (XDP cost, reset storm vs bpftrace and tcpdump, userspace, memory).
+    Bench,
     /// Every test: unit tests, then the root integration tests (real programs, real sockets, own namespaces).
     Test {
         /// Only tests whose name contains this.
@@ -177,6 +180,7 @@ fn main() -> ExitCode {
             eprintln!("xtask: now `systemctl daemon-reload && systemctl enable --now rstwatch`");
             Ok(ExitCode::SUCCESS)
         }),
+        Task::Bench => bench::run().map(|()| ExitCode::SUCCESS),
         Task::Test { filter } => test(filter.as_deref()).map(|()| ExitCode::SUCCESS),
     };
     result.unwrap_or_else(|e| {

@@ -19,13 +19,19 @@ fn present(cmd: &str) -> bool {
     Command::new("sh").arg("-c").arg(format!("command -v {cmd}")).output().is_ok_and(|o| o.status.success())
 }
 
+/// The integration tests' tools.
 pub fn ensure() -> Result<()> {
-    let mut missing: Vec<&str> = TOOLS.iter().filter(|(c, _)| !present(c)).map(|(_, p)| *p).collect();
+    ensure_packages(&TOOLS)
+}
+
+/// Installs the Debian package of each missing (command, package).
+pub fn ensure_packages(tools: &[(&str, &str)]) -> Result<()> {
+    let mut missing: Vec<&str> = tools.iter().filter(|(c, _)| !present(c)).map(|(_, p)| *p).collect();
     missing.dedup();
     if missing.is_empty() {
         return Ok(());
     }
-    eprintln!("xtask: installing {} (needed by the integration tests)", missing.join(" "));
+    eprintln!("xtask: installing {} from Debian's packages", missing.join(" "));
     let ok = Command::new("apt-get").arg("update").status().is_ok_and(|s| s.success())
         && Command::new("apt-get").args(["install", "-y", "--no-install-recommends"]).args(&missing).status().is_ok_and(|s| s.success());
     if !ok {

@@ -1,0 +1,309 @@
+//! `cargo xtask bench`: rstwatch's costs measured side by side in one run,
+//! as ratios (this machine is shared and noisy). Writes a markdown table to
+//! stdout and `report.json` to the directory given as the first argument.
+//! Traffic stays inside namespaces this program creates.
+
+use std::{
+    io::{BufRead as _, BufReader},
+    net::Ipv4Addr,
+    process::{Child, Command, Stdio},
+    sync::mpsc,
+    time::{Duration, Instant},
+};
+
+use rst_common::event::Sample;
+use rst_tests::{
+    daemon::Daemon,
+    flood,
+    frames::{self, ACK, Ip, RST, SYN, Tcp},
+    kernel_counters,
+    netns::{Netns, Pair, VA, VB},
+    programs::Programs,
+};
+use rst_user::{
+    aggregate::{Aggregator, Limits},
+    decode, loader,
+};
+use serde_json::{Value, json};
+
+const STORM: Duration = Duration::from_secs(3);
+const ROUNDS: usize = 2;
+const XDP_REPEAT: u32 = 1_000_000;
+const CLOSED_PORT: u16 = 9;
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
+/// 1. Per-packet cost of the XDP program, BPF_PROG_TEST_RUN, median of 5 rounds.
+fn xdp_costs() -> Value {
+    let v4 = Ip::V4([10, 0, 0, 1], [10, 0, 0, 2]);
+    let v6 = Ip::V6([0xfd, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1], [0xfd, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2]);
+    let syn = frames::frame(&[], v4, &Tcp::new(40000, 80, 1, SYN));
+    let cases = [
+        ("empty", loader::EMPTY_XDP, syn.clone()),
+        ("non_rst_v4", loader::XDP_PROGRAM, syn),
+        ("rst_v4", loader::XDP_PROGRAM, frames::frame(&[], v4, &Tcp::new(80, 40000, 0, RST | ACK))),
+        ("rst_v6", loader::XDP_PROGRAM, frames::frame(&[], v6, &Tcp::new(80, 40000, 0, RST | ACK))),
+        ("vlan_rst_v4", loader::XDP_PROGRAM, frames::frame(&[100], v4, &Tcp::new(80, 40000, 7, RST | ACK))),
+    ];
+    let mut progs = Programs::load();
+    let mut out = serde_json::Map::new();
+    for (name, prog, frame) in &cases {
+        let ns: Vec<f64> = (0..5).map(|_| progs.xdp(prog, frame, XDP_REPEAT).1 as f64).collect();
+        out.insert((*name).into(), json!(median(ns)));
+    }
+    Value::Object(out)
+}
+
+/// 3. Userspace decode + classify + aggregate, samples per second on one core.
+fn userspace() -> f64 {
+    const N: usize = 2_000_000;
+    let records: Vec<Vec<u8>> = (0..1024u32)
+        .map(|i| {
+            let s = Sample {
+                local_addr: [10, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0],
+                remote_addr: [10, 0, (i >> 8) as u8, i as u8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0],
+                local_port: 80,
+                remote_port: 40000 + i as u16,
+                reason: 1,
+                view: (i % 4) as u8,
+                cause: 1 + (i % 5) as u8,
+                family: 4,
+                ..Sample::default()
+            };
+            // SAFETY: Sample is plain repr(C) data without padding.
+            unsafe { std::slice::from_raw_parts((&raw const s).cast::<u8>(), size_of::<Sample>()) }.to_vec()
+        })
+        .collect();
+    let mut agg = Aggregator::new(Limits { top: 20, recent: 64 }, "bench".into(), Default::default());
+    let start = Instant::now();
+    for i in 0..N {
+        agg.on_sample(decode::decode(&records[i % records.len()]).expect("valid record"));
+    }
+    let s = agg.snapshot(1.0);
+    assert_eq!(s.samples.delivered, N as u64);
+    N as f64 / start.elapsed().as_secs_f64()
+}
+
+fn link(ns: &Netns, dev: &str) -> (i32, [u8; 6]) {
+    let out = ns.exec(&["ip", "-o", "link", "show", dev]);
+    let index = out.split(':').next().and_then(|s| s.trim().parse().ok()).expect("ifindex");
+    let mac = out.split("link/ether ").nth(1).and_then(|s| s.split_whitespace().next()).expect("mac");
+    let mut m = [0u8; 6];
+    for (b, h) in m.iter_mut().zip(mac.split(':')) {
+        *b = u8::from_str_radix(h, 16).expect("hex");
+    }
+    (index, m)
+}
+
+struct Storm<'a> {
+    pair: &'a Pair,
+    ifindex: i32,
+    frames: Vec<Vec<u8>>,
+}
+
+impl Storm<'_> {
+    /// Generator rate (SYNs per second) for one storm.
+    fn run(&self, d: Duration) -> f64 {
+        let sent = self.pair.a.run(|| flood::flood(&flood::socket(self.ifindex), &self.frames, d));
+        sent as f64 / d.as_secs_f64()
+    }
+}
+
+fn out_rsts(pair: &Pair) -> u64 {
+    [kernel_counters::read(&pair.a), kernel_counters::read(&pair.b), kernel_counters::read_here()]
+        .iter()
+        .map(|c| c.get("Tcp:OutRsts").copied().unwrap_or(0))
+        .sum()
+}
+
+fn proc_field(pid: u32, file: &str, key: &str) -> u64 {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/{file}")).unwrap_or_default();
+    if file == "stat" {
+        // utime + stime, in clock ticks (fields 14 and 15)
+        let rest = text.rsplit(')').next().unwrap_or_default();
+        let f: Vec<&str> = rest.split_whitespace().collect();
+        return f.get(11).and_then(|s| s.parse::<u64>().ok()).unwrap_or(0) + f.get(12).and_then(|s| s.parse::<u64>().ok()).unwrap_or(0);
+    }
+    text.lines().find_map(|l| l.strip_prefix(key)).and_then(|v| v.split_whitespace().next()?.parse().ok()).unwrap_or(0)
+}
+
+/// Starts `cmd`, waits (at most 30 s) until `ready` shows on its stdout or stderr.
+fn spawn_ready(cmd: &mut Command, ready: &str) -> (Child, mpsc::Receiver<String>) {
+    let mut child = cmd.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("spawn");
+    let (tx, rx) = mpsc::channel();
+    for stream in [Box::new(child.stdout.take().unwrap()) as Box<dyn std::io::Read + Send>, Box::new(child.stderr.take().unwrap())] {
+        let tx = tx.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stream).lines().map_while(Result::ok) {
+                let _ = tx.send(line);
+            }
+        });
+    }
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut seen = Vec::new();
+    while Instant::now() < deadline {
+        if let Ok(l) = rx.recv_timeout(Duration::from_millis(200)) {
+            let hit = l.contains(ready);
+            seen.push(l);
+            if hit {
+                // give the probe a moment to be live
+                std::thread::sleep(Duration::from_millis(300));
+                return (child, rx);
+            }
+        }
+    }
+    let _ = child.kill();
+    panic!("{cmd:?} did not print {ready:?}: {seen:?}");
+}
+
+/// SIGINT, then everything it printed.
+fn interrupt(mut child: Child, rx: &mpsc::Receiver<String>) -> String {
+    // SAFETY: signalling our own child.
+    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+    let _ = child.wait();
+    std::thread::sleep(Duration::from_millis(200));
+    rx.try_iter().collect::<Vec<_>>().join("\n")
+}
+
+fn number_before(text: &str, suffix: &str) -> u64 {
+    text.lines().filter_map(|l| l.split(suffix).next().filter(|_| l.contains(suffix))?.split_whitespace().last()?.parse::<u64>().ok()).sum()
+}
+
+/// 2. The reset storm, each configuration side by side, `ROUNDS` times.
+fn storm() -> (Value, u64) {
+    let pair = Pair::new();
+    let (ifindex, va_mac) = link(&pair.a, VA);
+    let (_, vb_mac) = link(&pair.b, VB);
+    let frames: Vec<Vec<u8>> = (0..256u16)
+        .map(|i| flood::syn_frame(va_mac, vb_mac, Ipv4Addr::new(10, 77, 0, 1), Ipv4Addr::new(10, 77, 0, 2), 20000 + i, CLOSED_PORT))
+        .collect();
+    let s = Storm { pair: &pair, ifindex, frames };
+    s.run(Duration::from_millis(300)); // warm-up: ARP, caches
+
+    let mut off = Vec::new();
+    let mut empty = Vec::new();
+    let mut on = Vec::new();
+    let mut bpftrace = Vec::new();
+    let mut tcpdump = Vec::new();
+    let (mut bpftrace_lost, mut tcpdump_dropped) = (0, 0);
+    let (mut counted, mut kernel, mut rsts, mut delivered, mut dropped, mut cpu_ticks) = (0u64, 0u64, 0u64, 0u64, 0u64, 0u64);
+
+    // The daemon's RSS is read after 10 s idle, in the first round.
+    let mut rss = 0;
+    for round in 0..ROUNDS {
+        off.push(s.run(STORM));
+
+        let (stop_tx, stop_rx) = mpsc::channel::<()>();
+        let (ready_tx, ready_rx) = mpsc::channel::<()>();
+        let b = &pair.b;
+        std::thread::scope(|scope| {
+            scope.spawn(move || {
+                b.run(move || {
+                    let mut p = Programs::load();
+                    p.attach_empty(VB);
+                    ready_tx.send(()).unwrap();
+                    let _ = stop_rx.recv();
+                });
+            });
+            ready_rx.recv().unwrap();
+            empty.push(s.run(STORM));
+            stop_tx.send(()).unwrap();
+        });
+
+        // rstwatch, started for this phase only (XDP allows one program per interface)
+        let d = Daemon::start(&pair.b, &["--iface", VB, "--no-pin"]);
+        if round == 0 {
+            std::thread::sleep(Duration::from_secs(10));
+            rss = proc_field(d.pid(), "status", "VmRSS:");
+        }
+        let before = d.snapshot();
+        let k0 = out_rsts(&pair);
+        let t0 = proc_field(d.pid(), "stat", "");
+        let rate = s.run(STORM);
+        on.push(rate);
+        // let the counters settle, then compare with the kernel
+        std::thread::sleep(Duration::from_millis(500));
+        let after = d.wait_for("counters settle", |a| {
+            std::thread::sleep(Duration::from_millis(300));
+            a.total("sent") == d.snapshot().total("sent")
+        });
+        let k1 = out_rsts(&pair);
+        counted += after.total("sent") - before.total("sent");
+        kernel += k1 - k0;
+        rsts += (rate * STORM.as_secs_f64()) as u64;
+        let sv = |s: &rst_tests::snapshot::Snapshot, k: &str| s.json["samples"][k].as_u64().unwrap_or(0);
+        delivered += sv(&after, "delivered") - sv(&before, "delivered");
+        dropped += sv(&after, "dropped") - sv(&before, "dropped");
+        cpu_ticks += proc_field(d.pid(), "stat", "") - t0;
+        drop(d);
+
+        let (child, rx) = spawn_ready(Command::new("bpftrace").args(["-e", "tracepoint:tcp:tcp_send_reset { @[args->reason] = count(); }"]), "Attaching");
+        bpftrace.push(s.run(STORM));
+        bpftrace_lost += number_before(&interrupt(child, &rx), " events");
+
+        let ns = format!("--net={}", pair.b.path());
+        let (child, rx) = spawn_ready(Command::new("nsenter").args([&ns, "tcpdump", "-n", "-i", VB, "-w", "/dev/null", "tcp[tcpflags] & tcp-rst != 0"]), "listening on");
+        tcpdump.push(s.run(STORM));
+        tcpdump_dropped += number_before(&interrupt(child, &rx), " packets dropped by kernel");
+        eprintln!("bench: storm round {} of {ROUNDS} done", round + 1);
+    }
+    let avg = |v: &Vec<f64>| v.iter().sum::<f64>() / v.len() as f64;
+    let clk = 100.0; // USER_HZ
+    (
+        json!({
+            "seconds": STORM.as_secs_f64() * ROUNDS as f64,
+            "rsts": rsts, "counted": counted, "kernel_outrsts": kernel,
+            "gen_pps_off": avg(&off), "gen_pps_empty_hooks": avg(&empty), "gen_pps_on": avg(&on),
+            "bpftrace_gen_pps": avg(&bpftrace), "tcpdump_gen_pps": avg(&tcpdump),
+            "bpftrace_lost": bpftrace_lost, "tcpdump_dropped": tcpdump_dropped,
+            "samples_delivered": delivered, "samples_dropped": dropped,
+            "daemon_cpu_seconds": cpu_ticks as f64 / clk,
+        }),
+        rss,
+    )
+}
+
+fn verdict(ok: bool) -> &'static str {
+    if ok { "met" } else { "MISSED" }
+}
+
+fn main() {
+    let dir = std::path::PathBuf::from(std::env::args().nth(1).unwrap_or_else(|| "target/bench".into()));
+    std::fs::create_dir_all(&dir).expect("report directory");
+    eprintln!("bench: XDP per-packet cost (BPF_PROG_TEST_RUN, {XDP_REPEAT} repeats, median of 5)");
+    let xdp = xdp_costs();
+    eprintln!("bench: userspace decode + aggregate");
+    let ups = userspace();
+    eprintln!("bench: reset storm ({ROUNDS} rounds of {} s per configuration)", STORM.as_secs());
+    let (storm, rss) = storm();
+    let report = json!({"xdp_test_run_ns": xdp, "storm": storm, "userspace": {"decode_aggregate_per_s": ups}, "daemon_rss_kib": rss});
+    std::fs::write(dir.join("report.json"), serde_json::to_string_pretty(&report).unwrap() + "\n").expect("writing report");
+
+    let x = |k: &str| report["xdp_test_run_ns"][k].as_f64().unwrap();
+    let st = |k: &str| report["storm"][k].as_f64().unwrap();
+    let empty = x("empty");
+    println!("| measure | value | ratio | target |");
+    println!("|---|---|---|---|");
+    println!("| XDP empty program | {empty:.1} ns | 1.00× | baseline |");
+    for k in ["non_rst_v4", "rst_v4", "rst_v6", "vlan_rst_v4"] {
+        let limit = if k == "non_rst_v4" { 1.5 } else { 4.0 };
+        println!("| XDP {k} | {:.1} ns | {:.2}× empty | ≤ {limit}× ({}) |", x(k), x(k) / empty, verdict(x(k) / empty <= limit));
+    }
+    let base = st("gen_pps_empty_hooks");
+    println!("| storm generator, nothing attached | {:.0} SYN/s | {:.2}× empty hooks | |", st("gen_pps_off"), st("gen_pps_off") / base);
+    println!("| storm generator, empty hooks | {base:.0} SYN/s | 1.00× | baseline |");
+    println!("| storm generator, rstwatch | {:.0} SYN/s | {:.2}× empty hooks | ≥ 0.95× ({}) |", st("gen_pps_on"), st("gen_pps_on") / base, verdict(st("gen_pps_on") / base >= 0.95));
+    println!("| storm generator, bpftrace | {:.0} SYN/s | {:.2}× empty hooks | |", st("bpftrace_gen_pps"), st("bpftrace_gen_pps") / base);
+    println!("| storm generator, tcpdump | {:.0} SYN/s | {:.2}× empty hooks | |", st("tcpdump_gen_pps"), st("tcpdump_gen_pps") / base);
+    let exact = report["storm"]["counted"] == report["storm"]["kernel_outrsts"];
+    println!("| rstwatch counted / kernel OutRsts | {} / {} | | equal ({}) |", report["storm"]["counted"], report["storm"]["kernel_outrsts"], verdict(exact));
+    println!("| samples delivered / dropped | {} / {} | | every undelivered one counted |", report["storm"]["samples_delivered"], report["storm"]["samples_dropped"]);
+    println!("| bpftrace lost events / tcpdump dropped | {} / {} | | |", report["storm"]["bpftrace_lost"], report["storm"]["tcpdump_dropped"]);
+    println!("| daemon CPU during storms | {:.2} s | | |", st("daemon_cpu_seconds"));
+    println!("| userspace decode + aggregate | {:.2} M samples/s | | ≥ 5 M/s ({}) |", ups / 1e6, verdict(ups >= 5e6));
+    println!("| daemon RSS after 10 s idle | {} KiB | | ≤ 30 MiB ({}) |", rss, verdict(rss <= 30 * 1024));
+    println!("\nreport: {}", dir.join("report.json").display());
+}
