@@ -28,11 +28,27 @@ pub const DEFAULT_PORT_KEYS: u32 = 4096;
 pub const DEFAULT_PEER_KEYS: u32 = 4096;
 pub const DEFAULT_RING_BYTES: u32 = 256 * 1024;
 
-/// `STATS` slots (per-CPU u64).
-pub const STAT_SAMPLES_EMITTED: u32 = 0;
-pub const STAT_RING_FULL: u32 = 1;
-pub const STAT_RATE_LIMITED: u32 = 2;
-pub const STAT_SLOTS: u32 = 3;
+/// `STATS`: one per-CPU [`SampleState`] — the sample accounting and the
+/// rate-limit window, read and written with a single lookup per reset.
+pub const STAT_SLOTS: u32 = 1;
+
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SampleState {
+    /// Samples written to the ring.
+    pub emitted: u64,
+    /// Samples lost because the ring was full.
+    pub ring_full: u64,
+    /// Samples skipped by the per-CPU rate limit.
+    pub rate_limited: u64,
+    /// Start of the current one-second window (coarse ns) and samples in it.
+    pub window_start: u64,
+    pub window_count: u64,
+}
+const _: () = assert!(size_of::<SampleState>() == 40);
+
+#[cfg(feature = "user")]
+unsafe impl aya::Pod for SampleState {}
 
 /// `PORTS` key: (view, cause, port) packed into one u32.
 #[must_use]

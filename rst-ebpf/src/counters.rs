@@ -12,7 +12,7 @@ use aya_ebpf::{
 use rst_common::{
     cause,
     event::Sample,
-    maps::{self, PeerKey},
+    maps::{self, PeerKey, SampleState},
 };
 
 #[map]
@@ -25,15 +25,12 @@ static PEERS: PerCpuHashMap<PeerKey, u64> =
 #[map]
 static OVERFLOW: PerCpuArray<u64> = PerCpuArray::with_max_entries(maps::OVERFLOW_SLOTS, 0);
 #[map]
-static STATS: PerCpuArray<u64> = PerCpuArray::with_max_entries(maps::STAT_SLOTS, 0);
+static STATS: PerCpuArray<SampleState> = PerCpuArray::with_max_entries(maps::STAT_SLOTS, 0);
 #[map]
 static SAMPLES: RingBuf = RingBuf::with_byte_size(maps::DEFAULT_RING_BYTES, 0);
 /// Settings the daemon may change while running (see `maps::SETTING_*`).
 #[map]
 static SETTINGS: Array<u32> = Array::with_max_entries(maps::SETTING_SLOTS, 0);
-/// Per-CPU sampling window: [window start ns, samples emitted in it].
-#[map]
-static RATE: PerCpuArray<[u64; 2]> = PerCpuArray::with_max_entries(1, 0);
 
 const NS_PER_SEC: u64 = 1_000_000_000;
 
@@ -74,38 +71,31 @@ pub fn count(view: u8, cause: u8, port: u16, family: u8, peer: &[u8; 16]) {
     bump_key(&PEERS, &key, maps::COUNT_SLOTS + slot);
 }
 
-/// Whether this CPU may still emit a sample in the current one-second window.
-#[inline(always)]
-fn within_rate(now: u64) -> bool {
-    let limit = SETTINGS.get(maps::SETTING_SAMPLE_RATE).map_or(0, |v| u64::from(*v));
-    let Some(w) = RATE.get_ptr_mut(0) else { return false };
-    let w = unsafe { &mut *w };
-    if now.wrapping_sub(w[0]) >= NS_PER_SEC {
-        w[0] = now;
-        w[1] = 0;
-    }
-    if w[1] >= limit {
-        return false;
-    }
-    w[1] += 1;
-    true
-}
-
-/// Sends a sample unless the rate limit or a full ring says no; both are counted.
+/// Sends a sample unless the rate limit or a full ring says no; both are
+/// counted. One per-CPU lookup holds the window and the accounting.
 #[inline(always)]
 pub fn emit(mut sample: Sample) {
+    let Some(st) = STATS.get_ptr_mut(0) else { return };
+    let st = unsafe { &mut *st };
+    let limit = SETTINGS.get(maps::SETTING_SAMPLE_RATE).map_or(0, |v| u64::from(*v));
+    // (bpf_ktime_get_coarse_ns would be cheaper, but tracepoint programs may not call it.)
     let now = unsafe { bpf_ktime_get_ns() };
-    if !within_rate(now) {
-        bump(&STATS, maps::STAT_RATE_LIMITED);
+    if now.wrapping_sub(st.window_start) >= NS_PER_SEC {
+        st.window_start = now;
+        st.window_count = 0;
+    }
+    if st.window_count >= limit {
+        add(&raw mut st.rate_limited);
         return;
     }
+    st.window_count += 1;
     sample.ts_ns = now;
     match SAMPLES.reserve::<Sample>(0) {
         Some(mut entry) => {
             entry.write(sample);
             entry.submit(0);
-            bump(&STATS, maps::STAT_SAMPLES_EMITTED);
+            add(&raw mut st.emitted);
         }
-        None => bump(&STATS, maps::STAT_RING_FULL),
+        None => add(&raw mut st.ring_full),
     }
 }

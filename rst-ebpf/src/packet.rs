@@ -49,29 +49,22 @@ fn l3<F: Frame>(f: &F) -> Option<(u16, usize)> {
     Some((proto, off))
 }
 
-/// IPv4: (src, dst, L4 offset) of the first fragment of a TCP datagram.
+/// IPv4: L4 offset of the first fragment of a TCP datagram.
 #[inline(always)]
-fn ipv4<F: Frame>(f: &F, off: usize) -> Option<([u8; 16], [u8; 16], usize)> {
-    let hdr: [u8; 20] = f.read(off)?;
-    let ihl = usize::from(hdr[0] & 0x0f) * 4;
-    let frag_off = u16::from_be_bytes([hdr[6], hdr[7]]) & 0x1fff;
-    if ihl < 20 || hdr[9] != IPPROTO_TCP || frag_off != 0 {
-        return None;
-    }
-    let mut src = [0u8; 16];
-    let mut dst = [0u8; 16];
-    src[..4].copy_from_slice(&hdr[12..16]);
-    dst[..4].copy_from_slice(&hdr[16..20]);
-    Some((src, dst, off + ihl))
+fn ipv4_l4<F: Frame>(f: &F, off: usize) -> Option<usize> {
+    let ver_ihl: u8 = f.read(off)?;
+    let frag: [u8; 2] = f.read(off + 6)?;
+    let proto: u8 = f.read(off + 9)?;
+    let ihl = usize::from(ver_ihl & 0x0f) * 4;
+    let frag_off = u16::from_be_bytes(frag) & 0x1fff;
+    (ihl >= 20 && proto == IPPROTO_TCP && frag_off == 0).then_some(off + ihl)
 }
 
-/// IPv6: (src, dst, L4 offset), walking hop-by-hop, routing, destination
-/// options and the first fragment header.
+/// IPv6: L4 offset, walking hop-by-hop, routing, destination options and
+/// the first fragment header.
 #[inline(always)]
-fn ipv6<F: Frame>(f: &F, off: usize) -> Option<([u8; 16], [u8; 16], usize)> {
+fn ipv6_l4<F: Frame>(f: &F, off: usize) -> Option<usize> {
     let mut next: u8 = f.read(off + 6)?;
-    let src: [u8; 16] = f.read(off + 8)?;
-    let dst: [u8; 16] = f.read(off + 24)?;
     let mut l4 = off + 40;
     for _ in 0..4 {
         match next {
@@ -91,21 +84,31 @@ fn ipv6<F: Frame>(f: &F, off: usize) -> Option<([u8; 16], [u8; 16], usize)> {
             _ => break,
         }
     }
-    (next == IPPROTO_TCP).then_some((src, dst, l4))
+    (next == IPPROTO_TCP).then_some(l4)
 }
 
-/// Parses a frame; `None` unless it is a TCP segment with RST set.
+/// Parses a frame; `None` unless it is a TCP segment with RST set. Non-RST
+/// segments cost only the few reads needed to find the TCP flags.
 #[inline(always)]
 pub fn parse_rst<F: Frame>(f: &F) -> Option<Rst> {
     let (proto, off) = l3(f)?;
-    let (family, (src, dst, l4)) = match proto {
-        ETH_P_IPV4 => (AF_INET, ipv4(f, off)?),
-        ETH_P_IPV6 => (AF_INET6, ipv6(f, off)?),
+    let (family, l4) = match proto {
+        ETH_P_IPV4 => (AF_INET, ipv4_l4(f, off)?),
+        ETH_P_IPV6 => (AF_INET6, ipv6_l4(f, off)?),
         _ => return None,
     };
     let flags: u8 = f.read(l4 + 13)?;
     if flags & TCP_RST == 0 {
         return None;
+    }
+    let mut src = [0u8; 16];
+    let mut dst = [0u8; 16];
+    if family == AF_INET {
+        src[..4].copy_from_slice(&f.read::<[u8; 4]>(off + 12)?);
+        dst[..4].copy_from_slice(&f.read::<[u8; 4]>(off + 16)?);
+    } else {
+        src = f.read(off + 8)?;
+        dst = f.read(off + 24)?;
     }
     let mut rst = Rst { family, src, dst, sport: 0, dport: 0, flags, cause: cause::MALFORMED };
     // One read of the whole fixed header (the verifier tracks it best this way).

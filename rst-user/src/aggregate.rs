@@ -9,7 +9,7 @@ use std::{
 
 use rst_common::{
     cause,
-    maps::{self, PeerKey},
+    maps::{self, PeerKey, SampleState},
 };
 
 use crate::{
@@ -30,7 +30,8 @@ pub struct KernelCounts {
     pub peers: Vec<(PeerKey, u64)>,
     /// Port overflow at `slot`, peer overflow at `COUNT_SLOTS + slot`.
     pub overflow: Vec<u64>,
-    pub stats: [u64; maps::STAT_SLOTS as usize],
+    /// Sample accounting summed over CPUs (the window fields are meaningless here).
+    pub samples: SampleState,
 }
 
 /// Bounds of what the aggregator keeps.
@@ -166,8 +167,7 @@ impl Aggregator {
             count: n,
         })
         .collect();
-        let ring_full = k.stats[maps::STAT_RING_FULL as usize];
-        let rate_limited = k.stats[maps::STAT_RATE_LIMITED as usize];
+        let (ring_full, rate_limited) = (k.samples.ring_full, k.samples.rate_limited);
         Snapshot {
             version: SNAPSHOT_VERSION,
             uptime_seconds,
@@ -220,8 +220,8 @@ mod tests {
         ];
         k.overflow[cause::slot(view::SENT, cause::CLOSED_PORT) as usize] = 1;
         k.peers = vec![(PeerKey { view: view::RECEIVED, cause: cause::REFUSED, family: 4, _pad: 0, addr: [10, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0] }, 10)];
-        k.stats[maps::STAT_RING_FULL as usize] = 2;
-        k.stats[maps::STAT_RATE_LIMITED as usize] = 3;
+        k.samples.ring_full = 2;
+        k.samples.rate_limited = 3;
         k
     }
 

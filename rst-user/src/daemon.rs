@@ -143,6 +143,10 @@ pub async fn run(args: RunArgs) -> Result<(), Error> {
         tracing::info!("no interface watched: wire_in/wire_out stay at zero (add --iface IF)");
     }
     let mut source = Source::new(&mut ebpf)?;
+    // Parsing kernel BTF (here and in aya) used tens of MiB that are free now:
+    // hand them back so the idle daemon stays small.
+    // SAFETY: malloc_trim only releases free heap memory.
+    unsafe { libc::malloc_trim(0) };
     let mut agg = Aggregator::new(Limits { top: settings.top, recent: RECENT }, probe.release.clone(), probe.reason_names.clone());
     let (tx, rx) = watch::channel(Arc::new(Snapshot::default()));
     let started = Instant::now();

@@ -7,7 +7,7 @@ use std::{
 };
 
 use aya::maps::MapInfo;
-use rst_common::maps::{self, PeerKey};
+use rst_common::maps::{self, PeerKey, SampleState};
 
 use crate::{error::Error, loader::Sizes};
 
@@ -57,7 +57,7 @@ fn expected(name: &str, sizes: &Sizes) -> (u32, u32, u32) {
         maps::PORTS => (4, v, sizes.port_keys),
         maps::PEERS => (size_of::<PeerKey>() as u32, v, sizes.peer_keys),
         maps::OVERFLOW => (4, v, maps::OVERFLOW_SLOTS),
-        _ => (4, v, maps::STAT_SLOTS),
+        _ => (4, size_of::<SampleState>() as u32, maps::STAT_SLOTS),
     }
 }
 

@@ -5,7 +5,7 @@ use aya::{
     Ebpf,
     maps::{MapData, PerCpuArray, PerCpuHashMap, RingBuf},
 };
-use rst_common::maps::{self, PeerKey};
+use rst_common::maps::{self, PeerKey, SampleState};
 use tokio::io::{Interest, unix::AsyncFd};
 
 use crate::{aggregate::KernelCounts, error::Error};
@@ -16,7 +16,7 @@ pub struct Source {
     ports: PerCpuHashMap<MapData, u32, u64>,
     peers: PerCpuHashMap<MapData, PeerKey, u64>,
     overflow: PerCpuArray<MapData, u64>,
-    stats: PerCpuArray<MapData, u64>,
+    stats: PerCpuArray<MapData, SampleState>,
 }
 
 fn take<T: TryFrom<aya::maps::Map, Error = aya::maps::MapError>>(ebpf: &mut Ebpf, name: &str) -> Result<T, Error> {
@@ -46,16 +46,18 @@ impl Source {
     /// Current totals, summed over CPUs.
     #[must_use]
     pub fn counts(&self) -> KernelCounts {
-        let mut stats = [0u64; maps::STAT_SLOTS as usize];
-        for (dst, src) in stats.iter_mut().zip(sum_array(&self.stats)) {
-            *dst = src;
+        let mut samples = SampleState::default();
+        for cpu in self.stats.iter().filter_map(Result::ok).flat_map(|v| v.to_vec()) {
+            samples.emitted += cpu.emitted;
+            samples.ring_full += cpu.ring_full;
+            samples.rate_limited += cpu.rate_limited;
         }
         KernelCounts {
             causes: sum_array(&self.counts),
             ports: self.ports.iter().filter_map(Result::ok).map(|(k, v)| (k, v.iter().sum())).collect(),
             peers: self.peers.iter().filter_map(Result::ok).map(|(k, v)| (k, v.iter().sum())).collect(),
             overflow: sum_array(&self.overflow),
-            stats,
+            samples,
         }
     }
 
