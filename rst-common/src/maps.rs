@@ -9,6 +9,24 @@ pub const OVERFLOW: &str = "OVERFLOW";
 pub const STATS: &str = "STATS";
 pub const SAMPLES: &str = "SAMPLES";
 pub const SETTINGS: &str = "SETTINGS";
+pub const STACK_RSTS: &str = "STACK_RSTS";
+
+/// Entries of `STACK_RSTS`: resets the stack announced and tc egress has not
+/// seen yet. Entries live for microseconds; LRU eviction bounds the rest.
+pub const STACK_RST_ENTRIES: u32 = 8192;
+
+/// `STACK_RSTS` key: a reset's tuple as it will leave (local = source).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct FlowKey {
+    pub family: u8,
+    pub _pad: [u8; 3],
+    pub lport: u16,
+    pub rport: u16,
+    pub local: [u8; 16],
+    pub remote: [u8; 16],
+}
+const _: () = assert!(size_of::<FlowKey>() == 40);
 
 /// Counter maps pinned under the pin directory, so a restart keeps counting.
 pub const PINNED: [&str; 5] = [COUNTS, PORTS, PEERS, OVERFLOW, STATS];

@@ -7,12 +7,12 @@ use aya_ebpf::{
     bindings::BPF_NOEXIST,
     helpers::bpf_ktime_get_ns,
     macros::map,
-    maps::{Array, PerCpuArray, PerCpuHashMap, RingBuf},
+    maps::{Array, LruHashMap, PerCpuArray, PerCpuHashMap, RingBuf},
 };
 use rst_common::{
     cause,
     event::Sample,
-    maps::{self, PeerKey, SampleState},
+    maps::{self, FlowKey, PeerKey, SampleState},
 };
 
 #[map]
@@ -28,6 +28,10 @@ static OVERFLOW: PerCpuArray<u64> = PerCpuArray::with_max_entries(maps::OVERFLOW
 static STATS: PerCpuArray<SampleState> = PerCpuArray::with_max_entries(maps::STAT_SLOTS, 0);
 #[map]
 static SAMPLES: RingBuf = RingBuf::with_byte_size(maps::DEFAULT_RING_BYTES, 0);
+/// Socketless resets the stack announced (tracepoint) and is about to send;
+/// tc egress consumes them to tell stack resets from `not_from_stack` ones.
+#[map]
+static STACK_RSTS: LruHashMap<FlowKey, u64> = LruHashMap::with_max_entries(maps::STACK_RST_ENTRIES, 0);
 /// Settings the daemon may change while running (see `maps::SETTING_*`).
 #[map]
 static SETTINGS: Array<u32> = Array::with_max_entries(maps::SETTING_SLOTS, 0);
@@ -59,6 +63,27 @@ fn bump_key<K>(map: &PerCpuHashMap<K, u64>, key: &K, overflow: u32) {
     } else {
         bump(&OVERFLOW, overflow);
     }
+}
+
+/// Notes a reset the stack is about to send through its control socket.
+#[inline(always)]
+pub fn announce_stack_rst(key: &FlowKey) {
+    if let Some(p) = STACK_RSTS.get_ptr_mut(key) {
+        add(p);
+    } else {
+        let _ = STACK_RSTS.insert(key, 1, 0);
+    }
+}
+
+/// Whether the stack announced this reset; consumes the announcement.
+#[inline(always)]
+pub fn take_stack_rst(key: &FlowKey) -> bool {
+    let Some(p) = STACK_RSTS.get_ptr_mut(key) else { return false };
+    if unsafe { *p } == 0 {
+        return false;
+    }
+    unsafe { atomic_xadd::<u64, u64, { AtomicOrdering::Relaxed }>(p, u64::MAX) };
+    true
 }
 
 /// Counts one reset exactly: by (view, cause), by port and by peer.

@@ -1,7 +1,7 @@
 //! RST parsing shared by XDP and tc: Ethernet, up to two VLAN tags, IPv4
 //! (options) or IPv6 (common extension headers), then the fixed TCP header.
 
-use rst_common::{cause, event::Sample};
+use rst_common::{cause, event::Sample, maps::FlowKey};
 
 /// Bounds-checked reads from a frame; the only way headers are read.
 pub trait Frame {
@@ -131,15 +131,23 @@ pub fn parse_rst<F: Frame>(f: &F) -> Option<Rst> {
 }
 
 /// Counts an RST seen on the wire and samples it. `inbound`: the local end is
-/// the destination (`wire_in`), else the source (`wire_out`).
+/// the destination (`wire_in`), else the source (`wire_out`). `from_stack`
+/// (egress only) says whether the TCP stack made it; it is asked only for
+/// well-formed RSTs.
 #[inline(always)]
-pub fn observe<F: Frame>(f: &F, view: u8, inbound: bool, ifindex: u32) {
-    let Some(rst) = parse_rst(f) else { return };
+pub fn observe<F: Frame>(f: &F, view: u8, inbound: bool, ifindex: u32, from_stack: impl Fn(&FlowKey) -> bool) {
+    let Some(mut rst) = parse_rst(f) else { return };
     let (local, remote, lport, rport) = if inbound {
         (rst.dst, rst.src, rst.dport, rst.sport)
     } else {
         (rst.src, rst.dst, rst.sport, rst.dport)
     };
+    if !inbound && rst.cause != cause::MALFORMED {
+        let key = FlowKey { family: rst.family, _pad: [0; 3], lport, rport, local, remote };
+        if !from_stack(&key) {
+            rst.cause = cause::NOT_FROM_STACK;
+        }
+    }
     crate::counters::count(view, rst.cause, lport, rst.family, &remote);
     crate::counters::emit(Sample {
         local_addr: local,

@@ -2,10 +2,13 @@
 //! kernels >= 6.6). Always TC_ACT_OK. Reads go through bpf_skb_load_bytes, so
 //! non-linear skbs parse too.
 
-use aya_ebpf::{bindings::TC_ACT_OK, macros::classifier, programs::TcContext};
-use rst_common::view;
+use aya_ebpf::{bindings::TC_ACT_OK, helpers::bpf_sk_fullsock, macros::classifier, programs::TcContext};
+use rst_common::{maps::FlowKey, view};
 
-use crate::packet::{self, Frame};
+use crate::{
+    counters,
+    packet::{self, Frame},
+};
 
 impl Frame for TcContext {
     #[inline(always)]
@@ -21,10 +24,29 @@ impl Frame for TcContext {
     }
 }
 
+const SOCK_STREAM: u32 = 1;
+const IPPROTO_TCP: u32 = 6;
+
+/// Whether the TCP stack made this RST: it is owned by a full TCP socket
+/// (an abort: close(), linger, timers), or the stack announced it from
+/// `tcp_send_reset` just before sending it through its control socket.
+/// Firewall rejects, raw sockets and forwarded packets are neither.
+#[inline(always)]
+fn from_stack(ctx: &TcContext, key: &FlowKey) -> bool {
+    let sk = unsafe { (*ctx.skb.skb).__bindgen_anon_2.sk };
+    if !sk.is_null() {
+        let full = unsafe { bpf_sk_fullsock(sk) };
+        if !full.is_null() && unsafe { (*full).type_ == SOCK_STREAM && (*full).protocol == IPPROTO_TCP } {
+            return true;
+        }
+    }
+    counters::take_stack_rst(key)
+}
+
 #[classifier]
 pub fn rst_tc_egress(ctx: TcContext) -> i32 {
     let ifindex = unsafe { (*ctx.skb.skb).ifindex };
-    packet::observe(&ctx, view::WIRE_OUT, false, ifindex);
+    packet::observe(&ctx, view::WIRE_OUT, false, ifindex, |key| from_stack(&ctx, key));
     TC_ACT_OK as i32
 }
 

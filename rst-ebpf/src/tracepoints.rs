@@ -13,6 +13,7 @@ use rst_common::{
     cause,
     config::{ABSENT, REASON_SLOTS, STATE_SLOTS, TpLayout},
     event::{NO_REASON, Sample},
+    maps::FlowKey,
     view,
 };
 
@@ -177,6 +178,11 @@ pub fn tcp_send_reset(ctx: TracePointContext) -> u32 {
     let flags = if sk == 0 { trigger_flags(skb) } else { 0 };
     let cause = sent_cause(reason, sk, skb, flags);
     let e = endpoints(&ctx, &l);
+    if skb != 0 {
+        // A reply to a segment: it leaves through the stack's control socket
+        // right after this tracepoint, so tc egress will look for it here.
+        counters::announce_stack_rst(&FlowKey { family: e.family, _pad: [0; 3], lport: e.lport, rport: e.rport, local: e.local, remote: e.remote });
+    }
     record(view::SENT, cause, &e, reason, 0, flags);
     0
 }

@@ -24,7 +24,7 @@ impl Frame for XdpContext {
 
 #[xdp]
 pub fn rst_xdp(ctx: XdpContext) -> u32 {
-    packet::observe(&ctx, view::WIRE_IN, true, ctx.ingress_ifindex() as u32);
+    packet::observe(&ctx, view::WIRE_IN, true, ctx.ingress_ifindex() as u32, |_| true);
     xdp_action::XDP_PASS
 }
 

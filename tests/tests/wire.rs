@@ -38,15 +38,40 @@ fn wire_causes_through_vlan_tags_v4_and_v6() {
     let counts = progs.counts();
     let port = |v: u8, c: u8, p: u16| counts.ports.iter().find(|(k, _)| *k == maps::port_key(v, c, p)).map_or(0, |(_, n)| *n);
     for (vlans, _, tcp, expected) in &cases {
-        for c in [cause::REFUSAL, cause::ABORT, cause::STRAY_REPLY, cause::MALFORMED] {
-            let want = u64::from(*expected == Some(c));
+        // Frames fed to tc by hand were never announced by the TCP stack: on
+        // egress every well-formed one is `not_from_stack`.
+        let egress = expected.map(|c| if c == cause::MALFORMED { c } else { cause::NOT_FROM_STACK });
+        for c in [cause::REFUSAL, cause::ABORT, cause::STRAY_REPLY, cause::MALFORMED, cause::NOT_FROM_STACK] {
             // wire_in keys by the RST's destination port, wire_out by its source port
-            assert_eq!(port(view::WIRE_IN, c, tcp.dport), want, "wire_in cause {c} for {vlans:?} port {}", tcp.dport);
-            assert_eq!(port(view::WIRE_OUT, c, tcp.sport), want, "wire_out cause {c} for {vlans:?} port {}", tcp.sport);
+            assert_eq!(port(view::WIRE_IN, c, tcp.dport), u64::from(*expected == Some(c)), "wire_in cause {c} for {vlans:?} port {}", tcp.dport);
+            assert_eq!(port(view::WIRE_OUT, c, tcp.sport), u64::from(egress == Some(c)), "wire_out cause {c} for {vlans:?} port {}", tcp.sport);
         }
     }
     let rsts = cases.iter().filter(|c| c.3.is_some()).count() as u64;
     let total = |v: u8| (0..cause::SLOTS).map(|c| counts.causes[cause::slot(v, c) as usize]).sum::<u64>();
     assert_eq!(total(view::WIRE_IN), rsts);
     assert_eq!(total(view::WIRE_OUT), rsts);
+}
+
+#[test]
+fn firewall_reset_is_not_from_stack() {
+    let rig = rst_tests::rig::Rig::start();
+    let b = &rig.pair.b;
+    b.exec(&["nft", "add", "table", "inet", "rstw"]);
+    b.exec(&["nft", "add", "chain", "inet", "rstw", "in", "{ type filter hook input priority 0; }"]);
+    b.exec(&["nft", "add", "rule", "inet", "rstw", "in", "tcp", "dport", "7801", "reject", "with", "tcp", "reset"]);
+    let d = rig.measure(
+        |p| rst_tests::traffic::syn_to_closed_port(&p.a, "10.77.0.1:7811".parse().unwrap(), "10.77.0.2:7801".parse().unwrap()),
+        |d| d.port("wire_out", "not_from_stack", 7801) > 0 && d.port("received", "refused", 7811) > 0,
+    );
+    assert_eq!(d.port("wire_out", "not_from_stack", 7801), 1, "{}", d.after.json);
+    assert_eq!(d.port("wire_out", "refusal", 7801), 0);
+    assert_eq!(d.port("sent", "closed_port", 7801), 0, "the TCP stack sent nothing");
+    assert_eq!(d.kernel_b("Tcp:OutRsts"), 0);
+    // the stack's own resets on the same interface still carry their flag cause
+    let d = rig.measure(
+        |p| rst_tests::traffic::syn_to_closed_port(&p.a, "10.77.0.1:7812".parse().unwrap(), "10.77.0.2:7802".parse().unwrap()),
+        |d| d.port("wire_out", "refusal", 7802) > 0,
+    );
+    assert_eq!(d.port("wire_out", "not_from_stack", 7802), 0);
 }

@@ -1,4 +1,4 @@
-//! System tools the integration tests drive (iproute2, util-linux, tmux, systemd-analyze):
+//! System tools the integration tests drive (iproute2, util-linux, tmux, systemd-analyze, nftables):
 //! checked, and installed from Debian's packages when missing.
 
 use std::process::Command;
@@ -6,7 +6,8 @@ use std::process::Command;
 use anyhow::{Result, bail};
 
 /// (command, Debian package)
-const TOOLS: [(&str, &str); 6] = [
+const TOOLS: [(&str, &str); 7] = [
+    ("nft", "nftables"),
     ("ip", "iproute2"),
     ("tc", "iproute2"),
     ("nsenter", "util-linux"),
