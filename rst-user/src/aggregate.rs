@@ -15,7 +15,7 @@ use rst_common::{
 use crate::{
     decode::Event,
     model::{
-        self, CauseCount, OTHER, PeerCount, PortCount, PortLabel, Recent, SNAPSHOT_VERSION,
+        self, CauseCount, Coverage, OTHER, PeerCount, PortCount, PortLabel, Recent, SNAPSHOT_VERSION,
         SampleStats, Snapshot, Totals,
     },
 };
@@ -47,6 +47,7 @@ pub struct Aggregator {
     limits: Limits,
     kernel: String,
     reason_names: BTreeMap<u32, String>,
+    coverage: Coverage,
     counts: KernelCounts,
     recent: VecDeque<Event>,
     delivered: u64,
@@ -91,11 +92,12 @@ fn top_rows<K: Ord + Clone>(
 
 impl Aggregator {
     #[must_use]
-    pub fn new(limits: Limits, kernel: String, reason_names: BTreeMap<u32, String>) -> Self {
+    pub fn new(limits: Limits, kernel: String, reason_names: BTreeMap<u32, String>, coverage: Coverage) -> Self {
         Self {
             limits,
             kernel,
             reason_names,
+            coverage,
             counts: KernelCounts::default(),
             recent: VecDeque::with_capacity(limits.recent),
             delivered: 0,
@@ -178,6 +180,7 @@ impl Aggregator {
             peers,
             samples: SampleStats { delivered: self.delivered, dropped: ring_full + rate_limited, ring_full, rate_limited },
             recent: self.recent.iter().rev().map(|e| self.recent_row(e)).collect(),
+            coverage: self.coverage.clone(),
         }
     }
 
@@ -226,7 +229,7 @@ mod tests {
     }
 
     fn agg(top: usize) -> Aggregator {
-        let mut a = Aggregator::new(Limits { top, recent: 2 }, "6.18".into(), BTreeMap::from([(14, "TCP_STATE".into())]));
+        let mut a = Aggregator::new(Limits { top, recent: 2 }, "6.18".into(), BTreeMap::from([(14, "TCP_STATE".into())]), Coverage::default());
         a.on_counts(counts());
         a
     }

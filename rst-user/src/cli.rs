@@ -92,6 +92,9 @@ pub struct RunArgs {
     /// Log a one-line summary every this many seconds; 0 never [default: 300].
     #[arg(long, value_name = "SECONDS")]
     pub summary_seconds: Option<u64>,
+    /// The kernel's BTF (struct offsets and enum values are read from it).
+    #[arg(long, value_name = "FILE", default_value = crate::kernel::VMLINUX)]
+    pub btf: PathBuf,
     /// Print a plain summary on stdout every two seconds while resets change.
     #[arg(long)]
     pub live: bool,

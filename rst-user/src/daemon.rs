@@ -127,7 +127,7 @@ pub async fn run(args: RunArgs) -> Result<(), Error> {
         return Err(Error::NotPermitted);
     }
     let listener = bind(settings.listen)?;
-    let probe = kernel::probe()?;
+    let probe = kernel::probe(&args.btf)?;
     let mut ebpf = load(&settings, args.fresh, &probe)?;
     loader::set_sample_rate(&mut ebpf, settings.sample_rate)?;
     for (name, present) in [("tcp_send_reset", probe.has_send_reset), ("tcp_receive_reset", probe.has_receive_reset)] {
@@ -147,7 +147,7 @@ pub async fn run(args: RunArgs) -> Result<(), Error> {
     // hand them back so the idle daemon stays small.
     // SAFETY: malloc_trim only releases free heap memory.
     unsafe { libc::malloc_trim(0) };
-    let mut agg = Aggregator::new(Limits { top: settings.top, recent: RECENT }, probe.release.clone(), probe.reason_names.clone());
+    let mut agg = Aggregator::new(Limits { top: settings.top, recent: RECENT }, probe.release.clone(), probe.reason_names.clone(), probe.coverage.clone());
     let (tx, rx) = watch::channel(Arc::new(Snapshot::default()));
     let started = Instant::now();
     let publish = |agg: &mut Aggregator, source: &Source| {

@@ -9,8 +9,8 @@ pub enum Error {
     #[error("not permitted to load eBPF programs: run rstwatch as root (or with CAP_BPF, CAP_PERFMON and CAP_NET_ADMIN)")]
     NotPermitted,
     /// The kernel exposes no BTF.
-    #[error("cannot read kernel BTF at {path} ({detail}): rstwatch needs a kernel built with CONFIG_DEBUG_INFO_BTF=y")]
-    NoBtf { path: &'static str, detail: String },
+    #[error("cannot read kernel BTF at {} ({detail}): rstwatch needs a kernel built with CONFIG_DEBUG_INFO_BTF=y, or the kernel's BTF named with --btf FILE", path.display())]
+    NoBtf { path: std::path::PathBuf, detail: String },
     /// tracefs is neither mounted nor mountable.
     #[error("tracefs is not mounted and mounting it failed ({detail}): run `mount -t tracefs tracefs /sys/kernel/tracing`")]
     NoTracefs { detail: String },

@@ -80,6 +80,16 @@ pub struct Snapshot {
     pub peers: Vec<PeerCount>,
     pub samples: SampleStats,
     pub recent: Vec<Recent>,
+    /// What this kernel supports (tracepoints, fields, BTF types) and what degrades.
+    #[serde(default)]
+    pub coverage: Coverage,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Coverage {
+    pub features: std::collections::BTreeMap<String, bool>,
+    /// One line per missing feature: what it is and what degrades.
+    pub degraded: Vec<String>,
 }
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]

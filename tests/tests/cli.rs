@@ -141,3 +141,23 @@ fn live_summary_is_printed_on_stdout() {
     assert_eq!(child.wait().expect("wait").code(), Some(0));
     assert!(seen.join().expect("reader"), "no summary on stdout");
 }
+
+#[test]
+fn no_btf_is_one_line_exit_2() {
+    let out = rstwatch(&[], &["run", "--no-pin", "--listen", "127.0.0.1:0", "--btf", "/nonexistent/vmlinux"]);
+    assert_usage_error(&out, "cannot read kernel BTF at /nonexistent/vmlinux");
+}
+
+#[test]
+fn coverage_self_check_in_snapshot_and_metrics() {
+    let pair = Pair::new();
+    let d = Daemon::start(&pair.b, &[]);
+    let s = d.snapshot();
+    let features = s.json["coverage"]["features"].as_object().expect("coverage.features");
+    for f in ["tracepoint:tcp:tcp_send_reset", "tracepoint:tcp:tcp_receive_reset", "tracepoint:tcp:tcp_send_reset.reason", "btf:enum sk_rst_reason", "btf:sock.sk_lingertime", "tcx"] {
+        assert_eq!(features.get(f), Some(&serde_json::Value::Bool(true)), "{f} on this kernel (6.18)");
+    }
+    assert_eq!(s.json["coverage"]["degraded"], serde_json::json!([]));
+    let m = d.get("/metrics");
+    assert!(m.contains("rstwatch_coverage{feature=\"tracepoint:tcp:tcp_send_reset\"} 1"), "{m}");
+}

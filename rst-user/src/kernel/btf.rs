@@ -9,8 +9,8 @@ pub const VMLINUX: &str = "/sys/kernel/btf/vmlinux";
 pub struct KernelBtf(Btf);
 
 impl KernelBtf {
-    pub fn load() -> Result<Self, Error> {
-        Btf::from_file(VMLINUX).map(Self).map_err(|e| Error::NoBtf { path: VMLINUX, detail: format!("{e:#}") })
+    pub fn load(path: &std::path::Path) -> Result<Self, Error> {
+        Btf::from_file(path).map(Self).map_err(|e| Error::NoBtf { path: path.to_path_buf(), detail: format!("{e:#}") })
     }
 
     /// (name, value) of every enumerator of `enum <name>`, or None when absent.

@@ -5,11 +5,13 @@ mod btf;
 pub mod classify;
 pub mod tracefs;
 
-use std::collections::BTreeMap;
+use std::{collections::BTreeMap, path::Path};
 
 use rst_common::config::{ABSENT, Config};
 
-use crate::error::Error;
+use crate::{error::Error, model::Coverage};
+
+pub use btf::VMLINUX;
 
 pub struct Probe {
     pub config: Config,
@@ -18,6 +20,8 @@ pub struct Probe {
     pub has_send_reset: bool,
     pub has_receive_reset: bool,
     pub release: String,
+    /// What this kernel supports, and what degrades without it.
+    pub coverage: Coverage,
 }
 
 #[must_use]
@@ -25,30 +29,39 @@ pub fn release() -> String {
     std::fs::read_to_string("/proc/sys/kernel/osrelease").map_or_else(|_| "unknown".into(), |s| s.trim().into())
 }
 
-/// Reads everything kernel-specific. Missing pieces degrade with one log line.
-pub fn probe() -> Result<Probe, Error> {
-    let btf = btf::KernelBtf::load()?;
+/// Records one feature; a missing one gets one log line saying what degrades.
+fn note(c: &mut Coverage, feature: &str, present: bool, without: &str) {
+    c.features.insert(feature.to_string(), present);
+    if !present {
+        let line = format!("{feature} is missing on this kernel: {without}");
+        tracing::warn!("{line}");
+        c.degraded.push(line);
+    }
+}
+
+/// Reads everything kernel-specific from the BTF at `btf_path` and tracefs.
+pub fn probe(btf_path: &Path) -> Result<Probe, Error> {
+    let btf = btf::KernelBtf::load(btf_path)?;
     let root = tracefs::root()?;
     let mut config = Config::ABSENT;
+    let mut cov = Coverage::default();
     // Each member may have moved between kernel versions: the first path found wins.
-    let off = |s: &str, paths: &[&[&str]]| {
-        paths.iter().find_map(|p| btf.member_offset(s, p)).unwrap_or_else(|| {
-            tracing::warn!("BTF has no {s}.{}; the causes that need it degrade", paths[0].join("."));
-            ABSENT
-        })
+    let off = |cov: &mut Coverage, s: &str, paths: &[&[&str]], without: &str| {
+        let found = paths.iter().find_map(|p| btf.member_offset(s, p));
+        note(cov, &format!("btf:{s}.{}", paths[0].join(".")), found.is_some(), without);
+        found.unwrap_or(ABSENT)
     };
-    config.skb_data = off("sk_buff", &[&["data"]]);
-    config.sk_state = off("sock", &[&["__sk_common", "skc_state"]]);
-    config.sk_flags = off("sock", &[&["sk_flags"], &["__sk_common", "skc_flags"]]);
-    config.sk_lingertime = off("sock", &[&["sk_lingertime"]]);
+    config.skb_data = off(&mut cov, "sk_buff", &[&["data"]], "closed_port and stale_segment count as unspecified");
+    config.sk_state = off(&mut cov, "sock", &[&["__sk_common", "skc_state"]], "received causes count as other");
+    config.sk_flags = off(&mut cov, "sock", &[&["sk_flags"], &["__sk_common", "skc_flags"]], "linger_abort counts as bad_state");
+    config.sk_lingertime = off(&mut cov, "sock", &[&["sk_lingertime"]], "linger_abort counts as bad_state");
     config.sock_linger_bit = btf
         .enum_values("sock_flags")
         .and_then(|v| v.into_iter().find(|(n, _)| n == "SOCK_LINGER"))
         .map_or(ABSENT, |(_, v)| v as u32);
-    let reasons = btf.enum_values("sk_rst_reason").unwrap_or_else(|| {
-        tracing::warn!("BTF has no enum sk_rst_reason (kernel < 6.10): sent causes limited to closed_port, stale_segment, linger_abort, unspecified");
-        Vec::new()
-    });
+    note(&mut cov, "btf:enum sock_flags.SOCK_LINGER", config.sock_linger_bit != ABSENT, "linger_abort counts as bad_state");
+    let reasons = btf.enum_values("sk_rst_reason").unwrap_or_default();
+    note(&mut cov, "btf:enum sk_rst_reason", !reasons.is_empty(), "sent causes are limited to closed_port, stale_segment, linger_abort and unspecified (kernel < 6.10)");
     config.reason_cause = classify::reason_table(&reasons);
     config.state_cause = classify::state_table();
     let reason_names = reasons
@@ -57,20 +70,31 @@ pub fn probe() -> Result<Probe, Error> {
         .collect();
     let send = tracefs::read_layout(&root, "tcp", "tcp_send_reset");
     let recv = tracefs::read_layout(&root, "tcp", "tcp_receive_reset");
+    note(&mut cov, "tracepoint:tcp:tcp_send_reset", send.is_some(), "the sent view stays at zero");
+    note(&mut cov, "tracepoint:tcp:tcp_receive_reset", recv.is_some(), "the received view stays at zero");
     if let Some(l) = send {
-        if l.reason == ABSENT {
-            tracing::warn!("tcp_send_reset has no reason field on this kernel: socket resets count as unspecified unless SO_LINGER {{1,0}}");
-        }
+        note(&mut cov, "tracepoint:tcp:tcp_send_reset.reason", l.reason != ABSENT, "socket resets count as unspecified unless SO_LINGER {1,0}");
         config.send = l;
     }
     if let Some(l) = recv {
         config.recv = l;
     }
-    Ok(Probe {
-        config,
-        reason_names,
-        has_send_reset: send.is_some(),
-        has_receive_reset: recv.is_some(),
-        release: release(),
-    })
+    let tcx = aya::util::KernelVersion::current().is_ok_and(|v| v >= aya::util::KernelVersion::new(6, 6, 0));
+    note(&mut cov, "tcx", tcx, "tc egress uses a clsact filter, which a killed daemon leaves behind");
+    Ok(Probe { config, reason_names, has_send_reset: send.is_some(), has_receive_reset: recv.is_some(), release: release(), coverage: cov })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_missing_feature_is_recorded_with_what_degrades() {
+        let mut c = Coverage::default();
+        note(&mut c, "tracepoint:tcp:tcp_send_reset.reason", false, "socket resets count as unspecified");
+        note(&mut c, "tcx", true, "unused");
+        assert_eq!(c.features.get("tcx"), Some(&true));
+        assert_eq!(c.features.get("tracepoint:tcp:tcp_send_reset.reason"), Some(&false));
+        assert_eq!(c.degraded, vec!["tracepoint:tcp:tcp_send_reset.reason is missing on this kernel: socket resets count as unspecified".to_string()]);
+    }
 }

@@ -53,6 +53,10 @@ impl Collector for SnapshotCollector {
         plain_counter(&mut enc, "rstwatch_samples_dropped", "Reset samples not delivered (ring full or rate-limited); counts stay exact.", s.samples.dropped)?;
         plain_counter(&mut enc, "rstwatch_samples_ring_full", "Reset samples lost because the ring buffer was full.", s.samples.ring_full)?;
         plain_counter(&mut enc, "rstwatch_samples_rate_limited", "Reset samples skipped by the per-CPU sample rate limit.", s.samples.rate_limited)?;
+        let mut cov = enc.encode_descriptor("rstwatch_coverage", "1 when this kernel supports the feature rstwatch uses, 0 when that part degrades.", None, ConstGauge::new(0i64).metric_type())?;
+        for (feature, present) in &s.coverage.features {
+            ConstGauge::new(i64::from(*present)).encode(cov.encode_family(&[("feature", feature.clone())])?)?;
+        }
         let mut info = enc.encode_descriptor("rstwatch_build_info", "rstwatch version and running kernel.", None, ConstGauge::new(1i64).metric_type())?;
         let labels = [("version", env!("CARGO_PKG_VERSION").to_string()), ("kernel", s.kernel.clone())];
         ConstGauge::new(1i64).encode(info.encode_family(&labels)?)?;

@@ -77,7 +77,7 @@ fn userspace() -> f64 {
             unsafe { std::slice::from_raw_parts((&raw const s).cast::<u8>(), size_of::<Sample>()) }.to_vec()
         })
         .collect();
-    let mut agg = Aggregator::new(Limits { top: 20, recent: 64 }, "bench".into(), Default::default());
+    let mut agg = Aggregator::new(Limits { top: 20, recent: 64 }, "bench".into(), Default::default(), Default::default());
     let start = Instant::now();
     for i in 0..N {
         agg.on_sample(decode::decode(&records[i % records.len()]).expect("valid record"));
