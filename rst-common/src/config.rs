@@ -1,64 +1,41 @@
 //! Read-only configuration the loader writes into the programs before load
-//! (`EbpfLoader::override_global`): everything kernel-specific — tracepoint
-//! field offsets, struct offsets and enum values — comes from the running
-//! kernel's tracefs and BTF, never from this source.
+//! (`EbpfLoader::override_global`): everything kernel-specific — struct
+//! offsets and enum values — comes from the running kernel's BTF (and
+//! tracefs, for which tracepoint arguments exist), never from this source.
 
 /// Marks an offset or value the running kernel does not have.
 pub const ABSENT: u32 = u32::MAX;
 
-/// Field offsets of one tracepoint record (from its tracefs `format` file).
-#[repr(C)]
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct TpLayout {
-    pub skbaddr: u32,
-    pub skaddr: u32,
-    pub reason: u32,
-    /// `saddr`/`daddr`: either `struct sockaddr_in6`-sized (kernel >= 6.10
-    /// `tcp_send_reset`) or 4-byte IPv4 with separate `_v6` fields.
-    pub saddr: u32,
-    pub daddr: u32,
-    /// 1 when `saddr`/`daddr` hold a `sockaddr_in`/`sockaddr_in6`.
-    pub sockaddr_form: u32,
-    pub saddr_v6: u32,
-    pub daddr_v6: u32,
-    pub sport: u32,
-    pub dport: u32,
-    pub family: u32,
-}
-
-impl TpLayout {
-    pub const ABSENT: Self = Self {
-        skbaddr: ABSENT,
-        skaddr: ABSENT,
-        reason: ABSENT,
-        saddr: ABSENT,
-        daddr: ABSENT,
-        sockaddr_form: 0,
-        saddr_v6: ABSENT,
-        daddr_v6: ABSENT,
-        sport: ABSENT,
-        dport: ABSENT,
-        family: ABSENT,
-    };
-}
-
 /// Entries of [`Config::reason_cause`]; reasons at or past it map to `other`.
 pub const REASON_SLOTS: usize = 64;
+const _: () = assert!(REASON_SLOTS.is_power_of_two());
 /// Entries of [`Config::state_cause`].
 pub const STATE_SLOTS: usize = 16;
+const _: () = assert!(STATE_SLOTS.is_power_of_two());
 
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Config {
-    /// Offsets into kernel structs (BTF).
+    /// 1 when `tcp_send_reset` carries `enum sk_rst_reason` (kernel >= 6.10).
+    pub has_reason: u32,
+    /// Offsets into `struct sk_buff` (BTF).
+    pub skb_head: u32,
     pub skb_data: u32,
+    pub skb_network_header: u32,
+    /// Offsets into `struct sock` (its `struct sock_common` included; BTF).
+    pub sk_family: u32,
     pub sk_state: u32,
+    pub sk_daddr: u32,
+    pub sk_rcv_saddr: u32,
+    /// `inet_sock.inet_sport`: survives the unhash that clears `skc_num` on close.
+    pub inet_sport: u32,
+    pub sk_dport: u32,
+    pub sk_v6_daddr: u32,
+    pub sk_v6_rcv_saddr: u32,
     pub sk_flags: u32,
     pub sk_lingertime: u32,
     /// Bit number of SOCK_LINGER in `sk_flags` (`enum sock_flags`).
     pub sock_linger_bit: u32,
-    pub send: TpLayout,
-    pub recv: TpLayout,
     /// `enum sk_rst_reason` value -> cause code (or a `REFINE_*` marker).
     pub reason_cause: [u8; REASON_SLOTS],
     /// TCP state (before the reset) -> `received` cause code.
@@ -67,19 +44,27 @@ pub struct Config {
 
 impl Config {
     pub const ABSENT: Self = Self {
+        has_reason: 0,
+        skb_head: ABSENT,
         skb_data: ABSENT,
+        skb_network_header: ABSENT,
+        sk_family: ABSENT,
         sk_state: ABSENT,
+        sk_daddr: ABSENT,
+        sk_rcv_saddr: ABSENT,
+        inet_sport: ABSENT,
+        sk_dport: ABSENT,
+        sk_v6_daddr: ABSENT,
+        sk_v6_rcv_saddr: ABSENT,
         sk_flags: ABSENT,
         sk_lingertime: ABSENT,
         sock_linger_bit: ABSENT,
-        send: TpLayout::ABSENT,
-        recv: TpLayout::ABSENT,
         reason_cause: [crate::cause::UNSPECIFIED; REASON_SLOTS],
         state_cause: [crate::cause::OTHER; STATE_SLOTS],
     };
 }
 
-const _: () = assert!(size_of::<Config>() == 5 * 4 + 2 * 11 * 4 + REASON_SLOTS + STATE_SLOTS);
+const _: () = assert!(size_of::<Config>() == 15 * 4 + REASON_SLOTS + STATE_SLOTS);
 
 #[cfg(feature = "user")]
 unsafe impl aya::Pod for Config {}

@@ -10,6 +10,9 @@ pub const STATS: &str = "STATS";
 pub const SAMPLES: &str = "SAMPLES";
 pub const SETTINGS: &str = "SETTINGS";
 pub const STACK_RSTS: &str = "STACK_RSTS";
+/// Per-CPU u64 at 0: stack resets seen leaving a watched interface that the
+/// `tcp_send_reset` program never saw (the kernel did not run it for them).
+pub const UNANNOUNCED: &str = "UNANNOUNCED";
 
 /// Entries of `STACK_RSTS`: resets the stack announced and tc egress has not
 /// seen yet. Entries live for microseconds; LRU eviction bounds the rest.
@@ -29,7 +32,7 @@ pub struct FlowKey {
 const _: () = assert!(size_of::<FlowKey>() == 40);
 
 /// Counter maps pinned under the pin directory, so a restart keeps counting.
-pub const PINNED: [&str; 5] = [COUNTS, PORTS, PEERS, OVERFLOW, STATS];
+pub const PINNED: [&str; 6] = [COUNTS, PORTS, PEERS, OVERFLOW, STATS, UNANNOUNCED];
 
 /// `SETTINGS` slots (u32), changeable while running (SIGHUP).
 /// Samples per second per CPU; 0 turns samples off (counts stay exact).

@@ -32,6 +32,8 @@ static SAMPLES: RingBuf = RingBuf::with_byte_size(maps::DEFAULT_RING_BYTES, 0);
 /// tc egress consumes them to tell stack resets from `not_from_stack` ones.
 #[map]
 static STACK_RSTS: LruHashMap<FlowKey, u64> = LruHashMap::with_max_entries(maps::STACK_RST_ENTRIES, 0);
+#[map]
+static UNANNOUNCED: PerCpuArray<u64> = PerCpuArray::with_max_entries(1, 0);
 /// Settings the daemon may change while running (see `maps::SETTING_*`).
 #[map]
 static SETTINGS: Array<u32> = Array::with_max_entries(maps::SETTING_SLOTS, 0);
@@ -73,6 +75,12 @@ pub fn announce_stack_rst(key: &FlowKey) {
     } else {
         let _ = STACK_RSTS.insert(key, 1, 0);
     }
+}
+
+/// Counts a stack reset whose `tcp_send_reset` event never reached us.
+#[inline(always)]
+pub fn unannounced() {
+    bump(&UNANNOUNCED, 0);
 }
 
 /// Whether the stack announced this reset; consumes the announcement.

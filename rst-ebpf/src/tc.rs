@@ -25,22 +25,35 @@ impl Frame for TcContext {
 }
 
 const SOCK_STREAM: u32 = 1;
+const SOCK_RAW: u32 = 3;
 const IPPROTO_TCP: u32 = 6;
 
-/// Whether the TCP stack made this RST: it is owned by a full TCP socket
-/// (an abort: close(), linger, timers), or the stack announced it from
-/// `tcp_send_reset` just before sending it through its control socket.
-/// Firewall rejects, raw sockets and forwarded packets are neither.
+/// Whether the TCP stack made this RST. Its owner says so: a TCP socket
+/// (aborts: close(), linger, timers), or the stack's own TCP control socket
+/// (raw, protocol TCP), which sends every reply to a segment — those were
+/// announced by `tcp_send_reset` just before; one that was not is counted as
+/// unannounced. Without such an owner (firewall rejects, forwarded packets,
+/// IPPROTO_RAW sockets) only an announcement makes it the stack's.
 #[inline(always)]
 fn from_stack(ctx: &TcContext, key: &FlowKey) -> bool {
     let sk = unsafe { (*ctx.skb.skb).__bindgen_anon_2.sk };
-    if !sk.is_null() {
+    let (ty, proto) = if sk.is_null() {
+        (0, 0)
+    } else {
         let full = unsafe { bpf_sk_fullsock(sk) };
-        if !full.is_null() && unsafe { (*full).type_ == SOCK_STREAM && (*full).protocol == IPPROTO_TCP } {
-            return true;
-        }
+        if full.is_null() { (0, 0) } else { unsafe { ((*full).type_, (*full).protocol) } }
+    };
+    if proto == IPPROTO_TCP && ty == SOCK_STREAM {
+        return true;
     }
-    counters::take_stack_rst(key)
+    let announced = counters::take_stack_rst(key);
+    if proto == IPPROTO_TCP && ty == SOCK_RAW {
+        if !announced {
+            counters::unannounced();
+        }
+        return true;
+    }
+    announced
 }
 
 #[classifier]

@@ -1,32 +1,37 @@
 //! `sent` and `received`: the TCP stack's own view, from the tracepoints
-//! `tcp:tcp_send_reset` and `tcp:tcp_receive_reset`. Field offsets come from
-//! tracefs and struct offsets from BTF, both through CONFIG.
-//! Checked on Linux 6.18 (record layouts changed in 6.10:
-//! https://git.kernel.org/pub/scm/linux/kernel/git/torvalds/linux.git/tree/include/trace/events/tcp.h?h=v6.10).
+//! `tcp:tcp_send_reset(sk, skb, reason)` and `tcp:tcp_receive_reset(sk)`,
+//! attached as BTF tracepoints (tp_btf). Unlike classic tracepoint programs,
+//! these are not skipped while a bpf() syscall runs on the same CPU (the
+//! daemon reading its maps), so no reset goes uncounted. Struct offsets come
+//! from BTF through CONFIG. Checked on Linux 6.18:
+//! https://git.kernel.org/pub/scm/linux/kernel/git/torvalds/linux.git/tree/include/trace/events/tcp.h?h=v6.18
 
 use aya_ebpf::{
     helpers::{bpf_get_current_comm, bpf_get_current_pid_tgid, bpf_probe_read_kernel},
-    macros::tracepoint,
-    programs::TracePointContext,
+    macros::btf_tracepoint,
+    programs::BtfTracePointContext,
 };
 use rst_common::{
     cause,
-    config::{ABSENT, REASON_SLOTS, STATE_SLOTS, TpLayout},
+    config::{ABSENT, REASON_SLOTS, STATE_SLOTS},
     event::{NO_REASON, Sample},
     maps::FlowKey,
     view,
 };
 
 use crate::{
-    config::{CONFIG, cfg_get},
+    config::cfg_get,
     counters,
     packet::{AF_INET, AF_INET6},
 };
 
-/// Linux ABI address family numbers, as the tracepoints record them.
+/// Linux ABI address family number of IPv6 sockets.
 const LINUX_AF_INET6: u16 = 10;
 const TCP_SYN: u8 = 0x02;
-const TCPHDR_FLAGS: u64 = 13;
+const TCPHDR_FLAGS: u32 = 13;
+/// TCP states are UAPI (`BPF_TCP_*`); see rst-user's kernel/classify.rs.
+const TCP_TIME_WAIT: u8 = 6;
+const TCP_NEW_SYN_RECV: u8 = 12;
 
 struct Endpoints {
     family: u8,
@@ -37,14 +42,6 @@ struct Endpoints {
 }
 
 #[inline(always)]
-fn field<T: Copy + Default>(ctx: &TracePointContext, off: u32) -> T {
-    if off == ABSENT {
-        return T::default();
-    }
-    unsafe { ctx.read_at::<T>(off as usize) }.unwrap_or_default()
-}
-
-#[inline(always)]
 fn kread<T: Copy + Default>(base: u64, off: u32) -> T {
     if base == 0 || off == ABSENT {
         return T::default();
@@ -52,52 +49,60 @@ fn kread<T: Copy + Default>(base: u64, off: u32) -> T {
     unsafe { bpf_probe_read_kernel((base + u64::from(off)) as *const T) }.unwrap_or_default()
 }
 
-/// Addresses and ports; `saddr` is always the local side (the send tracepoint
-/// reverses the triggering segment's tuple itself).
 #[inline(always)]
-fn endpoints(ctx: &TracePointContext, l: &TpLayout) -> Endpoints {
-    let mut e = Endpoints { family: 0, local: [0; 16], remote: [0; 16], lport: 0, rport: 0 };
-    if l.sockaddr_form == 1 {
-        // struct sockaddr_in / sockaddr_in6: family, port (network order), address.
-        let s: [u8; 28] = field_arr(ctx, l.saddr);
-        let d: [u8; 28] = field_arr(ctx, l.daddr);
-        let fam = u16::from_ne_bytes([s[0], s[1]]);
-        e.lport = u16::from_be_bytes([s[2], s[3]]);
-        e.rport = u16::from_be_bytes([d[2], d[3]]);
-        if fam == LINUX_AF_INET6 {
-            e.family = AF_INET6;
-            e.local.copy_from_slice(&s[8..24]);
-            e.remote.copy_from_slice(&d[8..24]);
-        } else {
-            e.family = AF_INET;
-            e.local[..4].copy_from_slice(&s[4..8]);
-            e.remote[..4].copy_from_slice(&d[4..8]);
-        }
+fn kread_bytes<const N: usize>(base: u64, off: u32) -> [u8; N] {
+    if base == 0 || off == ABSENT {
+        return [0; N];
+    }
+    unsafe { bpf_probe_read_kernel((base + u64::from(off)) as *const [u8; N]) }.unwrap_or([0; N])
+}
+
+/// `v` as a table index when below `len`. Works in 64-bit registers, so the
+/// verifier keeps the bound (a 32-bit value re-extended after a spill loses it).
+#[inline(always)]
+fn slot(v: u64, len: usize) -> Option<usize> {
+    // One opaque 64-bit load: compare and index use this very register.
+    let v = unsafe { core::ptr::read_volatile(&raw const v) };
+    (v < len as u64).then_some(v as usize)
+}
+
+/// A full socket's own tuple.
+#[inline(always)]
+fn sock_endpoints(sk: u64) -> Endpoints {
+    let mut e = Endpoints { family: AF_INET, local: [0; 16], remote: [0; 16], lport: 0, rport: 0 };
+    e.lport = u16::from_be(kread(sk, cfg_get!(inet_sport)));
+    e.rport = u16::from_be(kread(sk, cfg_get!(sk_dport)));
+    if kread::<u16>(sk, cfg_get!(sk_family)) == LINUX_AF_INET6 {
+        e.family = AF_INET6;
+        e.local = kread_bytes(sk, cfg_get!(sk_v6_rcv_saddr));
+        e.remote = kread_bytes(sk, cfg_get!(sk_v6_daddr));
     } else {
-        let fam: u16 = field(ctx, l.family);
-        e.lport = field(ctx, l.sport);
-        e.rport = field(ctx, l.dport);
-        if fam == LINUX_AF_INET6 {
-            e.family = AF_INET6;
-            e.local = field_arr(ctx, l.saddr_v6);
-            e.remote = field_arr(ctx, l.daddr_v6);
-        } else {
-            e.family = AF_INET;
-            let s: [u8; 4] = field_arr(ctx, l.saddr);
-            let d: [u8; 4] = field_arr(ctx, l.daddr);
-            e.local[..4].copy_from_slice(&s);
-            e.remote[..4].copy_from_slice(&d);
-        }
+        e.local[..4].copy_from_slice(&kread_bytes::<4>(sk, cfg_get!(sk_rcv_saddr)));
+        e.remote[..4].copy_from_slice(&kread_bytes::<4>(sk, cfg_get!(sk_daddr)));
     }
     e
 }
 
+/// The tuple of the reset a socketless reply will carry: the triggering
+/// segment's, reversed (its destination is our local end). `skb->data` is
+/// its TCP header when the tracepoint fires.
 #[inline(always)]
-fn field_arr<const N: usize>(ctx: &TracePointContext, off: u32) -> [u8; N] {
-    if off == ABSENT {
-        return [0; N];
+fn skb_endpoints(skb: u64, th: u64) -> Endpoints {
+    let mut e = Endpoints { family: AF_INET, local: [0; 16], remote: [0; 16], lport: 0, rport: 0 };
+    let head: u64 = kread(skb, cfg_get!(skb_head));
+    let nh: u16 = kread(skb, cfg_get!(skb_network_header));
+    let iph = if head == 0 { 0 } else { head + u64::from(nh) };
+    if kread::<u8>(iph, 0) >> 4 == 6 {
+        e.family = AF_INET6;
+        e.remote = kread_bytes(iph, 8);
+        e.local = kread_bytes(iph, 24);
+    } else {
+        e.remote[..4].copy_from_slice(&kread_bytes::<4>(iph, 12));
+        e.local[..4].copy_from_slice(&kread_bytes::<4>(iph, 16));
     }
-    unsafe { ctx.read_at::<[u8; N]>(off as usize) }.unwrap_or([0; N])
+    e.rport = u16::from_be(kread(th, 0));
+    e.lport = u16::from_be(kread(th, 2));
+    e
 }
 
 /// Whether the socket had SO_LINGER {on, 0} (SOCK_LINGER set, sk_lingertime 0).
@@ -112,34 +117,21 @@ fn lingers_zero(sk: u64) -> bool {
     flags & (1 << bit) != 0 && lingertime == 0
 }
 
-/// TCP flags of the segment that triggered a socketless reset (`skb->data` is
-/// its TCP header when the tracepoint fires).
 #[inline(always)]
-fn trigger_flags(skb: u64) -> u8 {
-    let data: u64 = kread(skb, cfg_get!(skb_data));
-    if data == 0 {
-        return 0;
-    }
-    kread(data, TCPHDR_FLAGS as u32)
-}
-
-#[inline(always)]
-fn sent_cause(reason: u32, sk: u64, skb: u64, flags: u8) -> u8 {
+fn sent_cause(reason: u32, sk: u64, th: u64, flags: u8) -> u8 {
     let marker = if reason == NO_REASON {
-        // Kernel without the reason field: all we know is whether a socket existed.
+        // Kernel without the reason argument: all we know is whether a socket existed.
         if sk == 0 { cause::REFINE_BY_SYN } else { cause::LINGER_ELSE_UNSPECIFIED }
-    } else if (reason as usize) < REASON_SLOTS {
-        cfg_get!(reason_cause[reason as usize])
+    } else if let Some(i) = slot(u64::from(reason), REASON_SLOTS) {
+        cfg_get!(reason_cause[i])
     } else {
         cause::OTHER
     };
     match marker {
-        cause::REFINE_BY_SYN if skb == 0 => cause::UNSPECIFIED,
+        cause::REFINE_BY_SYN if th == 0 => cause::UNSPECIFIED,
         cause::REFINE_BY_SYN if flags & TCP_SYN != 0 => cause::CLOSED_PORT,
         cause::REFINE_BY_SYN => cause::STALE_SEGMENT,
-        cause::LINGER_ELSE_BAD_STATE | cause::LINGER_ELSE_UNSPECIFIED if lingers_zero(sk) => {
-            cause::LINGER_ABORT
-        }
+        cause::LINGER_ELSE_BAD_STATE | cause::LINGER_ELSE_UNSPECIFIED if lingers_zero(sk) => cause::LINGER_ABORT,
         cause::LINGER_ELSE_BAD_STATE => cause::BAD_STATE,
         cause::LINGER_ELSE_UNSPECIFIED => cause::UNSPECIFIED,
         c => c,
@@ -169,15 +161,20 @@ fn record(view: u8, cause: u8, e: &Endpoints, reason: u32, state: u8, flags: u8)
     counters::emit(s);
 }
 
-#[tracepoint]
-pub fn tcp_send_reset(ctx: TracePointContext) -> u32 {
-    let l = unsafe { core::ptr::read_volatile(&raw const CONFIG.send) };
-    let sk: u64 = field(&ctx, l.skaddr);
-    let skb: u64 = field(&ctx, l.skbaddr);
-    let reason = if l.reason == ABSENT { NO_REASON } else { field::<u32>(&ctx, l.reason) };
-    let flags = if sk == 0 { trigger_flags(skb) } else { 0 };
-    let cause = sent_cause(reason, sk, skb, flags);
-    let e = endpoints(&ctx, &l);
+#[btf_tracepoint(function = "tcp_send_reset")]
+pub fn tcp_send_reset(ctx: BtfTracePointContext) -> i32 {
+    let sk: u64 = ctx.arg(0);
+    let skb: u64 = ctx.arg(1);
+    let reason = if cfg_get!(has_reason) == 1 { ctx.arg::<u32>(2) } else { NO_REASON };
+    // The segment that triggered a reply (NULL for resets a socket sends by itself).
+    let th: u64 = kread(skb, cfg_get!(skb_data));
+    let flags: u8 = if sk == 0 { kread(th, TCPHDR_FLAGS) } else { 0 };
+    let cause = sent_cause(reason, sk, th, flags);
+    // As the tracepoint itself does: a full socket's tuple, else the segment's
+    // (timewait and request sockets have no inet_sport).
+    let state: u8 = kread(sk, cfg_get!(sk_state));
+    let full = sk != 0 && state != TCP_TIME_WAIT && state != TCP_NEW_SYN_RECV;
+    let e = if full || skb == 0 { sock_endpoints(sk) } else { skb_endpoints(skb, th) };
     if skb != 0 {
         // A reply to a segment: it leaves through the stack's control socket
         // right after this tracepoint, so tc egress will look for it here.
@@ -187,24 +184,23 @@ pub fn tcp_send_reset(ctx: TracePointContext) -> u32 {
     0
 }
 
-#[tracepoint]
-pub fn tcp_receive_reset(ctx: TracePointContext) -> u32 {
-    let l = unsafe { core::ptr::read_volatile(&raw const CONFIG.recv) };
-    let sk: u64 = field(&ctx, l.skaddr);
+#[btf_tracepoint(function = "tcp_receive_reset")]
+pub fn tcp_receive_reset(ctx: BtfTracePointContext) -> i32 {
+    let sk: u64 = ctx.arg(0);
     // tcp_reset() fires this before tcp_done(): the state is still the one the reset hit.
     let state: u8 = kread(sk, cfg_get!(sk_state));
-    let cause = if (state as usize) < STATE_SLOTS {
-        cfg_get!(state_cause[state as usize])
-    } else {
-        cause::OTHER
-    };
-    let e = endpoints(&ctx, &l);
-    record(view::RECEIVED, cause, &e, NO_REASON, state, 0);
+    let cause = if let Some(i) = slot(u64::from(state), STATE_SLOTS) { cfg_get!(state_cause[i]) } else { cause::OTHER };
+    record(view::RECEIVED, cause, &sock_endpoints(sk), NO_REASON, state, 0);
     0
 }
 
-/// Does nothing: the baseline for measuring the tracepoint hooks' own cost.
-#[tracepoint]
-pub fn empty_tp(_ctx: TracePointContext) -> u32 {
+/// Do nothing: the baselines for measuring the tracepoint hooks' own cost.
+#[btf_tracepoint(function = "tcp_send_reset")]
+pub fn empty_tp_send(_ctx: BtfTracePointContext) -> i32 {
+    0
+}
+
+#[btf_tracepoint(function = "tcp_receive_reset")]
+pub fn empty_tp_receive(_ctx: BtfTracePointContext) -> i32 {
     0
 }

@@ -32,6 +32,8 @@ pub struct KernelCounts {
     pub overflow: Vec<u64>,
     /// Sample accounting summed over CPUs (the window fields are meaningless here).
     pub samples: SampleState,
+    /// (view, events the kernel did not run our program for).
+    pub missed: Vec<(u8, u64)>,
 }
 
 /// Bounds of what the aggregator keeps.
@@ -181,6 +183,7 @@ impl Aggregator {
             samples: SampleStats { delivered: self.delivered, dropped: ring_full + rate_limited, ring_full, rate_limited },
             recent: self.recent.iter().rev().map(|e| self.recent_row(e)).collect(),
             coverage: self.coverage.clone(),
+            missed: k.missed.iter().map(|&(v, n)| (model::view_name(v).to_string(), n)).collect(),
         }
     }
 

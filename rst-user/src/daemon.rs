@@ -130,9 +130,10 @@ pub async fn run(args: RunArgs) -> Result<(), Error> {
     let probe = kernel::probe(&args.btf)?;
     let mut ebpf = load(&settings, args.fresh, &probe)?;
     loader::set_sample_rate(&mut ebpf, settings.sample_rate)?;
+    let btf = loader::kernel_btf(&args.btf)?;
     for (name, present) in [("tcp_send_reset", probe.has_send_reset), ("tcp_receive_reset", probe.has_receive_reset)] {
         if present {
-            loader::attach_tracepoint(&mut ebpf, name)?;
+            loader::attach_tracepoint(&mut ebpf, &btf, name, name)?;
         } else {
             tracing::warn!("tracepoint tcp:{name} is missing on this kernel: its view stays at zero");
         }
@@ -142,7 +143,12 @@ pub async fn run(args: RunArgs) -> Result<(), Error> {
     if settings.ifaces.is_empty() {
         tracing::info!("no interface watched: wire_in/wire_out stay at zero (add --iface IF)");
     }
-    let mut source = Source::new(&mut ebpf)?;
+    drop(btf);
+    let programs = [(rst_common::view::SENT, "tcp_send_reset"), (rst_common::view::RECEIVED, "tcp_receive_reset")]
+        .into_iter()
+        .filter_map(|(v, name)| loader::program_fd(&ebpf, name).map(|fd| (v, fd)))
+        .collect();
+    let mut source = Source::new(&mut ebpf, programs)?;
     // Parsing kernel BTF (here and in aya) used tens of MiB that are free now:
     // hand them back so the idle daemon stays small.
     // SAFETY: malloc_trim only releases free heap memory.
@@ -181,6 +187,7 @@ pub async fn run(args: RunArgs) -> Result<(), Error> {
     let watchdog_every = notify::watchdog_interval();
     let mut watchdog = tokio::time::interval(watchdog_every.unwrap_or(Duration::from_hours(1)));
     let mut last_summary = (Instant::now(), first.totals);
+    let mut iface_check = tokio::time::interval(Duration::from_secs(1));
     let mut undecodable = 0u64;
     loop {
         tokio::select! {
@@ -198,6 +205,7 @@ pub async fn run(args: RunArgs) -> Result<(), Error> {
                 }
             }
             _ = watchdog.tick(), if watchdog_every.is_some() => notify::watchdog(),
+            _ = iface_check.tick() => wire.check(&mut ebpf),
             _ = sighup.recv() => reload(&args, &mut settings, &mut ebpf, &mut wire, &mut agg),
             _ = sigint.recv() => break,
             _ = sigterm.recv() => break,

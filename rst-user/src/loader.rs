@@ -3,8 +3,8 @@
 //! `Ebpf`: dropping it, or the process dying, detaches all of it.
 
 use aya::{
-    Ebpf, EbpfLoader,
-    programs::{SchedClassifier, TcAttachType, TracePoint, Xdp, XdpMode, tc, tc::SchedClassifierLinkId, xdp::XdpLinkId},
+    Btf, Ebpf, EbpfLoader, Endianness,
+    programs::{BtfTracePoint, SchedClassifier, TcAttachType, Xdp, XdpMode, tc, tc::SchedClassifierLinkId, xdp::XdpLinkId},
 };
 use rst_common::{config::Config, maps};
 
@@ -15,7 +15,8 @@ pub const TC_PROGRAM: &str = "rst_tc_egress";
 /// Programs that do nothing: baselines for measuring the hooks' own cost.
 pub const EMPTY_XDP: &str = "empty_xdp";
 pub const EMPTY_TC: &str = "empty_tc";
-pub const EMPTY_TP: &str = "empty_tp";
+pub const EMPTY_TP_SEND: &str = "empty_tp_send";
+pub const EMPTY_TP_RECEIVE: &str = "empty_tp_receive";
 
 static OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/rst-ebpf"));
 
@@ -63,19 +64,28 @@ where
     p.try_into().map_err(|e: aya::programs::ProgramError| Error::Load { detail: chain(&e) })
 }
 
-/// Loads (once) and attaches one tracepoint program to `tcp:<name>`.
-pub fn attach_tracepoint(ebpf: &mut Ebpf, name: &str) -> Result<(), Error> {
-    attach_program_to_tracepoint(ebpf, name, name)
+/// The kernel's BTF as aya reads it (for BTF tracepoints).
+pub fn kernel_btf(path: &std::path::Path) -> Result<Btf, Error> {
+    Btf::parse_file(path, Endianness::default()).map_err(|e| Error::NoBtf { path: path.to_path_buf(), detail: e.to_string() })
 }
 
-/// Loads (once) program `program` and attaches it to `tcp:<tracepoint>`.
-pub fn attach_program_to_tracepoint(ebpf: &mut Ebpf, program_name: &str, tracepoint: &str) -> Result<(), Error> {
-    let tp: &mut TracePoint = program(ebpf, program_name)?;
-    if tp.fd().is_err() {
-        tp.load().map_err(|e| load_error(&e))?;
-    }
-    tp.attach("tcp", tracepoint).map_err(|e| Error::Attach { what: format!("tracepoint tcp:{tracepoint}"), detail: chain(&e) })?;
+/// Loads program `program_name` for tracepoint `tcp:<tracepoint>` (a BTF
+/// tracepoint: not skipped while bpf() syscalls run) and attaches it.
+pub fn attach_tracepoint(ebpf: &mut Ebpf, btf: &Btf, program_name: &str, tracepoint: &str) -> Result<(), Error> {
+    let tp: &mut BtfTracePoint = program(ebpf, program_name)?;
+    tp.load(tracepoint, btf).map_err(|e| load_error(&e))?;
+    tp.attach().map_err(|e| Error::Attach { what: format!("tracepoint tcp:{tracepoint}"), detail: chain(&e) })?;
     Ok(())
+}
+
+/// The raw fd of a loaded program (valid while `ebpf` lives).
+pub fn program_fd(ebpf: &Ebpf, name: &str) -> Option<std::os::fd::RawFd> {
+    use std::os::fd::{AsFd as _, AsRawFd as _};
+    let fd = match ebpf.program(name)? {
+        aya::programs::Program::BtfTracePoint(p) => p.fd().ok()?.as_fd().as_raw_fd(),
+        _ => return None,
+    };
+    Some(fd)
 }
 
 /// The XDP program `name`, loaded (once) but not attached.

@@ -80,6 +80,11 @@ pub struct Snapshot {
     pub peers: Vec<PeerCount>,
     pub samples: SampleStats,
     pub recent: Vec<Recent>,
+    /// Per view: resets the kernel did not run our program for — reported by
+    /// the kernel (recursion) or caught on a watched interface (a stack reset
+    /// leaving with no `tcp_send_reset` event). Not in `totals`.
+    #[serde(default)]
+    pub missed: std::collections::BTreeMap<String, u64>,
     /// What this kernel supports (tracepoints, fields, BTF types) and what degrades.
     #[serde(default)]
     pub coverage: Coverage,

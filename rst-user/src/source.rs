@@ -10,13 +10,25 @@ use tokio::io::{Interest, unix::AsyncFd};
 
 use crate::{aggregate::KernelCounts, error::Error};
 
+/// Times the kernel skipped a program because it was already running on that
+/// CPU (`recursion_misses` in the program's fdinfo): events not counted.
+fn recursion_misses(fd: std::os::fd::RawFd) -> u64 {
+    std::fs::read_to_string(format!("/proc/self/fdinfo/{fd}"))
+        .ok()
+        .and_then(|s| s.lines().find_map(|l| l.strip_prefix("recursion_misses:")).and_then(|v| v.trim().parse().ok()))
+        .unwrap_or(0)
+}
+
 pub struct Source {
+    /// (view, program fd) of the tracepoint programs, for their misses.
+    programs: Vec<(u8, std::os::fd::RawFd)>,
     ring: AsyncFd<RingBuf<MapData>>,
     counts: PerCpuArray<MapData, u64>,
     ports: PerCpuHashMap<MapData, u32, u64>,
     peers: PerCpuHashMap<MapData, PeerKey, u64>,
     overflow: PerCpuArray<MapData, u64>,
     stats: PerCpuArray<MapData, SampleState>,
+    unannounced: PerCpuArray<MapData, u64>,
 }
 
 fn take<T: TryFrom<aya::maps::Map, Error = aya::maps::MapError>>(ebpf: &mut Ebpf, name: &str) -> Result<T, Error> {
@@ -29,9 +41,11 @@ fn sum_array(a: &PerCpuArray<MapData, u64>) -> Vec<u64> {
 }
 
 impl Source {
-    pub fn new(ebpf: &mut Ebpf) -> Result<Self, Error> {
+    /// `programs`: (view, fd) of programs whose misses are reported.
+    pub fn new(ebpf: &mut Ebpf, programs: Vec<(u8, std::os::fd::RawFd)>) -> Result<Self, Error> {
         let ring: RingBuf<MapData> = take(ebpf, maps::SAMPLES)?;
         Ok(Self {
+            programs,
             // SAFETY: the RingBuf owns its map fd, which stays open and unchanged while the AsyncFd owns it.
             ring: unsafe { AsyncFd::register_with_interest(ring, Interest::READABLE) }
                 .map_err(|e| Error::Io { what: "registering the ring buffer", source: e.into() })?,
@@ -40,6 +54,7 @@ impl Source {
             peers: take(ebpf, maps::PEERS)?,
             overflow: take(ebpf, maps::OVERFLOW)?,
             stats: take(ebpf, maps::STATS)?,
+            unannounced: take(ebpf, maps::UNANNOUNCED)?,
         })
     }
 
@@ -58,6 +73,14 @@ impl Source {
             peers: self.peers.iter().filter_map(Result::ok).map(|(k, v)| (k, v.iter().sum())).collect(),
             overflow: sum_array(&self.overflow),
             samples,
+            missed: self
+                .programs
+                .iter()
+                .map(|&(v, fd)| {
+                    let unannounced = if v == rst_common::view::SENT { sum_array(&self.unannounced).iter().sum() } else { 0 };
+                    (v, recursion_misses(fd) + unannounced)
+                })
+                .collect(),
         }
     }
 

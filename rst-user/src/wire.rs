@@ -1,6 +1,8 @@
-//! The set of watched interfaces, kept in step with the settings (start and reload).
+//! The set of watched interfaces, kept in step with the settings (start,
+//! reload) and with the interfaces themselves: one that disappears is
+//! dropped with a log line and re-attached when it comes back.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use aya::Ebpf;
 
@@ -8,36 +10,73 @@ use crate::{error::Error, loader};
 
 #[derive(Default)]
 pub struct Wire {
-    links: BTreeMap<String, loader::WireLinks>,
+    /// Attached interfaces: name -> (ifindex at attach time, links).
+    links: BTreeMap<String, (u32, loader::WireLinks)>,
+    /// Wanted but absent (or failing) interfaces, logged once each time they go.
+    absent: BTreeSet<String>,
+    want: Vec<String>,
+}
+
+fn ifindex(name: &str) -> u32 {
+    let Ok(c) = std::ffi::CString::new(name) else { return 0 };
+    // SAFETY: valid C string.
+    unsafe { libc::if_nametoindex(c.as_ptr()) }
 }
 
 impl Wire {
     /// Attaches what is new in `want`, detaches what is gone. `strict`: the
     /// first failure is an error (at start); else it is logged (reload).
     pub fn sync(&mut self, ebpf: &mut Ebpf, want: &[String], strict: bool) -> Result<(), Error> {
+        self.want = want.to_vec();
         let gone: Vec<String> = self.links.keys().filter(|k| !want.contains(k)).cloned().collect();
         for iface in gone {
-            if let Some(links) = self.links.remove(&iface) {
+            if let Some((_, links)) = self.links.remove(&iface) {
                 match loader::detach_wire(ebpf, links) {
                     Ok(()) => tracing::info!(iface, "stopped watching interface"),
                     Err(e) => tracing::warn!(iface, "detaching: {e}"),
                 }
             }
         }
+        self.absent.retain(|i| want.contains(i));
         for iface in want {
             if self.links.contains_key(iface) {
                 continue;
             }
+            let index = ifindex(iface);
             match loader::attach_wire(ebpf, iface) {
                 Ok(links) => {
                     tracing::info!(iface, "watching interface (XDP ingress, tc egress)");
-                    self.links.insert(iface.clone(), links);
+                    self.links.insert(iface.clone(), (index, links));
+                    self.absent.remove(iface);
                 }
                 Err(e) if strict => return Err(e),
-                Err(e) => tracing::warn!(iface, "not watched: {e}"),
+                Err(e) => {
+                    if self.absent.insert(iface.clone()) {
+                        tracing::warn!(iface, "not watched: {e}; retrying every second");
+                    }
+                }
             }
         }
         Ok(())
+    }
+
+    /// Follows interfaces that disappear (their links die with them) and
+    /// come back (possibly with a new index). Call periodically.
+    pub fn check(&mut self, ebpf: &mut Ebpf) {
+        let vanished: Vec<String> = self.links.iter().filter(|(name, (index, _))| ifindex(name) != *index).map(|(n, _)| n.clone()).collect();
+        for iface in vanished {
+            if let Some((_, links)) = self.links.remove(&iface) {
+                // The kernel already dropped the programs with the device; this only frees our handles.
+                let _ = loader::detach_wire(ebpf, links);
+            }
+            tracing::warn!(iface, "interface disappeared; it will be watched again when it is back");
+            self.absent.insert(iface);
+        }
+        let back: Vec<String> = self.absent.iter().filter(|i| ifindex(i) != 0).cloned().collect();
+        if !back.is_empty() {
+            let want = self.want.clone();
+            let _ = self.sync(ebpf, &want, false);
+        }
     }
 
     #[must_use]

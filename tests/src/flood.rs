@@ -24,12 +24,20 @@ fn csum(data: &[u8], seed: u32) -> u16 {
 /// One Ethernet + IPv4 + TCP SYN frame with valid checksums.
 #[must_use]
 pub fn syn_frame(src_mac: [u8; 6], dst_mac: [u8; 6], src: Ipv4Addr, dst: Ipv4Addr, sport: u16, dport: u16) -> Vec<u8> {
+    tcp_frame(src_mac, dst_mac, src, dst, sport, dport, 0x02, 5)
+}
+
+/// One Ethernet + IPv4 + TCP frame with `flags` and data offset `doff`
+/// (in words; below 5 makes a malformed header), with valid checksums.
+#[must_use]
+#[expect(clippy::too_many_arguments, reason = "a frame has this many fields")]
+pub fn tcp_frame(src_mac: [u8; 6], dst_mac: [u8; 6], src: Ipv4Addr, dst: Ipv4Addr, sport: u16, dport: u16, flags: u8, doff: u8) -> Vec<u8> {
     let mut tcp = [0u8; 20];
     tcp[0..2].copy_from_slice(&sport.to_be_bytes());
     tcp[2..4].copy_from_slice(&dport.to_be_bytes());
     tcp[4..8].copy_from_slice(&0x1234_5678u32.to_be_bytes());
-    tcp[12] = 5 << 4;
-    tcp[13] = 0x02;
+    tcp[12] = doff << 4;
+    tcp[13] = flags;
     tcp[14..16].copy_from_slice(&64240u16.to_be_bytes());
     let mut pseudo = Vec::with_capacity(32);
     pseudo.extend_from_slice(&src.octets());
@@ -57,6 +65,18 @@ pub fn syn_frame(src_mac: [u8; 6], dst_mac: [u8; 6], src: Ipv4Addr, dst: Ipv4Add
     f
 }
 
+/// Floods SYNs from `a` (over `va`) to a closed `port` on `b` for `d`;
+/// returns how many were sent. `b` answers each with a RST.
+#[must_use]
+pub fn closed_port_storm(pair: &crate::netns::Pair, port: u16, d: Duration) -> u64 {
+    let (ifindex, va_mac) = pair.a.link_info(crate::netns::VA);
+    let (_, vb_mac) = pair.b.link_info(crate::netns::VB);
+    let frames: Vec<Vec<u8>> = (0..256u16)
+        .map(|i| syn_frame(va_mac, vb_mac, Ipv4Addr::new(10, 77, 0, 1), Ipv4Addr::new(10, 77, 0, 2), 20000 + i, port))
+        .collect();
+    pair.a.run(|| flood(&socket(ifindex), &frames, d))
+}
+
 /// A raw socket bound to `ifindex` (call from inside the namespace).
 #[must_use]
 pub fn socket(ifindex: i32) -> OwnedFd {
@@ -75,6 +95,20 @@ pub fn socket(ifindex: i32) -> OwnedFd {
         libc::setsockopt(fd.as_raw_fd(), libc::SOL_PACKET, libc::PACKET_QDISC_BYPASS, (&raw const one).cast(), 4);
         fd
     }
+}
+
+/// Sends `frames` round-robin, `count` frames in all; returns how many were sent.
+#[must_use]
+pub fn flood_count(fd: &OwnedFd, frames: &[Vec<u8>], count: usize) -> u64 {
+    let mut sent = 0;
+    for i in 0..count {
+        let f = &frames[i % frames.len()];
+        // SAFETY: sending a valid buffer on a bound packet socket.
+        if unsafe { libc::send(fd.as_raw_fd(), f.as_ptr().cast(), f.len(), 0) } == f.len() as isize {
+            sent += 1;
+        }
+    }
+    sent
 }
 
 /// Sends `frames` round-robin for `duration`; returns how many were sent.

@@ -42,6 +42,19 @@ impl Netns {
         String::from_utf8_lossy(&out.stdout).into_owned()
     }
 
+    /// (ifindex, MAC address) of a device in this namespace.
+    #[must_use]
+    pub fn link_info(&self, dev: &str) -> (i32, [u8; 6]) {
+        let out = self.exec(&["ip", "-o", "link", "show", dev]);
+        let index = out.split(':').next().and_then(|s| s.trim().parse().ok()).expect("ifindex");
+        let mac = out.split("link/ether ").nth(1).and_then(|s| s.split_whitespace().next()).expect("mac");
+        let mut m = [0u8; 6];
+        for (b, h) in m.iter_mut().zip(mac.split(':')) {
+            *b = u8::from_str_radix(h, 16).expect("hex");
+        }
+        (index, m)
+    }
+
     /// Runs `f` on a thread that has entered the namespace. Sockets it creates
     /// belong to the namespace and may be used from any thread afterwards.
     pub fn run<T: Send>(&self, f: impl FnOnce() -> T + Send) -> T {
@@ -89,15 +102,25 @@ pub const VB: &str = "vb";
 impl Pair {
     #[must_use]
     pub fn new() -> Self {
-        let a = Netns::new("a");
-        let b = Netns::new("b");
-        ip(&["link", "add", VA, "netns", &a.name, "type", "veth", "peer", "name", VB, "netns", &b.name]);
-        for (ns, dev, v4, v6) in [(&a, VA, A4, A6), (&b, VB, B4, B6)] {
+        let pair = Self { a: Netns::new("a"), b: Netns::new("b") };
+        pair.link();
+        pair
+    }
+
+    /// (Re)creates the veth pair with its addresses.
+    pub fn link(&self) {
+        ip(&["link", "add", VA, "netns", &self.a.name, "type", "veth", "peer", "name", VB, "netns", &self.b.name]);
+        for (ns, dev, v4, v6) in [(&self.a, VA, A4, A6), (&self.b, VB, B4, B6)] {
             ns.exec(&["ip", "addr", "add", &format!("{v4}/24"), "dev", dev]);
             ns.exec(&["ip", "-6", "addr", "add", &format!("{v6}/64"), "dev", dev, "nodad"]);
             ns.exec(&["ip", "link", "set", dev, "up"]);
         }
-        Self { a, b }
+    }
+
+    /// Whether an XDP program is attached to `vb`.
+    #[must_use]
+    pub fn xdp_on_vb(&self) -> bool {
+        self.b.exec(&["ip", "-d", "link", "show", VB]).contains("xdp")
     }
 }
 

@@ -41,8 +41,9 @@ impl Programs {
     /// Attaches the do-nothing programs to the same hooks rstwatch uses
     /// (both tcp tracepoints; XDP and tc egress on `iface`, in this thread's namespace).
     pub fn attach_empty(&mut self, iface: &str) {
-        for tp in ["tcp_send_reset", "tcp_receive_reset"] {
-            loader::attach_program_to_tracepoint(&mut self.ebpf, loader::EMPTY_TP, tp).expect("empty tracepoint");
+        let btf = loader::kernel_btf(std::path::Path::new(kernel::VMLINUX)).expect("BTF");
+        for (prog, tp) in [(loader::EMPTY_TP_SEND, "tcp_send_reset"), (loader::EMPTY_TP_RECEIVE, "tcp_receive_reset")] {
+            loader::attach_tracepoint(&mut self.ebpf, &btf, prog, tp).expect("empty tracepoint");
         }
         loader::xdp(&mut self.ebpf, loader::EMPTY_XDP).expect("empty xdp").attach(iface, aya::programs::XdpMode::Default).expect("attach empty xdp");
         loader::tc(&mut self.ebpf, loader::EMPTY_TC).expect("empty tc").attach(iface, aya::programs::TcAttachType::Egress).expect("attach empty tc");
@@ -53,6 +54,6 @@ impl Programs {
     pub fn counts(mut self) -> KernelCounts {
         let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
         let _guard = rt.enter();
-        Source::new(&mut self.ebpf).expect("maps").counts()
+        Source::new(&mut self.ebpf, Vec::new()).expect("maps").counts()
     }
 }

@@ -52,6 +52,17 @@ pub fn probe(btf_path: &Path) -> Result<Probe, Error> {
         found.unwrap_or(ABSENT)
     };
     config.skb_data = off(&mut cov, "sk_buff", &[&["data"]], "closed_port and stale_segment count as unspecified");
+    config.skb_head = off(&mut cov, "sk_buff", &[&["head"]], "socketless resets carry no addresses");
+    config.skb_network_header = off(&mut cov, "sk_buff", &[&["network_header"]], "socketless resets carry no addresses");
+    let no_addr = "socket resets carry no addresses or ports";
+    config.sk_family = off(&mut cov, "sock", &[&["__sk_common", "skc_family"]], no_addr);
+    config.sk_daddr = off(&mut cov, "sock", &[&["__sk_common", "skc_daddr"]], no_addr);
+    config.sk_rcv_saddr = off(&mut cov, "sock", &[&["__sk_common", "skc_rcv_saddr"]], no_addr);
+    config.inet_sport = off(&mut cov, "inet_sock", &[&["inet_sport"]], no_addr);
+    config.sk_dport = off(&mut cov, "sock", &[&["__sk_common", "skc_dport"]], no_addr);
+    let no_v6 = "IPv6 socket resets carry no addresses";
+    config.sk_v6_daddr = off(&mut cov, "sock", &[&["__sk_common", "skc_v6_daddr"]], no_v6);
+    config.sk_v6_rcv_saddr = off(&mut cov, "sock", &[&["__sk_common", "skc_v6_rcv_saddr"]], no_v6);
     config.sk_state = off(&mut cov, "sock", &[&["__sk_common", "skc_state"]], "received causes count as other");
     config.sk_flags = off(&mut cov, "sock", &[&["sk_flags"], &["__sk_common", "skc_flags"]], "linger_abort counts as bad_state");
     config.sk_lingertime = off(&mut cov, "sock", &[&["sk_lingertime"]], "linger_abort counts as bad_state");
@@ -68,16 +79,14 @@ pub fn probe(btf_path: &Path) -> Result<Probe, Error> {
         .into_iter()
         .map(|(n, v)| (v as u32, n.trim_start_matches("SK_RST_REASON_").to_string()))
         .collect();
-    let send = tracefs::read_layout(&root, "tcp", "tcp_send_reset");
-    let recv = tracefs::read_layout(&root, "tcp", "tcp_receive_reset");
+    let send = tracefs::fields(&root, "tcp", "tcp_send_reset");
+    let recv = tracefs::fields(&root, "tcp", "tcp_receive_reset");
     note(&mut cov, "tracepoint:tcp:tcp_send_reset", send.is_some(), "the sent view stays at zero");
     note(&mut cov, "tracepoint:tcp:tcp_receive_reset", recv.is_some(), "the received view stays at zero");
-    if let Some(l) = send {
-        note(&mut cov, "tracepoint:tcp:tcp_send_reset.reason", l.reason != ABSENT, "socket resets count as unspecified unless SO_LINGER {1,0}");
-        config.send = l;
-    }
-    if let Some(l) = recv {
-        config.recv = l;
+    if let Some(f) = &send {
+        let has = f.contains_key("reason");
+        note(&mut cov, "tracepoint:tcp:tcp_send_reset.reason", has, "socket resets count as unspecified unless SO_LINGER {1,0}");
+        config.has_reason = u32::from(has);
     }
     let tcx = aya::util::KernelVersion::current().is_ok_and(|v| v >= aya::util::KernelVersion::new(6, 6, 0));
     note(&mut cov, "tcx", tcx, "tc egress uses a clsact filter, which a killed daemon leaves behind");

@@ -1,9 +1,7 @@
-//! Finds (or mounts) tracefs and reads tracepoint record layouts from the
-//! `format` files, so no field offset is compiled in.
+//! Finds (or mounts) tracefs and reads the tracepoints' `format` files: which
+//! tracepoints and arguments (e.g. `reason`) this kernel has.
 
 use std::{collections::HashMap, ffi::CString, path::{Path, PathBuf}};
-
-use rst_common::config::{ABSENT, TpLayout};
 
 use crate::error::Error;
 
@@ -54,31 +52,11 @@ pub fn parse_format(text: &str) -> HashMap<String, (u32, u32)> {
     fields
 }
 
-/// Builds the layout the programs read from a parsed format.
+/// The fields of `events/<category>/<name>/format`; None when the tracepoint is absent.
 #[must_use]
-pub fn layout<S: std::hash::BuildHasher>(fields: &HashMap<String, (u32, u32), S>) -> TpLayout {
-    let off = |n: &str| fields.get(n).map_or(ABSENT, |f| f.0);
-    let sockaddr_form = fields.get("saddr").is_some_and(|f| f.1 >= 16);
-    TpLayout {
-        skbaddr: off("skbaddr"),
-        skaddr: off("skaddr"),
-        reason: off("reason"),
-        saddr: off("saddr"),
-        daddr: off("daddr"),
-        sockaddr_form: u32::from(sockaddr_form),
-        saddr_v6: off("saddr_v6"),
-        daddr_v6: off("daddr_v6"),
-        sport: off("sport"),
-        dport: off("dport"),
-        family: off("family"),
-    }
-}
-
-#[must_use]
-/// Reads and parses `events/<category>/<name>/format`; None when the tracepoint is absent.
-pub fn read_layout(root: &Path, category: &str, name: &str) -> Option<TpLayout> {
+pub fn fields(root: &Path, category: &str, name: &str) -> Option<HashMap<String, (u32, u32)>> {
     let text = std::fs::read_to_string(root.join("events").join(category).join(name).join("format")).ok()?;
-    Some(layout(&parse_format(&text)))
+    Some(parse_format(&text))
 }
 
 #[cfg(test)]
@@ -114,18 +92,13 @@ print fmt: \"skbaddr=%p\", REC->skbaddr
 ";
 
     #[test]
-    fn send_reset_6_18_uses_sockaddr_form() {
-        let l = layout(&parse_format(SEND_6_18));
-        assert_eq!((l.skbaddr, l.skaddr, l.reason, l.saddr, l.daddr), (8, 16, 28, 32, 60));
-        assert_eq!(l.sockaddr_form, 1);
-        assert_eq!(l.sport, ABSENT);
-    }
-
-    #[test]
-    fn receive_reset_uses_separate_fields() {
-        let l = layout(&parse_format(RECV_6_18));
-        assert_eq!((l.skaddr, l.sport, l.dport, l.family, l.saddr, l.saddr_v6), (8, 16, 18, 20, 22, 30));
-        assert_eq!(l.sockaddr_form, 0);
-        assert_eq!((l.reason, l.skbaddr), (ABSENT, ABSENT));
+    fn parses_field_offsets_and_sizes() {
+        let send = parse_format(SEND_6_18);
+        assert_eq!(send.get("reason"), Some(&(28, 4)));
+        assert_eq!(send.get("saddr"), Some(&(32, 28)));
+        assert_eq!(send.get("skbaddr"), Some(&(8, 8)));
+        let recv = parse_format(RECV_6_18);
+        assert_eq!(recv.get("saddr_v6"), Some(&(30, 16)));
+        assert!(!recv.contains_key("reason"));
     }
 }

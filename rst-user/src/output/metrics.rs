@@ -53,6 +53,8 @@ impl Collector for SnapshotCollector {
         plain_counter(&mut enc, "rstwatch_samples_dropped", "Reset samples not delivered (ring full or rate-limited); counts stay exact.", s.samples.dropped)?;
         plain_counter(&mut enc, "rstwatch_samples_ring_full", "Reset samples lost because the ring buffer was full.", s.samples.ring_full)?;
         plain_counter(&mut enc, "rstwatch_samples_rate_limited", "Reset samples skipped by the per-CPU sample rate limit.", s.samples.rate_limited)?;
+        let missed: Vec<_> = s.missed.iter().map(|(v, n)| (vec![("view", v.clone())], *n)).collect();
+        counter(&mut enc, "rstwatch_missed", "Resets the kernel did not run rstwatch's program for (reported by the kernel, or seen leaving a watched interface without their tracepoint event); not in rstwatch_resets_total.", &missed)?;
         let mut cov = enc.encode_descriptor("rstwatch_coverage", "1 when this kernel supports the feature rstwatch uses, 0 when that part degrades.", None, ConstGauge::new(0i64).metric_type())?;
         for (feature, present) in &s.coverage.features {
             ConstGauge::new(i64::from(*present)).encode(cov.encode_family(&[("feature", feature.clone())])?)?;

@@ -17,7 +17,7 @@ use rst_tests::{
     flood,
     frames::{self, ACK, Ip, RST, SYN, Tcp},
     kernel_counters,
-    netns::{Netns, Pair, VA, VB},
+    netns::{Pair, VA, VB},
     programs::Programs,
 };
 use rst_user::{
@@ -85,17 +85,6 @@ fn userspace() -> f64 {
     let s = agg.snapshot(1.0);
     assert_eq!(s.samples.delivered, N as u64);
     N as f64 / start.elapsed().as_secs_f64()
-}
-
-fn link(ns: &Netns, dev: &str) -> (i32, [u8; 6]) {
-    let out = ns.exec(&["ip", "-o", "link", "show", dev]);
-    let index = out.split(':').next().and_then(|s| s.trim().parse().ok()).expect("ifindex");
-    let mac = out.split("link/ether ").nth(1).and_then(|s| s.split_whitespace().next()).expect("mac");
-    let mut m = [0u8; 6];
-    for (b, h) in m.iter_mut().zip(mac.split(':')) {
-        *b = u8::from_str_radix(h, 16).expect("hex");
-    }
-    (index, m)
 }
 
 struct Storm<'a> {
@@ -175,8 +164,8 @@ fn number_before(text: &str, suffix: &str) -> u64 {
 /// 2. The reset storm, each configuration side by side, `ROUNDS` times.
 fn storm() -> (Value, u64) {
     let pair = Pair::new();
-    let (ifindex, va_mac) = link(&pair.a, VA);
-    let (_, vb_mac) = link(&pair.b, VB);
+    let (ifindex, va_mac) = pair.a.link_info(VA);
+    let (_, vb_mac) = pair.b.link_info(VB);
     let frames: Vec<Vec<u8>> = (0..256u16)
         .map(|i| flood::syn_frame(va_mac, vb_mac, Ipv4Addr::new(10, 77, 0, 1), Ipv4Addr::new(10, 77, 0, 2), 20000 + i, CLOSED_PORT))
         .collect();
@@ -190,6 +179,7 @@ fn storm() -> (Value, u64) {
     let mut tcpdump = Vec::new();
     let (mut bpftrace_lost, mut tcpdump_dropped) = (0, 0);
     let (mut counted, mut kernel, mut rsts, mut delivered, mut dropped, mut cpu_ticks) = (0u64, 0u64, 0u64, 0u64, 0u64, 0u64);
+    let mut missed = 0u64;
 
     // The daemon's RSS is read after 10 s idle, in the first round.
     let mut rss = 0;
@@ -232,6 +222,8 @@ fn storm() -> (Value, u64) {
         });
         let k1 = out_rsts(&pair);
         counted += after.total("sent") - before.total("sent");
+        let m = |s: &rst_tests::snapshot::Snapshot| s.json["missed"]["sent"].as_u64().unwrap_or(0);
+        missed += m(&after) - m(&before);
         kernel += k1 - k0;
         rsts += (rate * STORM.as_secs_f64()) as u64;
         let sv = |s: &rst_tests::snapshot::Snapshot, k: &str| s.json["samples"][k].as_u64().unwrap_or(0);
@@ -255,7 +247,7 @@ fn storm() -> (Value, u64) {
     (
         json!({
             "seconds": STORM.as_secs_f64() * ROUNDS as f64,
-            "rsts": rsts, "counted": counted, "kernel_outrsts": kernel,
+            "rsts": rsts, "counted": counted, "missed": missed, "kernel_outrsts": kernel,
             "gen_pps_off": avg(&off), "gen_pps_empty_hooks": avg(&empty), "gen_pps_on": avg(&on),
             "bpftrace_gen_pps": avg(&bpftrace), "tcpdump_gen_pps": avg(&tcpdump),
             "bpftrace_lost": bpftrace_lost, "tcpdump_dropped": tcpdump_dropped,
@@ -298,8 +290,10 @@ fn main() {
     println!("| storm generator, rstwatch | {:.0} SYN/s | {:.2}× empty hooks | ≥ 0.95× ({}) |", st("gen_pps_on"), st("gen_pps_on") / base, verdict(st("gen_pps_on") / base >= 0.95));
     println!("| storm generator, bpftrace | {:.0} SYN/s | {:.2}× empty hooks | |", st("bpftrace_gen_pps"), st("bpftrace_gen_pps") / base);
     println!("| storm generator, tcpdump | {:.0} SYN/s | {:.2}× empty hooks | |", st("tcpdump_gen_pps"), st("tcpdump_gen_pps") / base);
-    let exact = report["storm"]["counted"] == report["storm"]["kernel_outrsts"];
-    println!("| rstwatch counted / kernel OutRsts | {} / {} | | equal ({}) |", report["storm"]["counted"], report["storm"]["kernel_outrsts"], verdict(exact));
+    let n = |k: &str| report["storm"][k].as_u64().unwrap_or(0);
+    let exact = n("counted") == n("kernel_outrsts");
+    println!("| rstwatch counted / kernel OutRsts | {} / {} | | equal ({}) |", n("counted"), n("kernel_outrsts"), verdict(exact));
+    println!("| counted + reported missed / kernel OutRsts | {} / {} | | equal ({}) |", n("counted") + n("missed"), n("kernel_outrsts"), verdict(n("counted") + n("missed") == n("kernel_outrsts")));
     println!("| samples delivered / dropped | {} / {} | | every undelivered one counted |", report["storm"]["samples_delivered"], report["storm"]["samples_dropped"]);
     println!("| bpftrace lost events / tcpdump dropped | {} / {} | | |", report["storm"]["bpftrace_lost"], report["storm"]["tcpdump_dropped"]);
     println!("| daemon CPU during storms | {:.2} s | | |", st("daemon_cpu_seconds"));
