@@ -8,6 +8,7 @@ pub mod frames;
 pub mod kernel_counters;
 pub mod netns;
 pub mod programs;
+pub mod reference;
 pub mod snapshot;
 pub mod tmux;
 pub mod traffic;

@@ -33,9 +33,16 @@ impl Programs {
 
     /// Runs tc program `name` on `frame`; returns (verdict, ns per run).
     pub fn tc(&mut self, name: &str, frame: &[u8], repeat: u32) -> (u32, u64) {
+        self.try_tc(name, frame, repeat).unwrap_or_else(|| panic!("the kernel refused to test-run {frame:02x?}"))
+    }
+
+    /// Like [`Programs::tc`], None when the kernel's test harness refuses the
+    /// frame (it rejects skbs whose IP header is cut short; a real one would
+    /// still reach the program).
+    pub fn try_tc(&mut self, name: &str, frame: &[u8], repeat: u32) -> Option<(u32, u64)> {
         let p = loader::tc(&mut self.ebpf, name).expect("tc program");
-        let r = p.test_run(TestRunOptions { data_in: Some(frame), repeat, ..TestRunOptions::new() }).expect("test run");
-        (r.return_value, r.duration.as_nanos() as u64)
+        let r = p.test_run(TestRunOptions { data_in: Some(frame), repeat, ..TestRunOptions::new() }).ok()?;
+        Some((r.return_value, r.duration.as_nanos() as u64))
     }
 
     /// Attaches the do-nothing programs to the same hooks rstwatch uses
