@@ -47,10 +47,7 @@ pub const LINGER_ELSE_UNSPECIFIED: u8 = 0xfc;
 /// paths), so the current task may be named. Never softirq/timer resets.
 #[must_use]
 pub const fn runs_in_process(cause: u8) -> bool {
-    matches!(
-        cause,
-        LINGER_ABORT | FIN_WAIT2_ABORT | CLOSE_WITH_UNREAD_DATA | DISCONNECT_WITH_DATA | BAD_STATE
-    )
+    matches!(cause, LINGER_ABORT | FIN_WAIT2_ABORT | CLOSE_WITH_UNREAD_DATA | DISCONNECT_WITH_DATA | BAD_STATE)
 }
 
 /// Index of a (view, cause) pair in the counter arrays.

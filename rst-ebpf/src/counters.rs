@@ -20,8 +20,7 @@ static COUNTS: PerCpuArray<u64> = PerCpuArray::with_max_entries(maps::COUNT_SLOT
 #[map]
 static PORTS: PerCpuHashMap<u32, u64> = PerCpuHashMap::with_max_entries(maps::DEFAULT_PORT_KEYS, 0);
 #[map]
-static PEERS: PerCpuHashMap<PeerKey, u64> =
-    PerCpuHashMap::with_max_entries(maps::DEFAULT_PEER_KEYS, 0);
+static PEERS: PerCpuHashMap<PeerKey, u64> = PerCpuHashMap::with_max_entries(maps::DEFAULT_PEER_KEYS, 0);
 #[map]
 static OVERFLOW: PerCpuArray<u64> = PerCpuArray::with_max_entries(maps::OVERFLOW_SLOTS, 0);
 #[map]

@@ -137,11 +137,8 @@ pub fn parse_rst<F: Frame>(f: &F) -> Option<Rst> {
 #[inline(always)]
 pub fn observe<F: Frame>(f: &F, view: u8, inbound: bool, ifindex: u32, from_stack: impl Fn(&FlowKey) -> bool) {
     let Some(mut rst) = parse_rst(f) else { return };
-    let (local, remote, lport, rport) = if inbound {
-        (rst.dst, rst.src, rst.dport, rst.sport)
-    } else {
-        (rst.src, rst.dst, rst.sport, rst.dport)
-    };
+    let (local, remote, lport, rport) =
+        if inbound { (rst.dst, rst.src, rst.dport, rst.sport) } else { (rst.src, rst.dst, rst.sport, rst.dport) };
     if !inbound && rst.cause != cause::MALFORMED {
         let key = FlowKey { family: rst.family, _pad: [0; 3], lport, rport, local, remote };
         if !from_stack(&key) {

@@ -178,7 +178,14 @@ pub fn tcp_send_reset(ctx: BtfTracePointContext) -> i32 {
     if skb != 0 {
         // A reply to a segment: it leaves through the stack's control socket
         // right after this tracepoint, so tc egress will look for it here.
-        counters::announce_stack_rst(&FlowKey { family: e.family, _pad: [0; 3], lport: e.lport, rport: e.rport, local: e.local, remote: e.remote });
+        counters::announce_stack_rst(&FlowKey {
+            family: e.family,
+            _pad: [0; 3],
+            lport: e.lport,
+            rport: e.rport,
+            local: e.local,
+            remote: e.remote,
+        });
     }
     record(view::SENT, cause, &e, reason, 0, flags);
     0

@@ -15,8 +15,8 @@ use rst_common::{
 use crate::{
     decode::Event,
     model::{
-        self, CauseCount, Coverage, OTHER, PeerCount, PortCount, PortLabel, Recent, SNAPSHOT_VERSION,
-        SampleStats, Snapshot, Totals,
+        self, CauseCount, Coverage, OTHER, PeerCount, PortCount, PortLabel, Recent, SNAPSHOT_VERSION, SampleStats,
+        Snapshot, Totals,
     },
 };
 
@@ -136,7 +136,11 @@ impl Aggregator {
                 let n = k.causes.get(cause::slot(v, c) as usize).copied().unwrap_or(0);
                 totals.add(v, n);
                 if n > 0 {
-                    causes.push(CauseCount { view: model::view_name(v).into(), cause: model::cause_name(c).into(), count: n });
+                    causes.push(CauseCount {
+                        view: model::view_name(v).into(),
+                        cause: model::cause_name(c).into(),
+                        count: n,
+                    });
                 }
             }
         }
@@ -180,7 +184,12 @@ impl Aggregator {
             causes,
             ports,
             peers,
-            samples: SampleStats { delivered: self.delivered, dropped: ring_full + rate_limited, ring_full, rate_limited },
+            samples: SampleStats {
+                delivered: self.delivered,
+                dropped: ring_full + rate_limited,
+                ring_full,
+                rate_limited,
+            },
             recent: self.recent.iter().rev().map(|e| self.recent_row(e)).collect(),
             coverage: self.coverage.clone(),
             missed: k.missed.iter().map(|&(v, n)| (model::view_name(v).to_string(), n)).collect(),
@@ -225,14 +234,28 @@ mod tests {
             (maps::port_key(view::SENT, cause::CLOSED_PORT, 443), 2),
         ];
         k.overflow[cause::slot(view::SENT, cause::CLOSED_PORT) as usize] = 1;
-        k.peers = vec![(PeerKey { view: view::RECEIVED, cause: cause::REFUSED, family: 4, _pad: 0, addr: [10, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0] }, 10)];
+        k.peers = vec![(
+            PeerKey {
+                view: view::RECEIVED,
+                cause: cause::REFUSED,
+                family: 4,
+                _pad: 0,
+                addr: [10, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0],
+            },
+            10,
+        )];
         k.samples.ring_full = 2;
         k.samples.rate_limited = 3;
         k
     }
 
     fn agg(top: usize) -> Aggregator {
-        let mut a = Aggregator::new(Limits { top, recent: 2 }, "6.18".into(), BTreeMap::from([(14, "TCP_STATE".into())]), Coverage::default());
+        let mut a = Aggregator::new(
+            Limits { top, recent: 2 },
+            "6.18".into(),
+            BTreeMap::from([(14, "TCP_STATE".into())]),
+            Coverage::default(),
+        );
         a.on_counts(counts());
         a
     }
@@ -249,7 +272,10 @@ mod tests {
     fn ports_keep_top_n_and_sum_the_rest_with_overflow_as_other() {
         let s = agg(2).snapshot(1.0);
         let rows: Vec<_> = s.ports.iter().map(|p| (p.port.clone(), p.count)).collect();
-        assert_eq!(rows, vec![(PortLabel::Port(9999), 6), (PortLabel::Port(443), 2), (PortLabel::Other("other".into()), 2)]);
+        assert_eq!(
+            rows,
+            vec![(PortLabel::Port(9999), 6), (PortLabel::Port(443), 2), (PortLabel::Other("other".into()), 2)]
+        );
         // nothing lost: the rows add up to the exact count
         assert_eq!(s.ports.iter().map(|p| p.count).sum::<u64>(), 10);
         let json = serde_json::to_value(&s.ports[2]).unwrap();

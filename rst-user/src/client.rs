@@ -10,7 +10,8 @@ fn get(addr: SocketAddr, path: &str) -> Result<String, Error> {
 }
 
 fn parse(addr: SocketAddr, body: &str) -> Result<Snapshot, Error> {
-    serde_json::from_str(body).map_err(|e| Error::NoDaemon { addr, detail: format!("answer is not an rstwatch snapshot: {e}") })
+    serde_json::from_str(body)
+        .map_err(|e| Error::NoDaemon { addr, detail: format!("answer is not an rstwatch snapshot: {e}") })
 }
 
 /// One snapshot from the daemon at `addr`.

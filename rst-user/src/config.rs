@@ -57,7 +57,14 @@ impl Loaded {
         self.file
             .listen
             .as_ref()
-            .map(|l| l.get_ref().parse().map_err(|_| self.error(l, format!("listen = {:?} is not an address; use IP:PORT, e.g. \"127.0.0.1:9477\"", l.get_ref()))))
+            .map(|l| {
+                l.get_ref().parse().map_err(|_| {
+                    self.error(
+                        l,
+                        format!("listen = {:?} is not an address; use IP:PORT, e.g. \"127.0.0.1:9477\"", l.get_ref()),
+                    )
+                })
+            })
             .transpose()
     }
 
@@ -101,7 +108,11 @@ pub fn load(explicit: Option<&Path>) -> Result<Option<Loaded>, Error> {
         None if Path::new(DEFAULT_PATH).exists() => PathBuf::from(DEFAULT_PATH),
         None => return Ok(None),
     };
-    let text = std::fs::read_to_string(&path).map_err(|e| Error::Config { path: path.clone(), line: 0, message: format!("cannot read it: {e}") })?;
+    let text = std::fs::read_to_string(&path).map_err(|e| Error::Config {
+        path: path.clone(),
+        line: 0,
+        message: format!("cannot read it: {e}"),
+    })?;
     parse(&path, text).map(Some)
 }
 
@@ -119,7 +130,13 @@ mod tests {
         let text: String = include_str!("../../packaging/rstwatch.toml")
             .lines()
             .map(|l| match l.strip_prefix("# ") {
-                Some(kv) if kv.split_once(" = ").is_some_and(|(k, _)| k.chars().all(|c| c.is_ascii_lowercase() || c == '_')) => kv,
+                Some(kv)
+                    if kv
+                        .split_once(" = ")
+                        .is_some_and(|(k, _)| k.chars().all(|c| c.is_ascii_lowercase() || c == '_')) =>
+                {
+                    kv
+                }
                 _ => l,
             })
             .fold(String::new(), |mut acc, l| {

@@ -39,7 +39,9 @@ fn check_interfaces(settings: &Settings, file: Option<&Loaded>) -> Result<(), Er
         if unsafe { libc::if_nametoindex(c.as_ptr()) } != 0 {
             continue;
         }
-        let in_file = file.and_then(|l| l.file.interfaces.as_ref().and_then(|v| v.iter().find(|s| s.get_ref() == name)).map(|s| (l, s)));
+        let in_file = file.and_then(|l| {
+            l.file.interfaces.as_ref().and_then(|v| v.iter().find(|s| s.get_ref() == name)).map(|s| (l, s))
+        });
         return Err(match in_file {
             Some((l, s)) => l.error(s, format!("interface {name:?} does not exist: list interfaces with `ip link`")),
             None => Error::NoInterface { name: name.clone() },
@@ -57,7 +59,11 @@ fn settings(args: &RunArgs) -> Result<(Settings, Option<Loaded>), Error> {
 
 fn bind(addr: std::net::SocketAddr) -> Result<tokio::net::TcpListener, Error> {
     let std = std::net::TcpListener::bind(addr).map_err(|source| {
-        if source.kind() == std::io::ErrorKind::AddrInUse { Error::AddrInUse { addr } } else { Error::Listen { addr, source } }
+        if source.kind() == std::io::ErrorKind::AddrInUse {
+            Error::AddrInUse { addr }
+        } else {
+            Error::Listen { addr, source }
+        }
     })?;
     std.set_nonblocking(true).map_err(|source| Error::Listen { addr, source })?;
     tokio::net::TcpListener::from_std(std).map_err(|source| Error::Listen { addr, source })
@@ -87,9 +93,16 @@ fn load(s: &Settings, fresh: bool, probe: &kernel::Probe) -> Result<Ebpf, Error>
 fn summary(t: &Totals, prev: &Totals, s: &Snapshot) -> String {
     format!(
         "resets sent {} (+{}) received {} (+{}) wire_in {} (+{}) wire_out {} (+{}); samples delivered {} dropped {}",
-        t.sent, t.sent - prev.sent.min(t.sent), t.received, t.received - prev.received.min(t.received),
-        t.wire_in, t.wire_in - prev.wire_in.min(t.wire_in), t.wire_out, t.wire_out - prev.wire_out.min(t.wire_out),
-        s.samples.delivered, s.samples.dropped
+        t.sent,
+        t.sent - prev.sent.min(t.sent),
+        t.received,
+        t.received - prev.received.min(t.received),
+        t.wire_in,
+        t.wire_in - prev.wire_in.min(t.wire_in),
+        t.wire_out,
+        t.wire_out - prev.wire_out.min(t.wire_out),
+        s.samples.delivered,
+        s.samples.dropped
     )
 }
 
@@ -153,7 +166,12 @@ pub async fn run(args: RunArgs) -> Result<(), Error> {
     // hand them back so the idle daemon stays small.
     // SAFETY: malloc_trim only releases free heap memory.
     unsafe { libc::malloc_trim(0) };
-    let mut agg = Aggregator::new(Limits { top: settings.top, recent: RECENT }, probe.release.clone(), probe.reason_names.clone(), probe.coverage.clone());
+    let mut agg = Aggregator::new(
+        Limits { top: settings.top, recent: RECENT },
+        probe.release.clone(),
+        probe.reason_names.clone(),
+        probe.coverage.clone(),
+    );
     let (tx, rx) = watch::channel(Arc::new(Snapshot::default()));
     let started = Instant::now();
     let publish = |agg: &mut Aggregator, source: &Source| {

@@ -6,13 +6,17 @@ use std::net::SocketAddr;
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// Missing privileges for bpf(2), perf tracepoints or netlink.
-    #[error("not permitted to load eBPF programs: run rstwatch as root (or with CAP_BPF, CAP_PERFMON and CAP_NET_ADMIN)")]
+    #[error(
+        "not permitted to load eBPF programs: run rstwatch as root (or with CAP_BPF, CAP_PERFMON and CAP_NET_ADMIN)"
+    )]
     NotPermitted,
     /// The kernel exposes no BTF.
     #[error("cannot read kernel BTF at {} ({detail}): rstwatch needs a kernel built with CONFIG_DEBUG_INFO_BTF=y, or the kernel's BTF named with --btf FILE", path.display())]
     NoBtf { path: std::path::PathBuf, detail: String },
     /// tracefs is neither mounted nor mountable.
-    #[error("tracefs is not mounted and mounting it failed ({detail}): run `mount -t tracefs tracefs /sys/kernel/tracing`")]
+    #[error(
+        "tracefs is not mounted and mounting it failed ({detail}): run `mount -t tracefs tracefs /sys/kernel/tracing`"
+    )]
     NoTracefs { detail: String },
     /// A watched interface does not exist.
     #[error("interface {name:?} does not exist: list interfaces with `ip link` and name one with --iface")]
@@ -40,7 +44,9 @@ pub enum Error {
     #[error("attaching {what} failed: {detail}")]
     Attach { what: String, detail: String },
     /// `rstwatch snapshot` found no daemon.
-    #[error("no rstwatch daemon answers at {addr} ({detail}): start one with `rstwatch run`, or name its address with --listen")]
+    #[error(
+        "no rstwatch daemon answers at {addr} ({detail}): start one with `rstwatch run`, or name its address with --listen"
+    )]
     NoDaemon { addr: SocketAddr, detail: String },
     /// I/O while running.
     #[error("{what}: {source}")]

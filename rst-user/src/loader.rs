@@ -4,7 +4,9 @@
 
 use aya::{
     Btf, Ebpf, EbpfLoader, Endianness,
-    programs::{BtfTracePoint, SchedClassifier, TcAttachType, Xdp, XdpMode, tc, tc::SchedClassifierLinkId, xdp::XdpLinkId},
+    programs::{
+        BtfTracePoint, SchedClassifier, TcAttachType, Xdp, XdpMode, tc, tc::SchedClassifierLinkId, xdp::XdpLinkId,
+    },
 };
 use rst_common::{config::Config, maps};
 
@@ -52,21 +54,27 @@ pub fn load(config: &Config, sizes: &Sizes, pins: &[(&'static str, std::path::Pa
 /// Sets the per-CPU sample rate the programs read (changeable while running).
 pub fn set_sample_rate(ebpf: &mut Ebpf, rate: u32) -> Result<(), Error> {
     let map = ebpf.map_mut(maps::SETTINGS).ok_or_else(|| Error::Load { detail: "map SETTINGS missing".into() })?;
-    let mut settings: aya::maps::Array<_, u32> = aya::maps::Array::try_from(map).map_err(|e| Error::Load { detail: e.to_string() })?;
-    settings.set(maps::SETTING_SAMPLE_RATE, rate, 0).map_err(|e| Error::Load { detail: format!("setting the sample rate: {e}") })
+    let mut settings: aya::maps::Array<_, u32> =
+        aya::maps::Array::try_from(map).map_err(|e| Error::Load { detail: e.to_string() })?;
+    settings
+        .set(maps::SETTING_SAMPLE_RATE, rate, 0)
+        .map_err(|e| Error::Load { detail: format!("setting the sample rate: {e}") })
 }
 
 fn program<'a, T>(ebpf: &'a mut Ebpf, name: &str) -> Result<&'a mut T, Error>
 where
     &'a mut T: TryFrom<&'a mut aya::programs::Program, Error = aya::programs::ProgramError>,
 {
-    let p = ebpf.program_mut(name).ok_or_else(|| Error::Load { detail: format!("program {name} missing from the object") })?;
+    let p = ebpf
+        .program_mut(name)
+        .ok_or_else(|| Error::Load { detail: format!("program {name} missing from the object") })?;
     p.try_into().map_err(|e: aya::programs::ProgramError| Error::Load { detail: chain(&e) })
 }
 
 /// The kernel's BTF as aya reads it (for BTF tracepoints).
 pub fn kernel_btf(path: &std::path::Path) -> Result<Btf, Error> {
-    Btf::parse_file(path, Endianness::default()).map_err(|e| Error::NoBtf { path: path.to_path_buf(), detail: e.to_string() })
+    Btf::parse_file(path, Endianness::default())
+        .map_err(|e| Error::NoBtf { path: path.to_path_buf(), detail: e.to_string() })
 }
 
 /// Loads program `program_name` for tracepoint `tcp:<tracepoint>` (a BTF
@@ -79,6 +87,7 @@ pub fn attach_tracepoint(ebpf: &mut Ebpf, btf: &Btf, program_name: &str, tracepo
 }
 
 /// The raw fd of a loaded program (valid while `ebpf` lives).
+#[must_use]
 pub fn program_fd(ebpf: &Ebpf, name: &str) -> Option<std::os::fd::RawFd> {
     use std::os::fd::{AsFd as _, AsRawFd as _};
     let fd = match ebpf.program(name)? {
@@ -122,7 +131,10 @@ pub fn attach_wire(ebpf: &mut Ebpf, iface: &str) -> Result<WireLinks, Error> {
         .map_err(|e| Error::Attach { what: format!("XDP on {iface}"), detail: chain(&e) })?;
     let prog = tc(ebpf, TC_PROGRAM)?;
     if !aya::util::KernelVersion::current().is_ok_and(|v| v >= aya::util::KernelVersion::new(6, 6, 0)) {
-        tracing::warn!(iface, "kernel < 6.6 has no TCX: tc egress uses a clsact filter, which a killed daemon leaves behind");
+        tracing::warn!(
+            iface,
+            "kernel < 6.6 has no TCX: tc egress uses a clsact filter, which a killed daemon leaves behind"
+        );
         let _ = tc::qdisc_add_clsact(iface);
     }
     match prog.attach(iface, TcAttachType::Egress) {

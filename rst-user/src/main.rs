@@ -26,14 +26,21 @@ fn main() -> ExitCode {
     let cli = cli::Cli::parse();
     init_logging();
     let result = match cli.command {
-        cli::Command::Run(args) => match tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build() {
-            Ok(rt) => rt.block_on(daemon::run(args)),
-            Err(source) => Err(error::Error::Io { what: "starting the runtime", source }),
-        },
+        cli::Command::Run(args) => {
+            match tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build() {
+                Ok(rt) => rt.block_on(daemon::run(args)),
+                Err(source) => Err(error::Error::Io { what: "starting the runtime", source }),
+            }
+        }
         cli::Command::Snapshot(a) => client::snapshot(a.listen, a.json),
         cli::Command::Top(a) => tui::run(a.listen),
         cli::Command::Completions { shell } => {
-            clap_complete::generate(shell, &mut <cli::Cli as clap::CommandFactory>::command(), "rstwatch", &mut std::io::stdout());
+            clap_complete::generate(
+                shell,
+                &mut <cli::Cli as clap::CommandFactory>::command(),
+                "rstwatch",
+                &mut std::io::stdout(),
+            );
             Ok(())
         }
     };

@@ -25,12 +25,24 @@ pub fn prepare(dir: &Path) -> Result<(), Error> {
     let parent = dir.parent().unwrap_or(Path::new("/"));
     if !mounted_bpffs(parent) {
         if parent != Path::new("/sys/fs/bpf") {
-            return Err(Error::Pin { dir: dir.into(), detail: format!("{} is not a bpffs mount; mount one with `mount -t bpf bpf {}`", parent.display(), parent.display()) });
+            return Err(Error::Pin {
+                dir: dir.into(),
+                detail: format!(
+                    "{} is not a bpffs mount; mount one with `mount -t bpf bpf {}`",
+                    parent.display(),
+                    parent.display()
+                ),
+            });
         }
         let c = |s: &str| CString::new(s).expect("no NUL");
         // SAFETY: plain mount(2) with valid C strings.
-        if unsafe { libc::mount(c("bpf").as_ptr(), c("/sys/fs/bpf").as_ptr(), c("bpf").as_ptr(), 0, std::ptr::null()) } != 0 {
-            return Err(Error::Pin { dir: dir.into(), detail: format!("mounting bpffs on /sys/fs/bpf: {}", std::io::Error::last_os_error()) });
+        if unsafe { libc::mount(c("bpf").as_ptr(), c("/sys/fs/bpf").as_ptr(), c("bpf").as_ptr(), 0, std::ptr::null()) }
+            != 0
+        {
+            return Err(Error::Pin {
+                dir: dir.into(),
+                detail: format!("mounting bpffs on /sys/fs/bpf: {}", std::io::Error::last_os_error()),
+            });
         }
         tracing::info!("mounted bpffs on /sys/fs/bpf (it was not mounted)");
     }
@@ -69,7 +81,8 @@ pub fn mismatch(dir: &Path, sizes: &Sizes) -> Option<String> {
         let info = MapInfo::from_pin(dir.join(name)).ok()?;
         let found = (info.key_size(), info.value_size(), info.max_entries());
         let want = expected(name, sizes);
-        (found != want).then(|| format!("{name} is pinned with (key, value, entries) {found:?}, this run wants {want:?}"))
+        (found != want)
+            .then(|| format!("{name} is pinned with (key, value, entries) {found:?}, this run wants {want:?}"))
     })
 }
 

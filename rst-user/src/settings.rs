@@ -37,7 +37,9 @@ impl Settings {
         let ifaces = if !wire {
             Vec::new()
         } else if args.ifaces.is_empty() {
-            f.and_then(|f| f.interfaces.as_ref()).map(|v| v.iter().map(|s| s.get_ref().clone()).collect()).unwrap_or_default()
+            f.and_then(|f| f.interfaces.as_ref())
+                .map(|v| v.iter().map(|s| s.get_ref().clone()).collect())
+                .unwrap_or_default()
         } else {
             args.ifaces.clone()
         };
@@ -46,18 +48,37 @@ impl Settings {
             (None, None) => DEFAULT_LISTEN.parse().expect("valid default"),
         };
         let pin = !args.no_pin && f.and_then(|f| f.pin).unwrap_or(true);
-        let pin_dir = args.pin_dir.clone().or_else(|| f.and_then(|f| f.pin_dir.clone())).unwrap_or_else(|| DEFAULT_PIN_DIR.into());
+        let pin_dir = args
+            .pin_dir
+            .clone()
+            .or_else(|| f.and_then(|f| f.pin_dir.clone()))
+            .unwrap_or_else(|| DEFAULT_PIN_DIR.into());
         Ok(Self {
             ifaces,
             listen,
             sample_rate: args.sample_rate.or(f.and_then(|f| f.sample_rate)).unwrap_or(DEFAULT_SAMPLE_RATE),
-            ring_bytes: args.ring_bytes.or(f.and_then(|f| f.ring_bytes.as_ref().map(|s| *s.get_ref()))).unwrap_or(maps::DEFAULT_RING_BYTES),
-            port_keys: args.port_keys.or(f.and_then(|f| f.port_keys.as_ref().map(|s| *s.get_ref()))).unwrap_or(maps::DEFAULT_PORT_KEYS),
-            peer_keys: args.peer_keys.or(f.and_then(|f| f.peer_keys.as_ref().map(|s| *s.get_ref()))).unwrap_or(maps::DEFAULT_PEER_KEYS),
+            ring_bytes: args
+                .ring_bytes
+                .or(f.and_then(|f| f.ring_bytes.as_ref().map(|s| *s.get_ref())))
+                .unwrap_or(maps::DEFAULT_RING_BYTES),
+            port_keys: args
+                .port_keys
+                .or(f.and_then(|f| f.port_keys.as_ref().map(|s| *s.get_ref())))
+                .unwrap_or(maps::DEFAULT_PORT_KEYS),
+            peer_keys: args
+                .peer_keys
+                .or(f.and_then(|f| f.peer_keys.as_ref().map(|s| *s.get_ref())))
+                .unwrap_or(maps::DEFAULT_PEER_KEYS),
             top: args.top.or(f.and_then(|f| f.top)).unwrap_or(DEFAULT_TOP),
-            poll_ms: args.poll_ms.or(f.and_then(|f| f.poll_ms.as_ref().map(|s| *s.get_ref()))).unwrap_or(DEFAULT_POLL_MS),
+            poll_ms: args
+                .poll_ms
+                .or(f.and_then(|f| f.poll_ms.as_ref().map(|s| *s.get_ref())))
+                .unwrap_or(DEFAULT_POLL_MS),
             pin_dir: pin.then_some(pin_dir),
-            summary_seconds: args.summary_seconds.or(f.and_then(|f| f.summary_seconds)).unwrap_or(DEFAULT_SUMMARY_SECONDS),
+            summary_seconds: args
+                .summary_seconds
+                .or(f.and_then(|f| f.summary_seconds))
+                .unwrap_or(DEFAULT_SUMMARY_SECONDS),
         })
     }
 
@@ -105,7 +126,10 @@ mod tests {
     use clap::Parser as _;
 
     use super::*;
-    use crate::{cli::{Cli, Command}, config};
+    use crate::{
+        cli::{Cli, Command},
+        config,
+    };
 
     fn args(argv: &[&str]) -> RunArgs {
         let mut full = vec!["rstwatch", "run"];
@@ -142,7 +166,11 @@ mod tests {
     #[test]
     fn reload_applies_live_values_and_names_the_rest() {
         let old = Settings::resolve(&args(&[]), None).unwrap();
-        let new = Settings::resolve(&args(&[]), Some(&file("sample_rate = 5\nring_bytes = 8192\ninterfaces = [\"veth1\"]\n"))).unwrap();
+        let new = Settings::resolve(
+            &args(&[]),
+            Some(&file("sample_rate = 5\nring_bytes = 8192\ninterfaces = [\"veth1\"]\n")),
+        )
+        .unwrap();
         let (live, restart) = old.changes(&new);
         assert_eq!(live, vec!["interfaces: [] -> [\"veth1\"]".to_string(), "sample_rate: 200 -> 5".to_string()]);
         assert_eq!(restart, vec![format!("ring_bytes: {} -> 8192", maps::DEFAULT_RING_BYTES)]);

@@ -77,7 +77,8 @@ impl Source {
                 .programs
                 .iter()
                 .map(|&(v, fd)| {
-                    let unannounced = if v == rst_common::view::SENT { sum_array(&self.unannounced).iter().sum() } else { 0 };
+                    let unannounced =
+                        if v == rst_common::view::SENT { sum_array(&self.unannounced).iter().sum() } else { 0 };
                     (v, recursion_misses(fd) + unannounced)
                 })
                 .collect(),

@@ -63,7 +63,8 @@ impl Wire {
     /// Follows interfaces that disappear (their links die with them) and
     /// come back (possibly with a new index). Call periodically.
     pub fn check(&mut self, ebpf: &mut Ebpf) {
-        let vanished: Vec<String> = self.links.iter().filter(|(name, (index, _))| ifindex(name) != *index).map(|(n, _)| n.clone()).collect();
+        let vanished: Vec<String> =
+            self.links.iter().filter(|(name, (index, _))| ifindex(name) != *index).map(|(n, _)| n.clone()).collect();
         for iface in vanished {
             if let Some((_, links)) = self.links.remove(&iface) {
                 // The kernel already dropped the programs with the device; this only frees our handles.

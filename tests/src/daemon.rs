@@ -17,7 +17,8 @@ pub const LISTEN: &str = "127.0.0.1:9477";
 /// Path of the binary under test (`cargo xtask test` sets RSTWATCH_BIN).
 #[must_use]
 pub fn bin() -> String {
-    std::env::var("RSTWATCH_BIN").unwrap_or_else(|_| concat!(env!("CARGO_MANIFEST_DIR"), "/../target/debug/rstwatch").into())
+    std::env::var("RSTWATCH_BIN")
+        .unwrap_or_else(|_| concat!(env!("CARGO_MANIFEST_DIR"), "/../target/debug/rstwatch").into())
 }
 
 pub struct Daemon {
@@ -36,7 +37,11 @@ pub struct Pins(pub PathBuf);
 impl Pins {
     #[must_use]
     pub fn new() -> Self {
-        Self(PathBuf::from(format!("/sys/fs/bpf/rstw-test-{}-{}", std::process::id(), NEXT.fetch_add(1, Ordering::Relaxed))))
+        Self(PathBuf::from(format!(
+            "/sys/fs/bpf/rstw-test-{}-{}",
+            std::process::id(),
+            NEXT.fetch_add(1, Ordering::Relaxed)
+        )))
     }
 }
 

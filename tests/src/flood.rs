@@ -31,7 +31,16 @@ pub fn syn_frame(src_mac: [u8; 6], dst_mac: [u8; 6], src: Ipv4Addr, dst: Ipv4Add
 /// (in words; below 5 makes a malformed header), with valid checksums.
 #[must_use]
 #[expect(clippy::too_many_arguments, reason = "a frame has this many fields")]
-pub fn tcp_frame(src_mac: [u8; 6], dst_mac: [u8; 6], src: Ipv4Addr, dst: Ipv4Addr, sport: u16, dport: u16, flags: u8, doff: u8) -> Vec<u8> {
+pub fn tcp_frame(
+    src_mac: [u8; 6],
+    dst_mac: [u8; 6],
+    src: Ipv4Addr,
+    dst: Ipv4Addr,
+    sport: u16,
+    dport: u16,
+    flags: u8,
+    doff: u8,
+) -> Vec<u8> {
     let mut tcp = [0u8; 20];
     tcp[0..2].copy_from_slice(&sport.to_be_bytes());
     tcp[2..4].copy_from_slice(&dport.to_be_bytes());
@@ -69,10 +78,10 @@ pub fn tcp_frame(src_mac: [u8; 6], dst_mac: [u8; 6], src: Ipv4Addr, dst: Ipv4Add
 /// returns how many were sent. `b` answers each with a RST.
 #[must_use]
 pub fn closed_port_storm(pair: &crate::netns::Pair, port: u16, d: Duration) -> u64 {
-    let (ifindex, va_mac) = pair.a.link_info(crate::netns::VA);
-    let (_, vb_mac) = pair.b.link_info(crate::netns::VB);
+    let (ifindex, src_mac) = pair.a.link_info(crate::netns::VA);
+    let (_, dst_mac) = pair.b.link_info(crate::netns::VB);
     let frames: Vec<Vec<u8>> = (0..256u16)
-        .map(|i| syn_frame(va_mac, vb_mac, Ipv4Addr::new(10, 77, 0, 1), Ipv4Addr::new(10, 77, 0, 2), 20000 + i, port))
+        .map(|i| syn_frame(src_mac, dst_mac, Ipv4Addr::new(10, 77, 0, 1), Ipv4Addr::new(10, 77, 0, 2), 20000 + i, port))
         .collect();
     pair.a.run(|| flood(&socket(ifindex), &frames, d))
 }
@@ -104,7 +113,7 @@ pub fn flood_count(fd: &OwnedFd, frames: &[Vec<u8>], count: usize) -> u64 {
     for i in 0..count {
         let f = &frames[i % frames.len()];
         // SAFETY: sending a valid buffer on a bound packet socket.
-        if unsafe { libc::send(fd.as_raw_fd(), f.as_ptr().cast(), f.len(), 0) } == f.len() as isize {
+        if unsafe { libc::send(fd.as_raw_fd(), f.as_ptr().cast(), f.len(), 0) } == f.len().cast_signed() {
             sent += 1;
         }
     }
@@ -136,7 +145,7 @@ pub fn flood(fd: &OwnedFd, frames: &[Vec<u8>], duration: Duration) -> u64 {
         // SAFETY: msgs is a valid array of BATCH headers.
         let n = unsafe { libc::sendmmsg(fd.as_raw_fd(), msgs.as_mut_ptr(), BATCH as u32, 0) };
         if n > 0 {
-            sent += n as u64;
+            sent += u64::from(n.unsigned_abs());
         } else {
             std::thread::yield_now();
         }

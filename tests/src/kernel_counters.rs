@@ -12,7 +12,9 @@ fn parse(text: &str, into: &mut Counters) {
     let lines: Vec<&str> = text.lines().collect();
     for pair in lines.chunks(2) {
         let [names, values] = pair else { continue };
-        let (Some((prefix, names)), Some((_, values))) = (names.split_once(':'), values.split_once(':')) else { continue };
+        let (Some((prefix, names)), Some((_, values))) = (names.split_once(':'), values.split_once(':')) else {
+            continue;
+        };
         for (n, v) in names.split_whitespace().zip(values.split_whitespace()) {
             if let Ok(v) = v.parse() {
                 into.insert(format!("{prefix}:{n}"), v);

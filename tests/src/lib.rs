@@ -9,7 +9,7 @@ pub mod kernel_counters;
 pub mod netns;
 pub mod programs;
 pub mod reference;
+pub mod rig;
 pub mod snapshot;
 pub mod tmux;
 pub mod traffic;
-pub mod rig;

@@ -37,7 +37,8 @@ impl Netns {
     /// Runs a command inside the namespace (nsenter keeps /sys, unlike `ip netns exec`).
     #[expect(clippy::must_use_candidate, reason = "also run for its effect")]
     pub fn exec(&self, cmd: &[&str]) -> String {
-        let out = Command::new("nsenter").arg(format!("--net={}", self.path())).args(cmd).output().expect("running nsenter");
+        let out =
+            Command::new("nsenter").arg(format!("--net={}", self.path())).args(cmd).output().expect("running nsenter");
         assert!(out.status.success(), "{}: {}", cmd.join(" "), String::from_utf8_lossy(&out.stderr));
         String::from_utf8_lossy(&out.stdout).into_owned()
     }

@@ -52,8 +52,14 @@ impl Programs {
         for (prog, tp) in [(loader::EMPTY_TP_SEND, "tcp_send_reset"), (loader::EMPTY_TP_RECEIVE, "tcp_receive_reset")] {
             loader::attach_tracepoint(&mut self.ebpf, &btf, prog, tp).expect("empty tracepoint");
         }
-        loader::xdp(&mut self.ebpf, loader::EMPTY_XDP).expect("empty xdp").attach(iface, aya::programs::XdpMode::Default).expect("attach empty xdp");
-        loader::tc(&mut self.ebpf, loader::EMPTY_TC).expect("empty tc").attach(iface, aya::programs::TcAttachType::Egress).expect("attach empty tc");
+        loader::xdp(&mut self.ebpf, loader::EMPTY_XDP)
+            .expect("empty xdp")
+            .attach(iface, aya::programs::XdpMode::Default)
+            .expect("attach empty xdp");
+        loader::tc(&mut self.ebpf, loader::EMPTY_TC)
+            .expect("empty tc")
+            .attach(iface, aya::programs::TcAttachType::Egress)
+            .expect("attach empty tc");
     }
 
     /// The counters, through the daemon's own reader. Takes the maps: call once, last.

@@ -76,7 +76,11 @@ impl Rig {
         let before = self.daemon.snapshot();
         let k0 = self.counters();
         scenario(&self.pair);
-        let probe = |after: Snapshot| Delta { before: Snapshot { json: before.json.clone() }, after, kernel: Default::default() };
+        let probe = |after: Snapshot| Delta {
+            before: Snapshot { json: before.json.clone() },
+            after,
+            kernel: Default::default(),
+        };
         self.daemon.wait_for("the scenario's resets", |s| settled(&probe(Snapshot { json: s.json.clone() })));
         std::thread::sleep(std::time::Duration::from_millis(300));
         let after = self.daemon.snapshot();

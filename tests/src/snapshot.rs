@@ -58,6 +58,9 @@ impl Snapshot {
     #[must_use]
     pub fn recent(&self, view: &str, cause: &str, port: u16) -> Vec<Value> {
         let suffix = format!(":{port}");
-        self.rows("recent", view, cause).filter(|r| r["local"].as_str().is_some_and(|l| l.ends_with(&suffix))).cloned().collect()
+        self.rows("recent", view, cause)
+            .filter(|r| r["local"].as_str().is_some_and(|l| l.ends_with(&suffix)))
+            .cloned()
+            .collect()
     }
 }

@@ -69,7 +69,13 @@ pub fn vanish(s: TcpStream) {
     let on: libc::c_int = 1;
     // SAFETY: setsockopt with a valid int option.
     let rc = unsafe {
-        libc::setsockopt(s.as_raw_fd(), libc::IPPROTO_TCP, libc::TCP_REPAIR, (&raw const on).cast(), size_of::<libc::c_int>() as u32)
+        libc::setsockopt(
+            s.as_raw_fd(),
+            libc::IPPROTO_TCP,
+            libc::TCP_REPAIR,
+            (&raw const on).cast(),
+            size_of::<libc::c_int>() as u32,
+        )
     };
     assert_eq!(rc, 0, "TCP_REPAIR: {}", std::io::Error::last_os_error());
     drop(s);

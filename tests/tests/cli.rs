@@ -50,7 +50,10 @@ fn address_in_use_is_one_line_exit_2() {
 
 #[test]
 fn not_root_is_one_line_exit_2() {
-    let out = rstwatch(&["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "--inh-caps=-all"], &["run", "--listen", "127.0.0.1:0"]);
+    let out = rstwatch(
+        &["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "--inh-caps=-all"],
+        &["run", "--listen", "127.0.0.1:0"],
+    );
     assert_usage_error(&out, "run rstwatch as root");
 }
 
@@ -68,7 +71,10 @@ fn snapshot_without_daemon_says_how_to_start_one() {
     let out = rstwatch(&["nsenter", &path], &["snapshot", "--json"]);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{stderr}");
-    assert!(stderr.contains("no rstwatch daemon answers at 127.0.0.1:9477") && stderr.contains("rstwatch run"), "{stderr}");
+    assert!(
+        stderr.contains("no rstwatch daemon answers at 127.0.0.1:9477") && stderr.contains("rstwatch run"),
+        "{stderr}"
+    );
 }
 
 #[test]
@@ -134,7 +140,9 @@ fn live_summary_is_printed_on_stdout() {
         .spawn()
         .expect("starting rstwatch");
     let stdout = child.stdout.take().expect("stdout");
-    let seen = std::thread::spawn(move || BufReader::new(stdout).lines().map_while(Result::ok).take(20).any(|l| l.starts_with("resets    sent")));
+    let seen = std::thread::spawn(move || {
+        BufReader::new(stdout).lines().map_while(Result::ok).take(20).any(|l| l.starts_with("resets    sent"))
+    });
     std::thread::sleep(std::time::Duration::from_secs(3));
     // SAFETY: signalling our own child.
     unsafe { libc::kill(libc::pid_t::try_from(child.id()).expect("pid"), libc::SIGTERM) };
@@ -154,7 +162,14 @@ fn coverage_self_check_in_snapshot_and_metrics() {
     let d = Daemon::start(&pair.b, &[]);
     let s = d.snapshot();
     let features = s.json["coverage"]["features"].as_object().expect("coverage.features");
-    for f in ["tracepoint:tcp:tcp_send_reset", "tracepoint:tcp:tcp_receive_reset", "tracepoint:tcp:tcp_send_reset.reason", "btf:enum sk_rst_reason", "btf:sock.sk_lingertime", "tcx"] {
+    for f in [
+        "tracepoint:tcp:tcp_send_reset",
+        "tracepoint:tcp:tcp_receive_reset",
+        "tracepoint:tcp:tcp_send_reset.reason",
+        "btf:enum sk_rst_reason",
+        "btf:sock.sk_lingertime",
+        "tcx",
+    ] {
         assert_eq!(features.get(f), Some(&serde_json::Value::Bool(true)), "{f} on this kernel (6.18)");
     }
     assert_eq!(s.json["coverage"]["degraded"], serde_json::json!([]));

@@ -15,7 +15,7 @@ const FRAMES: usize = 1_000_000;
 
 #[test]
 fn a_million_mutated_frames_always_pass_and_count_like_the_reference() {
-    let mut rng = fastrand::Rng::with_seed(0x5eed_0f_75);
+    let mut rng = fastrand::Rng::with_seed(0x5eed_0f75);
     let mut progs = Programs::load();
     // (view, cause, port) -> count, as the reference expects it
     let mut want: BTreeMap<(u8, u8, u16), u64> = BTreeMap::new();

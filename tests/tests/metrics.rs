@@ -8,7 +8,9 @@ fn labels(s: &prometheus_parse::Sample, keys: &[&str]) -> Vec<String> {
 
 fn value(s: &prometheus_parse::Sample) -> u64 {
     match s.value {
-        prometheus_parse::Value::Counter(v) | prometheus_parse::Value::Gauge(v) | prometheus_parse::Value::Untyped(v) => {
+        prometheus_parse::Value::Counter(v)
+        | prometheus_parse::Value::Gauge(v)
+        | prometheus_parse::Value::Untyped(v) => {
             assert!(v >= 0.0 && v.fract() == 0.0, "{} = {v} is not a count", s.metric);
             #[expect(clippy::cast_sign_loss, reason = "checked non-negative integer above")]
             let n = v as u64;
@@ -22,20 +24,34 @@ fn value(s: &prometheus_parse::Sample) -> u64 {
 fn metrics_parse_and_agree_with_snapshot() {
     let rig = Rig::start();
     for port in [7201, 7202, 7202] {
-        traffic::syn_to_closed_port(&rig.pair.a, "10.77.0.1:0".parse().unwrap(), format!("{B4}:{port}").parse().unwrap());
+        traffic::syn_to_closed_port(
+            &rig.pair.a,
+            "10.77.0.1:0".parse().unwrap(),
+            format!("{B4}:{port}").parse().unwrap(),
+        );
     }
-    rig.daemon.wait_for("three closed_port resets", |s| s.port("sent", "closed_port", 7202) == 2 && s.port("sent", "closed_port", 7201) == 1);
+    rig.daemon.wait_for("three closed_port resets", |s| {
+        s.port("sent", "closed_port", 7202) == 2 && s.port("sent", "closed_port", 7201) == 1
+    });
     // Read /metrics between two equal snapshots, so all three describe the same counts.
     let (snap, text) = (0..20)
         .find_map(|_| {
             let a = rig.daemon.get("/snapshot");
             let m = rig.daemon.get("/metrics");
             let b = rig.daemon.get("/snapshot");
-            let strip = |s: &str| Snapshot::parse(s).json.as_object().map(|o| o.iter().filter(|(k, _)| *k != "uptime_seconds").map(|(k, v)| (k.clone(), v.clone())).collect::<Vec<_>>());
+            let strip = |s: &str| {
+                Snapshot::parse(s).json.as_object().map(|o| {
+                    o.iter()
+                        .filter(|(k, _)| *k != "uptime_seconds")
+                        .map(|(k, v)| (k.clone(), v.clone()))
+                        .collect::<Vec<_>>()
+                })
+            };
             (strip(&a) == strip(&b)).then(|| (Snapshot::parse(&a), m))
         })
         .expect("counts kept changing");
-    let scrape = prometheus_parse::Scrape::parse(text.lines().map(|l| Ok(l.to_string()))).expect("/metrics is valid Prometheus text");
+    let scrape = prometheus_parse::Scrape::parse(text.lines().map(|l| Ok(l.to_string())))
+        .expect("/metrics is valid Prometheus text");
     let mut resets = 0;
     for s in scrape.samples.iter().filter(|s| s.metric == "rstwatch_resets_total") {
         let [view, cause] = <[String; 2]>::try_from(labels(s, &["view", "cause"])).unwrap();
@@ -48,12 +64,16 @@ fn metrics_parse_and_agree_with_snapshot() {
         scrape
             .samples
             .iter()
-            .find(|s| s.metric == "rstwatch_port_resets_total" && labels(s, &["view", "cause", "port"]) == ["sent", "closed_port", p])
+            .find(|s| {
+                s.metric == "rstwatch_port_resets_total"
+                    && labels(s, &["view", "cause", "port"]) == ["sent", "closed_port", p]
+            })
             .map(value)
     };
     assert_eq!(port("7202"), Some(2));
     assert_eq!(port("7201"), Some(1));
-    let one = |name: &str| scrape.samples.iter().find(|s| s.metric == name).map_or_else(|| panic!("{name} missing"), value);
+    let one =
+        |name: &str| scrape.samples.iter().find(|s| s.metric == name).map_or_else(|| panic!("{name} missing"), value);
     assert_eq!(one("rstwatch_samples_delivered_total"), snap.json["samples"]["delivered"].as_u64().unwrap());
     assert_eq!(one("rstwatch_samples_dropped_total"), snap.json["samples"]["dropped"].as_u64().unwrap());
     assert_eq!(one("rstwatch_build_info"), 1);

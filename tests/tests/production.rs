@@ -124,7 +124,13 @@ fn sighup_reloads_sample_rate_and_interfaces() {
     std::fs::write(&cfg, "sample_rate = 0\ninterfaces = []\n").unwrap();
     let cfg_arg = cfg.to_str().unwrap();
     let d = Daemon::start(&pair.b, &["--config", cfg_arg]);
-    let closed = |port: u16| traffic::syn_to_closed_port(&pair.a, "10.77.0.1:0".parse().unwrap(), format!("10.77.0.2:{port}").parse().unwrap());
+    let closed = |port: u16| {
+        traffic::syn_to_closed_port(
+            &pair.a,
+            "10.77.0.1:0".parse().unwrap(),
+            format!("10.77.0.2:{port}").parse().unwrap(),
+        )
+    };
     closed(7701);
     let s = d.wait_for("a reset", |s| s.port("sent", "closed_port", 7701) == 1);
     assert_eq!(s.json["samples"]["delivered"], 0, "sample_rate 0: no samples");
@@ -140,7 +146,9 @@ fn sighup_reloads_sample_rate_and_interfaces() {
         std::thread::sleep(Duration::from_millis(100));
     }
     closed(7702);
-    let s = d.wait_for("sampled and on the wire", |s| s.port("wire_out", "refusal", 7702) == 1 && s.json["samples"]["delivered"].as_u64() > Some(0));
+    let s = d.wait_for("sampled and on the wire", |s| {
+        s.port("wire_out", "refusal", 7702) == 1 && s.json["samples"]["delivered"].as_u64() > Some(0)
+    });
     assert_eq!(s.port("sent", "closed_port", 7702), 1);
     drop(d);
     let _ = std::fs::remove_file(&cfg);
@@ -153,7 +161,11 @@ fn unit_file_passes_systemd_analyze_verify() {
     std::fs::create_dir_all(&dir).unwrap();
     let path = dir.join("rstwatch.service");
     std::fs::write(&path, unit).unwrap();
-    let out = Command::new("systemd-analyze").arg("verify").arg(&path).output().expect("systemd-analyze (Debian package systemd)");
+    let out = Command::new("systemd-analyze")
+        .arg("verify")
+        .arg(&path)
+        .output()
+        .expect("systemd-analyze (Debian package systemd)");
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success() && stderr.trim().is_empty(), "systemd-analyze verify: {stderr}");
     let _ = std::fs::remove_dir_all(&dir);
@@ -171,13 +183,26 @@ fn completions_are_printed() {
 
 #[test]
 fn packaging_files_are_valid_and_name_real_metrics() {
-    let metrics = ["rstwatch_resets_total", "rstwatch_port_resets_total", "rstwatch_samples_dropped_total", "rstwatch_samples_ring_full_total", "rstwatch_build_info"];
-    let dash: serde_json::Value = serde_json::from_str(include_str!("../../packaging/grafana-dashboard.json")).expect("dashboard is JSON");
-    let exprs: Vec<String> = dash["panels"].as_array().unwrap().iter().flat_map(|p| p["targets"].as_array().unwrap().iter().map(|t| t["expr"].as_str().unwrap().to_string())).collect();
+    let metrics = [
+        "rstwatch_resets_total",
+        "rstwatch_port_resets_total",
+        "rstwatch_samples_dropped_total",
+        "rstwatch_samples_ring_full_total",
+        "rstwatch_build_info",
+    ];
+    let dash: serde_json::Value =
+        serde_json::from_str(include_str!("../../packaging/grafana-dashboard.json")).expect("dashboard is JSON");
+    let exprs: Vec<String> = dash["panels"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|p| p["targets"].as_array().unwrap().iter().map(|t| t["expr"].as_str().unwrap().to_string()))
+        .collect();
     for needed in ["closed_port", "rstwatch_samples_dropped_total", "rstwatch_port_resets_total"] {
         assert!(exprs.iter().any(|e| e.contains(needed)), "dashboard lacks {needed}");
     }
-    let alerts = &yaml_rust2::YamlLoader::load_from_str(include_str!("../../packaging/prometheus-alerts.yml")).expect("alerts are YAML")[0];
+    let alerts = &yaml_rust2::YamlLoader::load_from_str(include_str!("../../packaging/prometheus-alerts.yml"))
+        .expect("alerts are YAML")[0];
     let rules = alerts["groups"][0]["rules"].as_vec().expect("rules");
     assert!(rules.len() >= 3);
     for r in rules {
@@ -185,7 +210,8 @@ fn packaging_files_are_valid_and_name_real_metrics() {
         assert!(r["alert"].as_str().is_some());
         assert!(expr.contains("up{") || metrics.iter().any(|m| expr.contains(m)), "{expr}");
     }
-    let ds = &yaml_rust2::YamlLoader::load_from_str(include_str!("../../packaging/kubernetes/daemonset.yaml")).expect("DaemonSet is YAML")[0];
+    let ds = &yaml_rust2::YamlLoader::load_from_str(include_str!("../../packaging/kubernetes/daemonset.yaml"))
+        .expect("DaemonSet is YAML")[0];
     assert_eq!(ds["kind"].as_str(), Some("DaemonSet"));
     let caps = &ds["spec"]["template"]["spec"]["containers"][0]["securityContext"]["capabilities"]["add"];
     assert!(caps.as_vec().unwrap().iter().any(|c| c.as_str() == Some("BPF")));

@@ -30,6 +30,8 @@ fn rate_limited_samples_are_counted_and_counts_stay_exact() {
     assert!(samples(s, "rate_limited") > 0, "3/s per CPU cannot carry {N} resets: {}", s.json);
     assert_eq!(samples(s, "dropped"), samples(s, "ring_full") + samples(s, "rate_limited"));
     // Every counted reset tried to emit one sample: delivered + dropped accounts for all of them.
-    let settled = rig.daemon.wait_for("every sample accounted", |s| samples(s, "delivered") + samples(s, "dropped") == all_counts(s));
+    let settled = rig
+        .daemon
+        .wait_for("every sample accounted", |s| samples(s, "delivered") + samples(s, "dropped") == all_counts(s));
     assert!(samples(&settled, "delivered") > 0);
 }

@@ -17,7 +17,11 @@ fn seed_1_syn_to_closed_port_v4() {
     let (client, server) = (addr("10.77.0.1:7101"), addr("10.77.0.2:7001"));
     let d = rig.measure(
         |p| traffic::syn_to_closed_port(&p.a, client, server),
-        |d| d.port("sent", "closed_port", 7001) > 0 && d.port("received", "refused", 7101) > 0 && d.port("wire_out", "refusal", 7001) > 0,
+        |d| {
+            d.port("sent", "closed_port", 7001) > 0
+                && d.port("received", "refused", 7101) > 0
+                && d.port("wire_out", "refusal", 7001) > 0
+        },
     );
     assert_eq!(d.port("sent", "closed_port", 7001), 1, "{}", d.after.json);
     assert_eq!(d.port("received", "refused", 7101), 1);
@@ -36,7 +40,11 @@ fn seed_1_syn_to_closed_port_v6() {
     let (client, server) = (addr("[fd77::1]:7106"), addr("[fd77::2]:7006"));
     let d = rig.measure(
         |p| traffic::syn_to_closed_port(&p.a, client, server),
-        |d| d.port("sent", "closed_port", 7006) > 0 && d.port("received", "refused", 7106) > 0 && d.port("wire_out", "refusal", 7006) > 0,
+        |d| {
+            d.port("sent", "closed_port", 7006) > 0
+                && d.port("received", "refused", 7106) > 0
+                && d.port("wire_out", "refusal", 7006) > 0
+        },
     );
     assert_eq!(d.port("sent", "closed_port", 7006), 1, "{}", d.after.json);
     assert_eq!(d.port("received", "refused", 7106), 1);
@@ -55,7 +63,11 @@ fn seed_2_so_linger_zero_close() {
             traffic::close_with_linger_zero(s);
             traffic::expect_reset(c);
         },
-        |d| d.port("sent", "linger_abort", 7002) > 0 && d.port("received", "peer_reset", 7102) > 0 && d.port("wire_out", "abort", 7002) > 0,
+        |d| {
+            d.port("sent", "linger_abort", 7002) > 0
+                && d.port("received", "peer_reset", 7102) > 0
+                && d.port("wire_out", "abort", 7002) > 0
+        },
     );
     assert_eq!(d.port("sent", "linger_abort", 7002), 1, "{}", d.after.json);
     assert_eq!(d.port("received", "peer_reset", 7102), 1);
@@ -78,7 +90,11 @@ fn seed_2_so_linger_zero_close_by_client_seen_on_wire_in() {
             traffic::close_with_linger_zero(c);
             traffic::expect_reset(s);
         },
-        |d| d.port("sent", "linger_abort", 7103) > 0 && d.port("received", "peer_reset", 7003) > 0 && d.port("wire_in", "abort", 7003) > 0,
+        |d| {
+            d.port("sent", "linger_abort", 7103) > 0
+                && d.port("received", "peer_reset", 7003) > 0
+                && d.port("wire_in", "abort", 7003) > 0
+        },
     );
     assert_eq!(d.port("sent", "linger_abort", 7103), 1, "{}", d.after.json);
     assert_eq!(d.port("received", "peer_reset", 7003), 1);
@@ -99,7 +115,11 @@ fn seed_3_data_into_half_open_connection() {
             c.write_all(b"are you there?").expect("write");
             traffic::expect_reset(c);
         },
-        |d| d.port("sent", "stale_segment", 7004) > 0 && d.port("received", "peer_reset", 7104) > 0 && d.port("wire_out", "stray_reply", 7004) > 0,
+        |d| {
+            d.port("sent", "stale_segment", 7004) > 0
+                && d.port("received", "peer_reset", 7104) > 0
+                && d.port("wire_out", "stray_reply", 7004) > 0
+        },
     );
     assert_eq!(d.port("sent", "stale_segment", 7004), 1, "{}", d.after.json);
     assert_eq!(d.port("received", "peer_reset", 7104), 1);
@@ -118,7 +138,11 @@ fn close_with_unread_data() {
             drop(s);
             traffic::expect_reset(c);
         },
-        |d| d.port("sent", "close_with_unread_data", 7005) > 0 && d.port("received", "peer_reset", 7105) > 0 && d.port("wire_out", "abort", 7005) > 0,
+        |d| {
+            d.port("sent", "close_with_unread_data", 7005) > 0
+                && d.port("received", "peer_reset", 7105) > 0
+                && d.port("wire_out", "abort", 7005) > 0
+        },
     );
     assert_eq!(d.port("sent", "close_with_unread_data", 7005), 1, "{}", d.after.json);
     assert_eq!(d.port("received", "peer_reset", 7105), 1);

@@ -35,12 +35,16 @@ fn top_shows_live_resets_survives_daemon_restart_and_quits_cleanly() {
     let tmux = Tmux::start(&cmd, 100, 30);
 
     closed_port_resets(&pair, 3);
-    tmux.wait_for("3 closed_port resets", |s| count_on_row(s, "closed_port") == Some(3) && count_on_row(s, "refused") == Some(3));
+    tmux.wait_for("3 closed_port resets", |s| {
+        count_on_row(s, "closed_port") == Some(3) && count_on_row(s, "refused") == Some(3)
+    });
     // sort by name: received/refused, sent/closed_port, wire_out/refusal; select closed_port
     tmux.keys("s");
     tmux.keys("s");
     tmux.keys("Down");
-    tmux.wait_for("closed_port selected with its port", |s| s.contains("sort: name") && s.contains("nobody listens") && s.contains("7501"));
+    tmux.wait_for("closed_port selected with its port", |s| {
+        s.contains("sort: name") && s.contains("nobody listens") && s.contains("7501")
+    });
 
     closed_port_resets(&pair, 2);
     let s = tmux.wait_for("counts updated to 5", |s| count_on_row(s, "closed_port") == Some(5));

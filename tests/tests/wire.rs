@@ -36,15 +36,26 @@ fn wire_causes_through_vlan_tags_v4_and_v6() {
         assert_eq!(progs.tc(loader::TC_PROGRAM, &f, 1).0, TC_ACT_OK);
     }
     let counts = progs.counts();
-    let port = |v: u8, c: u8, p: u16| counts.ports.iter().find(|(k, _)| *k == maps::port_key(v, c, p)).map_or(0, |(_, n)| *n);
+    let port =
+        |v: u8, c: u8, p: u16| counts.ports.iter().find(|(k, _)| *k == maps::port_key(v, c, p)).map_or(0, |(_, n)| *n);
     for (vlans, _, tcp, expected) in &cases {
         // Frames fed to tc by hand were never announced by the TCP stack: on
         // egress every well-formed one is `not_from_stack`.
         let egress = expected.map(|c| if c == cause::MALFORMED { c } else { cause::NOT_FROM_STACK });
         for c in [cause::REFUSAL, cause::ABORT, cause::STRAY_REPLY, cause::MALFORMED, cause::NOT_FROM_STACK] {
             // wire_in keys by the RST's destination port, wire_out by its source port
-            assert_eq!(port(view::WIRE_IN, c, tcp.dport), u64::from(*expected == Some(c)), "wire_in cause {c} for {vlans:?} port {}", tcp.dport);
-            assert_eq!(port(view::WIRE_OUT, c, tcp.sport), u64::from(egress == Some(c)), "wire_out cause {c} for {vlans:?} port {}", tcp.sport);
+            assert_eq!(
+                port(view::WIRE_IN, c, tcp.dport),
+                u64::from(*expected == Some(c)),
+                "wire_in cause {c} for {vlans:?} port {}",
+                tcp.dport
+            );
+            assert_eq!(
+                port(view::WIRE_OUT, c, tcp.sport),
+                u64::from(egress == Some(c)),
+                "wire_out cause {c} for {vlans:?} port {}",
+                tcp.sport
+            );
         }
     }
     let rsts = cases.iter().filter(|c| c.3.is_some()).count() as u64;
@@ -61,7 +72,13 @@ fn firewall_reset_is_not_from_stack() {
     b.exec(&["nft", "add", "chain", "inet", "rstw", "in", "{ type filter hook input priority 0; }"]);
     b.exec(&["nft", "add", "rule", "inet", "rstw", "in", "tcp", "dport", "7801", "reject", "with", "tcp", "reset"]);
     let d = rig.measure(
-        |p| rst_tests::traffic::syn_to_closed_port(&p.a, "10.77.0.1:7811".parse().unwrap(), "10.77.0.2:7801".parse().unwrap()),
+        |p| {
+            rst_tests::traffic::syn_to_closed_port(
+                &p.a,
+                "10.77.0.1:7811".parse().unwrap(),
+                "10.77.0.2:7801".parse().unwrap(),
+            )
+        },
         |d| d.port("wire_out", "not_from_stack", 7801) > 0 && d.port("received", "refused", 7811) > 0,
     );
     assert_eq!(d.port("wire_out", "not_from_stack", 7801), 1, "{}", d.after.json);
@@ -70,7 +87,13 @@ fn firewall_reset_is_not_from_stack() {
     assert_eq!(d.kernel_b("Tcp:OutRsts"), 0);
     // the stack's own resets on the same interface still carry their flag cause
     let d = rig.measure(
-        |p| rst_tests::traffic::syn_to_closed_port(&p.a, "10.77.0.1:7812".parse().unwrap(), "10.77.0.2:7802".parse().unwrap()),
+        |p| {
+            rst_tests::traffic::syn_to_closed_port(
+                &p.a,
+                "10.77.0.1:7812".parse().unwrap(),
+                "10.77.0.2:7802".parse().unwrap(),
+            )
+        },
         |d| d.port("wire_out", "refusal", 7802) > 0,
     );
     assert_eq!(d.port("wire_out", "not_from_stack", 7802), 0);

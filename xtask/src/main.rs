@@ -119,7 +119,13 @@ fn run(release: bool, args: &[String]) -> Result<ExitCode> {
     }
     let log_path = workspace().join("target").join("rstwatch-run.log");
     let log = std::fs::File::create(&log_path).with_context(|| format!("creating {}", log_path.display()))?;
-    let mut daemon = privileged(&bin).arg("run").args(args).stdout(Stdio::null()).stderr(log).spawn().context("starting rstwatch")?;
+    let mut daemon = privileged(&bin)
+        .arg("run")
+        .args(args)
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .context("starting rstwatch")?;
     let addr = listen_addr(args);
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
@@ -127,7 +133,11 @@ fn run(release: bool, args: &[String]) -> Result<ExitCode> {
             eprint!("{}", std::fs::read_to_string(&log_path).unwrap_or_default());
             return Ok(code(status));
         }
-        let up = Command::new(&bin).args(["snapshot", "--json", "--listen", &addr]).stdout(Stdio::null()).stderr(Stdio::null()).status()?;
+        let up = Command::new(&bin)
+            .args(["snapshot", "--json", "--listen", &addr])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()?;
         if up.success() {
             break;
         }
@@ -154,7 +164,9 @@ fn test(filter: Option<&str>) -> Result<()> {
     unit.extend(&f);
     cargo(&unit)?;
     if !is_root() {
-        bail!("the integration tests create network namespaces and load eBPF programs: run `sudo -E cargo xtask test` (unit tests passed)");
+        bail!(
+            "the integration tests create network namespaces and load eBPF programs: run `sudo -E cargo xtask test` (unit tests passed)"
+        );
     }
     let mut integ = vec!["test", "--package", "rst-tests", "--", "--test-threads=1"];
     integ.extend(&f);

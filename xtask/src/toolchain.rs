@@ -38,7 +38,8 @@ fn ensure_nightly() -> Result<()> {
     if installed {
         return Ok(());
     }
-    let args = ["toolchain", "install", nightly(), "--profile", "minimal", "--component", "rust-src", "--no-self-update"];
+    let args =
+        ["toolchain", "install", nightly(), "--profile", "minimal", "--component", "rust-src", "--no-self-update"];
     run(
         Command::new("rustup").args(args),
         &format!("installing Rust {} with rust-src (builds the eBPF object)", nightly()),
@@ -64,11 +65,16 @@ fn nightly_llvm(sysroot: &Path) -> Result<(PathBuf, String)> {
             return Ok((lib.join(&name), major));
         }
     }
-    bail!("no libLLVM.so.*-rust-* in {}: the nightly toolchain looks incomplete; reinstall it with `rustup toolchain install {} --force`", lib.display(), nightly())
+    bail!(
+        "no libLLVM.so.*-rust-* in {}: the nightly toolchain looks incomplete; reinstall it with `rustup toolchain install {} --force`",
+        lib.display(),
+        nightly()
+    )
 }
 
 fn cargo_bin() -> PathBuf {
-    let home = std::env::var_os("CARGO_HOME").map_or_else(|| PathBuf::from(std::env::var_os("HOME").unwrap_or_default()).join(".cargo"), PathBuf::from);
+    let home = std::env::var_os("CARGO_HOME")
+        .map_or_else(|| PathBuf::from(std::env::var_os("HOME").unwrap_or_default()).join(".cargo"), PathBuf::from);
     home.join("bin")
 }
 
@@ -77,8 +83,9 @@ fn bpf_linker_ok(sysroot: &Path) -> bool {
     let bin = cargo_bin().join("bpf-linker");
     let runs = output(Command::new(&bin).arg("--version").env_remove("LD_LIBRARY_PATH"))
         .is_some_and(|v| v.contains(BPF_LINKER_VERSION));
-    let linked = output(Command::new("ldd").arg(&bin).env_remove("LD_LIBRARY_PATH"))
-        .is_some_and(|l| l.lines().any(|l| l.contains("libLLVM") && l.contains(&*sysroot.join("lib").to_string_lossy())));
+    let linked = output(Command::new("ldd").arg(&bin).env_remove("LD_LIBRARY_PATH")).is_some_and(|l| {
+        l.lines().any(|l| l.contains("libLLVM") && l.contains(&*sysroot.join("lib").to_string_lossy()))
+    });
     runs && linked
 }
 
@@ -99,7 +106,16 @@ fn ensure_bpf_linker(target_dir: &Path) -> Result<()> {
     }
     run(
         Command::new("cargo")
-            .args(["install", "bpf-linker", "--version", BPF_LINKER_VERSION, "--locked", "--force", "--no-default-features", "--features"])
+            .args([
+                "install",
+                "bpf-linker",
+                "--version",
+                BPF_LINKER_VERSION,
+                "--locked",
+                "--force",
+                "--no-default-features",
+                "--features",
+            ])
             .arg(format!("llvm-{major}"))
             .env("LLVM_PREFIX", &prefix)
             // rpath: the linker finds the nightly's libLLVM without LD_LIBRARY_PATH.
@@ -108,7 +124,11 @@ fn ensure_bpf_linker(target_dir: &Path) -> Result<()> {
         "cargo must reach crates.io; retry `cargo xtask build`",
     )?;
     if !bpf_linker_ok(&sysroot) {
-        bail!("bpf-linker was installed in {} but does not run with the nightly's libLLVM; check that {} is on PATH", cargo_bin().display(), cargo_bin().display());
+        bail!(
+            "bpf-linker was installed in {} but does not run with the nightly's libLLVM; check that {} is on PATH",
+            cargo_bin().display(),
+            cargo_bin().display()
+        );
     }
     Ok(())
 }

@@ -34,7 +34,11 @@ pub fn ensure_packages(tools: &[(&str, &str)]) -> Result<()> {
     }
     eprintln!("xtask: installing {} from Debian's packages", missing.join(" "));
     let ok = Command::new("apt-get").arg("update").status().is_ok_and(|s| s.success())
-        && Command::new("apt-get").args(["install", "-y", "--no-install-recommends"]).args(&missing).status().is_ok_and(|s| s.success());
+        && Command::new("apt-get")
+            .args(["install", "-y", "--no-install-recommends"])
+            .args(&missing)
+            .status()
+            .is_ok_and(|s| s.success());
     if !ok {
         bail!("could not install {}: install them with your package manager and retry", missing.join(" "));
     }

@@ -18,10 +18,7 @@ impl KernelBtf {
     pub fn enum_values(&self, name: &str) -> Option<Vec<(String, u64)>> {
         self.0.resolve_types_by_name(name).ok()?.into_iter().find_map(|t| match t {
             Type::Enum(e) => Some(
-                e.members
-                    .iter()
-                    .filter_map(|m| Some((self.0.resolve_name(m).ok()?, u64::from(m.val()))))
-                    .collect(),
+                e.members.iter().filter_map(|m| Some((self.0.resolve_name(m).ok()?, u64::from(m.val())))).collect(),
             ),
             Type::Enum64(e) => {
                 Some(e.members.iter().filter_map(|m| Some((self.0.resolve_name(m).ok()?, m.val()))).collect())

@@ -76,14 +76,31 @@ mod tests {
     /// Values as on Linux 6.18; other kernels number them differently, which is
     /// the point: the table follows the names.
     fn v6_18() -> Vec<(String, u64)> {
-        ["NOT_SPECIFIED", "NO_SOCKET", "TCP_INVALID_ACK_SEQUENCE", "TCP_RFC7323_PAWS", "TCP_TOO_OLD_ACK",
-         "TCP_ACK_UNSENT_DATA", "TCP_FLAGS", "TCP_OLD_ACK", "TCP_ABORT_ON_DATA", "TCP_TIMEWAIT_SOCKET",
-         "INVALID_SYN", "TCP_ABORT_ON_CLOSE", "TCP_ABORT_ON_LINGER", "TCP_ABORT_ON_MEMORY", "TCP_STATE",
-         "TCP_KEEPALIVE_TIMEOUT", "TCP_DISCONNECT_WITH_DATA", "MPTCP_RST_EUNSPEC", "MPTCP_RST_EMPTCP"]
-            .iter()
-            .enumerate()
-            .map(|(i, n)| (format!("SK_RST_REASON_{n}"), i as u64))
-            .collect()
+        [
+            "NOT_SPECIFIED",
+            "NO_SOCKET",
+            "TCP_INVALID_ACK_SEQUENCE",
+            "TCP_RFC7323_PAWS",
+            "TCP_TOO_OLD_ACK",
+            "TCP_ACK_UNSENT_DATA",
+            "TCP_FLAGS",
+            "TCP_OLD_ACK",
+            "TCP_ABORT_ON_DATA",
+            "TCP_TIMEWAIT_SOCKET",
+            "INVALID_SYN",
+            "TCP_ABORT_ON_CLOSE",
+            "TCP_ABORT_ON_LINGER",
+            "TCP_ABORT_ON_MEMORY",
+            "TCP_STATE",
+            "TCP_KEEPALIVE_TIMEOUT",
+            "TCP_DISCONNECT_WITH_DATA",
+            "MPTCP_RST_EUNSPEC",
+            "MPTCP_RST_EMPTCP",
+        ]
+        .iter()
+        .enumerate()
+        .map(|(i, n)| (format!("SK_RST_REASON_{n}"), i as u64))
+        .collect()
     }
 
     #[test]

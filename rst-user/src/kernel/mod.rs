@@ -53,7 +53,8 @@ pub fn probe(btf_path: &Path) -> Result<Probe, Error> {
     };
     config.skb_data = off(&mut cov, "sk_buff", &[&["data"]], "closed_port and stale_segment count as unspecified");
     config.skb_head = off(&mut cov, "sk_buff", &[&["head"]], "socketless resets carry no addresses");
-    config.skb_network_header = off(&mut cov, "sk_buff", &[&["network_header"]], "socketless resets carry no addresses");
+    config.skb_network_header =
+        off(&mut cov, "sk_buff", &[&["network_header"]], "socketless resets carry no addresses");
     let no_addr = "socket resets carry no addresses or ports";
     config.sk_family = off(&mut cov, "sock", &[&["__sk_common", "skc_family"]], no_addr);
     config.sk_daddr = off(&mut cov, "sock", &[&["__sk_common", "skc_daddr"]], no_addr);
@@ -64,33 +65,54 @@ pub fn probe(btf_path: &Path) -> Result<Probe, Error> {
     config.sk_v6_daddr = off(&mut cov, "sock", &[&["__sk_common", "skc_v6_daddr"]], no_v6);
     config.sk_v6_rcv_saddr = off(&mut cov, "sock", &[&["__sk_common", "skc_v6_rcv_saddr"]], no_v6);
     config.sk_state = off(&mut cov, "sock", &[&["__sk_common", "skc_state"]], "received causes count as other");
-    config.sk_flags = off(&mut cov, "sock", &[&["sk_flags"], &["__sk_common", "skc_flags"]], "linger_abort counts as bad_state");
+    config.sk_flags =
+        off(&mut cov, "sock", &[&["sk_flags"], &["__sk_common", "skc_flags"]], "linger_abort counts as bad_state");
     config.sk_lingertime = off(&mut cov, "sock", &[&["sk_lingertime"]], "linger_abort counts as bad_state");
     config.sock_linger_bit = btf
         .enum_values("sock_flags")
         .and_then(|v| v.into_iter().find(|(n, _)| n == "SOCK_LINGER"))
         .map_or(ABSENT, |(_, v)| v as u32);
-    note(&mut cov, "btf:enum sock_flags.SOCK_LINGER", config.sock_linger_bit != ABSENT, "linger_abort counts as bad_state");
+    note(
+        &mut cov,
+        "btf:enum sock_flags.SOCK_LINGER",
+        config.sock_linger_bit != ABSENT,
+        "linger_abort counts as bad_state",
+    );
     let reasons = btf.enum_values("sk_rst_reason").unwrap_or_default();
-    note(&mut cov, "btf:enum sk_rst_reason", !reasons.is_empty(), "sent causes are limited to closed_port, stale_segment, linger_abort and unspecified (kernel < 6.10)");
+    note(
+        &mut cov,
+        "btf:enum sk_rst_reason",
+        !reasons.is_empty(),
+        "sent causes are limited to closed_port, stale_segment, linger_abort and unspecified (kernel < 6.10)",
+    );
     config.reason_cause = classify::reason_table(&reasons);
     config.state_cause = classify::state_table();
-    let reason_names = reasons
-        .into_iter()
-        .map(|(n, v)| (v as u32, n.trim_start_matches("SK_RST_REASON_").to_string()))
-        .collect();
+    let reason_names =
+        reasons.into_iter().map(|(n, v)| (v as u32, n.trim_start_matches("SK_RST_REASON_").to_string())).collect();
     let send = tracefs::fields(&root, "tcp", "tcp_send_reset");
     let recv = tracefs::fields(&root, "tcp", "tcp_receive_reset");
     note(&mut cov, "tracepoint:tcp:tcp_send_reset", send.is_some(), "the sent view stays at zero");
     note(&mut cov, "tracepoint:tcp:tcp_receive_reset", recv.is_some(), "the received view stays at zero");
     if let Some(f) = &send {
         let has = f.contains_key("reason");
-        note(&mut cov, "tracepoint:tcp:tcp_send_reset.reason", has, "socket resets count as unspecified unless SO_LINGER {1,0}");
+        note(
+            &mut cov,
+            "tracepoint:tcp:tcp_send_reset.reason",
+            has,
+            "socket resets count as unspecified unless SO_LINGER {1,0}",
+        );
         config.has_reason = u32::from(has);
     }
     let tcx = aya::util::KernelVersion::current().is_ok_and(|v| v >= aya::util::KernelVersion::new(6, 6, 0));
     note(&mut cov, "tcx", tcx, "tc egress uses a clsact filter, which a killed daemon leaves behind");
-    Ok(Probe { config, reason_names, has_send_reset: send.is_some(), has_receive_reset: recv.is_some(), release: release(), coverage: cov })
+    Ok(Probe {
+        config,
+        reason_names,
+        has_send_reset: send.is_some(),
+        has_receive_reset: recv.is_some(),
+        release: release(),
+        coverage: cov,
+    })
 }
 
 #[cfg(test)]
@@ -104,6 +126,12 @@ mod tests {
         note(&mut c, "tcx", true, "unused");
         assert_eq!(c.features.get("tcx"), Some(&true));
         assert_eq!(c.features.get("tracepoint:tcp:tcp_send_reset.reason"), Some(&false));
-        assert_eq!(c.degraded, vec!["tracepoint:tcp:tcp_send_reset.reason is missing on this kernel: socket resets count as unspecified".to_string()]);
+        assert_eq!(
+            c.degraded,
+            vec![
+                "tracepoint:tcp:tcp_send_reset.reason is missing on this kernel: socket resets count as unspecified"
+                    .to_string()
+            ]
+        );
     }
 }

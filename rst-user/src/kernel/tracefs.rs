@@ -1,7 +1,11 @@
 //! Finds (or mounts) tracefs and reads the tracepoints' `format` files: which
 //! tracepoints and arguments (e.g. `reason`) this kernel has.
 
-use std::{collections::HashMap, ffi::CString, path::{Path, PathBuf}};
+use std::{
+    collections::HashMap,
+    ffi::CString,
+    path::{Path, PathBuf},
+};
 
 use crate::error::Error;
 
@@ -15,9 +19,8 @@ pub fn root() -> Result<PathBuf, Error> {
     let target = CANDIDATES[0];
     let c = |s: &str| CString::new(s).expect("no NUL");
     // SAFETY: plain mount(2) with valid C strings.
-    let rc = unsafe {
-        libc::mount(c("tracefs").as_ptr(), c(target).as_ptr(), c("tracefs").as_ptr(), 0, std::ptr::null())
-    };
+    let rc =
+        unsafe { libc::mount(c("tracefs").as_ptr(), c(target).as_ptr(), c("tracefs").as_ptr(), 0, std::ptr::null()) };
     if rc != 0 {
         return Err(Error::NoTracefs { detail: std::io::Error::last_os_error().to_string() });
     }

@@ -20,7 +20,11 @@ async fn prometheus(State(rx): State<Snap>) -> impl IntoResponse {
 }
 
 /// Serves until `shutdown` resolves.
-pub async fn serve(listener: tokio::net::TcpListener, rx: Snap, shutdown: impl Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    rx: Snap,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
     let app = Router::new().route("/snapshot", get(snapshot)).route("/metrics", get(prometheus)).with_state(rx);
     axum::serve(listener, app).with_graceful_shutdown(shutdown).await
 }

@@ -12,7 +12,12 @@ use crate::model::{self, PortLabel, Snapshot};
 #[derive(Debug)]
 struct SnapshotCollector(Snapshot);
 
-fn counter(enc: &mut DescriptorEncoder, name: &str, help: &str, rows: &[(Vec<(&str, String)>, u64)]) -> std::fmt::Result {
+fn counter(
+    enc: &mut DescriptorEncoder,
+    name: &str,
+    help: &str,
+    rows: &[(Vec<(&str, String)>, u64)],
+) -> std::fmt::Result {
     let mut family = enc.encode_descriptor(name, help, None, ConstCounter::new(0u64).metric_type())?;
     for (labels, value) in rows {
         ConstCounter::new(*value).encode(family.encode_family(labels)?)?;
@@ -48,18 +53,58 @@ impl Collector for SnapshotCollector {
                 (vec![("view", p.view.clone()), ("cause", p.cause.clone()), ("port", port)], p.count)
             })
             .collect();
-        counter(&mut enc, "rstwatch_port_resets", "TCP resets by this host's port; ports past the key budget or top-N as port=\"other\".", &ports)?;
-        plain_counter(&mut enc, "rstwatch_samples_delivered", "Reset samples read from the ring buffer.", s.samples.delivered)?;
-        plain_counter(&mut enc, "rstwatch_samples_dropped", "Reset samples not delivered (ring full or rate-limited); counts stay exact.", s.samples.dropped)?;
-        plain_counter(&mut enc, "rstwatch_samples_ring_full", "Reset samples lost because the ring buffer was full.", s.samples.ring_full)?;
-        plain_counter(&mut enc, "rstwatch_samples_rate_limited", "Reset samples skipped by the per-CPU sample rate limit.", s.samples.rate_limited)?;
+        counter(
+            &mut enc,
+            "rstwatch_port_resets",
+            "TCP resets by this host's port; ports past the key budget or top-N as port=\"other\".",
+            &ports,
+        )?;
+        plain_counter(
+            &mut enc,
+            "rstwatch_samples_delivered",
+            "Reset samples read from the ring buffer.",
+            s.samples.delivered,
+        )?;
+        plain_counter(
+            &mut enc,
+            "rstwatch_samples_dropped",
+            "Reset samples not delivered (ring full or rate-limited); counts stay exact.",
+            s.samples.dropped,
+        )?;
+        plain_counter(
+            &mut enc,
+            "rstwatch_samples_ring_full",
+            "Reset samples lost because the ring buffer was full.",
+            s.samples.ring_full,
+        )?;
+        plain_counter(
+            &mut enc,
+            "rstwatch_samples_rate_limited",
+            "Reset samples skipped by the per-CPU sample rate limit.",
+            s.samples.rate_limited,
+        )?;
         let missed: Vec<_> = s.missed.iter().map(|(v, n)| (vec![("view", v.clone())], *n)).collect();
-        counter(&mut enc, "rstwatch_missed", "Resets the kernel did not run rstwatch's program for (reported by the kernel, or seen leaving a watched interface without their tracepoint event); not in rstwatch_resets_total.", &missed)?;
-        let mut cov = enc.encode_descriptor("rstwatch_coverage", "1 when this kernel supports the feature rstwatch uses, 0 when that part degrades.", None, ConstGauge::new(0i64).metric_type())?;
+        counter(
+            &mut enc,
+            "rstwatch_missed",
+            "Resets the kernel did not run rstwatch's program for (reported by the kernel, or seen leaving a watched interface without their tracepoint event); not in rstwatch_resets_total.",
+            &missed,
+        )?;
+        let mut cov = enc.encode_descriptor(
+            "rstwatch_coverage",
+            "1 when this kernel supports the feature rstwatch uses, 0 when that part degrades.",
+            None,
+            ConstGauge::new(0i64).metric_type(),
+        )?;
         for (feature, present) in &s.coverage.features {
             ConstGauge::new(i64::from(*present)).encode(cov.encode_family(&[("feature", feature.clone())])?)?;
         }
-        let mut info = enc.encode_descriptor("rstwatch_build_info", "rstwatch version and running kernel.", None, ConstGauge::new(1i64).metric_type())?;
+        let mut info = enc.encode_descriptor(
+            "rstwatch_build_info",
+            "rstwatch version and running kernel.",
+            None,
+            ConstGauge::new(1i64).metric_type(),
+        )?;
         let labels = [("version", env!("CARGO_PKG_VERSION").to_string()), ("kernel", s.kernel.clone())];
         ConstGauge::new(1i64).encode(info.encode_family(&labels)?)?;
         Ok(())
@@ -88,7 +133,12 @@ mod tests {
             causes: vec![CauseCount { view: "sent".into(), cause: "closed_port".into(), count: 3 }],
             ports: vec![
                 PortCount { view: "sent".into(), cause: "closed_port".into(), port: PortLabel::Port(9999), count: 2 },
-                PortCount { view: "sent".into(), cause: "closed_port".into(), port: PortLabel::Other("other".into()), count: 1 },
+                PortCount {
+                    view: "sent".into(),
+                    cause: "closed_port".into(),
+                    port: PortLabel::Other("other".into()),
+                    count: 1,
+                },
             ],
             ..Snapshot::default()
         };

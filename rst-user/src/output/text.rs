@@ -9,8 +9,16 @@ pub fn render(s: &Snapshot) -> String {
     let mut o = String::new();
     let t = &s.totals;
     let _ = writeln!(o, "rstwatch  up {:.0}s  kernel {}", s.uptime_seconds, s.kernel);
-    let _ = writeln!(o, "resets    sent {}  received {}  wire_in {}  wire_out {}", t.sent, t.received, t.wire_in, t.wire_out);
-    let _ = writeln!(o, "samples   delivered {}  dropped {} (ring full {}, rate-limited {})", s.samples.delivered, s.samples.dropped, s.samples.ring_full, s.samples.rate_limited);
+    let _ = writeln!(
+        o,
+        "resets    sent {}  received {}  wire_in {}  wire_out {}",
+        t.sent, t.received, t.wire_in, t.wire_out
+    );
+    let _ = writeln!(
+        o,
+        "samples   delivered {}  dropped {} (ring full {}, rate-limited {})",
+        s.samples.delivered, s.samples.dropped, s.samples.ring_full, s.samples.rate_limited
+    );
     if s.causes.is_empty() {
         let _ = writeln!(o, "no resets yet");
         return o;

@@ -108,7 +108,8 @@ impl App {
                     .causes
                     .iter()
                     .map(|c| {
-                        let before = p.causes.iter().find(|o| o.view == c.view && o.cause == c.cause).map_or(0, |o| o.count);
+                        let before =
+                            p.causes.iter().find(|o| o.view == c.view && o.cause == c.cause).map_or(0, |o| o.count);
                         ((c.view.clone(), c.cause.clone()), c.count.saturating_sub(before) as f64 / dt)
                     })
                     .collect();
@@ -157,7 +158,9 @@ impl App {
             .collect();
         let by_name = |a: &CauseRow, b: &CauseRow| (&a.view, &a.cause).cmp(&(&b.view, &b.cause));
         match self.sort {
-            Sort::Rate => rows.sort_by(|a, b| b.rate.total_cmp(&a.rate).then(b.count.cmp(&a.count)).then_with(|| by_name(a, b))),
+            Sort::Rate => {
+                rows.sort_by(|a, b| b.rate.total_cmp(&a.rate).then(b.count.cmp(&a.count)).then_with(|| by_name(a, b)))
+            }
             Sort::Count => rows.sort_by(|a, b| b.count.cmp(&a.count).then_with(|| by_name(a, b))),
             Sort::Name => rows.sort_by(by_name),
         }

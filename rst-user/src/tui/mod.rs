@@ -5,12 +5,7 @@
 pub mod app;
 pub mod ui;
 
-use std::{
-    io::IsTerminal as _,
-    net::SocketAddr,
-    sync::mpsc,
-    time::Duration,
-};
+use std::{io::IsTerminal as _, net::SocketAddr, sync::mpsc, time::Duration};
 
 use ratatui::crossterm::event::{self, Event, KeyEventKind};
 

@@ -51,17 +51,27 @@ fn causes(f: &mut Frame, area: Rect, app: &App) {
         })
         .collect();
     let empty = rows.is_empty();
-    let table = Table::new(rows, [Constraint::Length(8), Constraint::Min(12), Constraint::Length(9), Constraint::Length(7), Constraint::Length(5)])
-        .header(Row::new(["view", "cause", "    count", " rate/s", "share"]).add_modifier(Modifier::BOLD))
-        .row_highlight_style(Style::new().add_modifier(Modifier::REVERSED))
-        .block(block(format!(" causes (sort: {sort}) "), app.pane == Pane::Causes));
+    let table = Table::new(
+        rows,
+        [
+            Constraint::Length(8),
+            Constraint::Min(12),
+            Constraint::Length(9),
+            Constraint::Length(7),
+            Constraint::Length(5),
+        ],
+    )
+    .header(Row::new(["view", "cause", "    count", " rate/s", "share"]).add_modifier(Modifier::BOLD))
+    .row_highlight_style(Style::new().add_modifier(Modifier::REVERSED))
+    .block(block(format!(" causes (sort: {sort}) "), app.pane == Pane::Causes));
     let mut state = TableState::default().with_selected((!empty).then_some(app.selected[0]));
     f.render_stateful_widget(table, area, &mut state);
 }
 
 fn keyed(f: &mut Frame, area: Rect, title: &str, rows: Vec<(String, u64)>, focused: bool, selected: usize) {
     let empty = rows.is_empty();
-    let rows: Vec<Row> = rows.into_iter().map(|(k, n)| Row::new(vec![Cell::from(k), Cell::from(format!("{n:>9}"))])).collect();
+    let rows: Vec<Row> =
+        rows.into_iter().map(|(k, n)| Row::new(vec![Cell::from(k), Cell::from(format!("{n:>9}"))])).collect();
     let table = Table::new(rows, [Constraint::Min(8), Constraint::Length(9)])
         .row_highlight_style(Style::new().add_modifier(Modifier::REVERSED))
         .block(block(title, focused));
@@ -88,9 +98,18 @@ fn recent(f: &mut Frame, area: Rect, app: &App) {
             ])
         })
         .collect();
-    let table = Table::new(rows, [Constraint::Length(9), Constraint::Length(8), Constraint::Length(12), Constraint::Min(33), Constraint::Length(12)])
-        .row_highlight_style(Style::new().add_modifier(Modifier::REVERSED))
-        .block(block(" recent resets (time: s since boot) ", app.pane == Pane::Recent));
+    let table = Table::new(
+        rows,
+        [
+            Constraint::Length(9),
+            Constraint::Length(8),
+            Constraint::Length(12),
+            Constraint::Min(33),
+            Constraint::Length(12),
+        ],
+    )
+    .row_highlight_style(Style::new().add_modifier(Modifier::REVERSED))
+    .block(block(" recent resets (time: s since boot) ", app.pane == Pane::Recent));
     let mut state = TableState::default().with_selected((app.pane == Pane::Recent).then_some(app.selected[3]));
     f.render_stateful_widget(table, area, &mut state);
 }
@@ -133,8 +152,14 @@ fn help(f: &mut Frame, area: Rect) {
 /// Draws the whole screen.
 pub fn render(f: &mut Frame, app: &App) {
     let area = f.area();
-    let [head, middle, explain, bottom, foot] =
-        Layout::vertical([Constraint::Length(6), Constraint::Min(7), Constraint::Length(1), Constraint::Min(5), Constraint::Length(1)]).areas(area);
+    let [head, middle, explain, bottom, foot] = Layout::vertical([
+        Constraint::Length(6),
+        Constraint::Min(7),
+        Constraint::Length(1),
+        Constraint::Min(5),
+        Constraint::Length(1),
+    ])
+    .areas(area);
     header(f, head, app);
     let [left, right] = Layout::horizontal([Constraint::Percentage(60), Constraint::Percentage(40)]).areas(middle);
     causes(f, left, app);
@@ -158,7 +183,11 @@ pub fn render(f: &mut Frame, app: &App) {
 
 #[cfg(test)]
 mod tests {
-    use ratatui::{Terminal, backend::TestBackend, crossterm::event::{KeyCode, KeyEvent}};
+    use ratatui::{
+        Terminal,
+        backend::TestBackend,
+        crossterm::event::{KeyCode, KeyEvent},
+    };
 
     use super::*;
     use crate::model::{CauseCount, PeerCount, PortCount, PortLabel, Recent, Snapshot, Totals};
@@ -175,11 +204,26 @@ mod tests {
                 CauseCount { view: "received".into(), cause: "refused".into(), count: closed },
             ],
             ports: vec![
-                PortCount { view: "sent".into(), cause: "closed_port".into(), port: PortLabel::Port(9999), count: closed - 1 },
+                PortCount {
+                    view: "sent".into(),
+                    cause: "closed_port".into(),
+                    port: PortLabel::Port(9999),
+                    count: closed - 1,
+                },
                 PortCount { view: "sent".into(), cause: "closed_port".into(), port: PortLabel::Port(443), count: 1 },
-                PortCount { view: "sent".into(), cause: "linger_abort".into(), port: PortLabel::Port(8080), count: linger },
+                PortCount {
+                    view: "sent".into(),
+                    cause: "linger_abort".into(),
+                    port: PortLabel::Port(8080),
+                    count: linger,
+                },
             ],
-            peers: vec![PeerCount { view: "sent".into(), cause: "closed_port".into(), addr: "10.0.0.7".into(), count: closed }],
+            peers: vec![PeerCount {
+                view: "sent".into(),
+                cause: "closed_port".into(),
+                addr: "10.0.0.7".into(),
+                count: closed,
+            }],
             recent: vec![Recent {
                 view: "sent".into(),
                 cause: "linger_abort".into(),
@@ -246,8 +290,10 @@ mod tests {
         key(&mut a, KeyCode::Char('s'));
         assert_eq!(a.sort, Sort::Count);
         key(&mut a, KeyCode::Char('s'));
-        assert_eq!(a.causes().iter().map(|c| (c.view.as_str(), c.cause.as_str())).collect::<Vec<_>>(),
-            [("received", "refused"), ("sent", "closed_port"), ("sent", "linger_abort")]);
+        assert_eq!(
+            a.causes().iter().map(|c| (c.view.as_str(), c.cause.as_str())).collect::<Vec<_>>(),
+            [("received", "refused"), ("sent", "closed_port"), ("sent", "linger_abort")]
+        );
         assert!(screen(&a, 80, 24).contains("sort: name"));
     }
 

@@ -39,7 +39,10 @@ fn median(mut v: Vec<f64>) -> f64 {
 /// 1. Per-packet cost of the XDP program, BPF_PROG_TEST_RUN, median of 5 rounds.
 fn xdp_costs() -> Value {
     let v4 = Ip::V4([10, 0, 0, 1], [10, 0, 0, 2]);
-    let v6 = Ip::V6([0xfd, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1], [0xfd, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2]);
+    let v6 = Ip::V6(
+        [0xfd, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1],
+        [0xfd, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2],
+    );
     let syn = frames::frame(&[], v4, &Tcp::new(40000, 80, 1, SYN));
     let cases = [
         ("empty", loader::EMPTY_XDP, syn.clone()),
@@ -77,7 +80,12 @@ fn userspace() -> f64 {
             unsafe { std::slice::from_raw_parts((&raw const s).cast::<u8>(), size_of::<Sample>()) }.to_vec()
         })
         .collect();
-    let mut agg = Aggregator::new(Limits { top: 20, recent: 64 }, "bench".into(), Default::default(), Default::default());
+    let mut agg = Aggregator::new(
+        Limits { top: 20, recent: 64 },
+        "bench".into(),
+        std::collections::BTreeMap::default(),
+        rst_user::model::Coverage::default(),
+    );
     let start = Instant::now();
     for i in 0..N {
         agg.on_sample(decode::decode(&records[i % records.len()]).expect("valid record"));
@@ -114,16 +122,24 @@ fn proc_field(pid: u32, file: &str, key: &str) -> u64 {
         // utime + stime, in clock ticks (fields 14 and 15)
         let rest = text.rsplit(')').next().unwrap_or_default();
         let f: Vec<&str> = rest.split_whitespace().collect();
-        return f.get(11).and_then(|s| s.parse::<u64>().ok()).unwrap_or(0) + f.get(12).and_then(|s| s.parse::<u64>().ok()).unwrap_or(0);
+        return f.get(11).and_then(|s| s.parse::<u64>().ok()).unwrap_or(0)
+            + f.get(12).and_then(|s| s.parse::<u64>().ok()).unwrap_or(0);
     }
     text.lines().find_map(|l| l.strip_prefix(key)).and_then(|v| v.split_whitespace().next()?.parse().ok()).unwrap_or(0)
 }
 
 /// Starts `cmd`, waits (at most 30 s) until `ready` shows on its stdout or stderr.
 fn spawn_ready(cmd: &mut Command, ready: &str) -> (Child, mpsc::Receiver<String>) {
+    #[expect(
+        clippy::zombie_processes,
+        reason = "returned to the caller, which waits; killed and waited below otherwise"
+    )]
     let mut child = cmd.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("spawn");
     let (tx, rx) = mpsc::channel();
-    for stream in [Box::new(child.stdout.take().unwrap()) as Box<dyn std::io::Read + Send>, Box::new(child.stderr.take().unwrap())] {
+    for stream in [
+        Box::new(child.stdout.take().unwrap()) as Box<dyn std::io::Read + Send>,
+        Box::new(child.stderr.take().unwrap()),
+    ] {
         let tx = tx.clone();
         std::thread::spawn(move || {
             for line in BufReader::new(stream).lines().map_while(Result::ok) {
@@ -151,23 +167,36 @@ fn spawn_ready(cmd: &mut Command, ready: &str) -> (Child, mpsc::Receiver<String>
 /// SIGINT, then everything it printed.
 fn interrupt(mut child: Child, rx: &mpsc::Receiver<String>) -> String {
     // SAFETY: signalling our own child.
-    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+    unsafe { libc::kill(child.id().cast_signed(), libc::SIGINT) };
     let _ = child.wait();
     std::thread::sleep(Duration::from_millis(200));
     rx.try_iter().collect::<Vec<_>>().join("\n")
 }
 
 fn number_before(text: &str, suffix: &str) -> u64 {
-    text.lines().filter_map(|l| l.split(suffix).next().filter(|_| l.contains(suffix))?.split_whitespace().last()?.parse::<u64>().ok()).sum()
+    text.lines()
+        .filter_map(|l| {
+            l.split(suffix).next().filter(|_| l.contains(suffix))?.split_whitespace().last()?.parse::<u64>().ok()
+        })
+        .sum()
 }
 
 /// 2. The reset storm, each configuration side by side, `ROUNDS` times.
 fn storm() -> (Value, u64) {
     let pair = Pair::new();
-    let (ifindex, va_mac) = pair.a.link_info(VA);
-    let (_, vb_mac) = pair.b.link_info(VB);
+    let (ifindex, src_mac) = pair.a.link_info(VA);
+    let (_, dst_mac) = pair.b.link_info(VB);
     let frames: Vec<Vec<u8>> = (0..256u16)
-        .map(|i| flood::syn_frame(va_mac, vb_mac, Ipv4Addr::new(10, 77, 0, 1), Ipv4Addr::new(10, 77, 0, 2), 20000 + i, CLOSED_PORT))
+        .map(|i| {
+            flood::syn_frame(
+                src_mac,
+                dst_mac,
+                Ipv4Addr::new(10, 77, 0, 1),
+                Ipv4Addr::new(10, 77, 0, 2),
+                20000 + i,
+                CLOSED_PORT,
+            )
+        })
         .collect();
     let s = Storm { pair: &pair, ifindex, frames };
     s.run(Duration::from_millis(300)); // warm-up: ARP, caches
@@ -178,11 +207,12 @@ fn storm() -> (Value, u64) {
     let mut bpftrace = Vec::new();
     let mut tcpdump = Vec::new();
     let (mut bpftrace_lost, mut tcpdump_dropped) = (0, 0);
-    let (mut counted, mut kernel, mut rsts, mut delivered, mut dropped, mut cpu_ticks) = (0u64, 0u64, 0u64, 0u64, 0u64, 0u64);
+    let (mut counted, mut kernel, mut rsts, mut delivered, mut dropped, mut cpu_ticks) =
+        (0u64, 0u64, 0u64, 0u64, 0u64, 0u64);
     let mut missed = 0u64;
 
     // The daemon's RSS is read after 10 s idle, in the first round.
-    let mut rss = 0;
+    let mut idle_rss = 0;
     for round in 0..ROUNDS {
         off.push(s.run(STORM));
 
@@ -207,7 +237,7 @@ fn storm() -> (Value, u64) {
         let d = Daemon::start(&pair.b, &["--iface", VB, "--no-pin"]);
         if round == 0 {
             std::thread::sleep(Duration::from_secs(10));
-            rss = proc_field(d.pid(), "status", "VmRSS:");
+            idle_rss = proc_field(d.pid(), "status", "VmRSS:");
         }
         let before = d.snapshot();
         let k0 = out_rsts(&pair);
@@ -225,19 +255,36 @@ fn storm() -> (Value, u64) {
         let m = |s: &rst_tests::snapshot::Snapshot| s.json["missed"]["sent"].as_u64().unwrap_or(0);
         missed += m(&after) - m(&before);
         kernel += k1 - k0;
-        rsts += (rate * STORM.as_secs_f64()) as u64;
+        #[expect(clippy::cast_sign_loss, reason = "a rate is never negative")]
+        let storm_rsts = (rate * STORM.as_secs_f64()) as u64;
+        rsts += storm_rsts;
         let sv = |s: &rst_tests::snapshot::Snapshot, k: &str| s.json["samples"][k].as_u64().unwrap_or(0);
         delivered += sv(&after, "delivered") - sv(&before, "delivered");
         dropped += sv(&after, "dropped") - sv(&before, "dropped");
         cpu_ticks += proc_field(d.pid(), "stat", "") - t0;
         drop(d);
 
-        let (child, rx) = spawn_ready(Command::new("bpftrace").args(["-e", "tracepoint:tcp:tcp_send_reset { @[args->reason] = count(); }"]), "Attaching");
+        let (child, rx) = spawn_ready(
+            Command::new("bpftrace").args(["-e", "tracepoint:tcp:tcp_send_reset { @[args->reason] = count(); }"]),
+            "Attaching",
+        );
         bpftrace.push(s.run(STORM));
         bpftrace_lost += number_before(&interrupt(child, &rx), " events");
 
         let ns = format!("--net={}", pair.b.path());
-        let (child, rx) = spawn_ready(Command::new("nsenter").args([&ns, "tcpdump", "-n", "-i", VB, "-w", "/dev/null", "tcp[tcpflags] & tcp-rst != 0"]), "listening on");
+        let (child, rx) = spawn_ready(
+            Command::new("nsenter").args([
+                &ns,
+                "tcpdump",
+                "-n",
+                "-i",
+                VB,
+                "-w",
+                "/dev/null",
+                "tcp[tcpflags] & tcp-rst != 0",
+            ]),
+            "listening on",
+        );
         tcpdump.push(s.run(STORM));
         tcpdump_dropped += number_before(&interrupt(child, &rx), " packets dropped by kernel");
         eprintln!("bench: storm round {} of {ROUNDS} done", round + 1);
@@ -254,7 +301,7 @@ fn storm() -> (Value, u64) {
             "samples_delivered": delivered, "samples_dropped": dropped,
             "daemon_cpu_seconds": cpu_ticks as f64 / clk,
         }),
-        rss,
+        idle_rss,
     )
 }
 
@@ -272,7 +319,8 @@ fn main() {
     eprintln!("bench: reset storm ({ROUNDS} rounds of {} s per configuration)", STORM.as_secs());
     let (storm, rss) = storm();
     let report = json!({"xdp_test_run_ns": xdp, "storm": storm, "userspace": {"decode_aggregate_per_s": ups}, "daemon_rss_kib": rss});
-    std::fs::write(dir.join("report.json"), serde_json::to_string_pretty(&report).unwrap() + "\n").expect("writing report");
+    std::fs::write(dir.join("report.json"), serde_json::to_string_pretty(&report).unwrap() + "\n")
+        .expect("writing report");
 
     let x = |k: &str| report["xdp_test_run_ns"][k].as_f64().unwrap();
     let st = |k: &str| report["storm"][k].as_f64().unwrap();
@@ -282,20 +330,58 @@ fn main() {
     println!("| XDP empty program | {empty:.1} ns | 1.00× | baseline |");
     for k in ["non_rst_v4", "rst_v4", "rst_v6", "vlan_rst_v4"] {
         let limit = if k == "non_rst_v4" { 1.5 } else { 4.0 };
-        println!("| XDP {k} | {:.1} ns | {:.2}× empty | ≤ {limit}× ({}) |", x(k), x(k) / empty, verdict(x(k) / empty <= limit));
+        println!(
+            "| XDP {k} | {:.1} ns | {:.2}× empty | ≤ {limit}× ({}) |",
+            x(k),
+            x(k) / empty,
+            verdict(x(k) / empty <= limit)
+        );
     }
     let base = st("gen_pps_empty_hooks");
-    println!("| storm generator, nothing attached | {:.0} SYN/s | {:.2}× empty hooks | |", st("gen_pps_off"), st("gen_pps_off") / base);
+    println!(
+        "| storm generator, nothing attached | {:.0} SYN/s | {:.2}× empty hooks | |",
+        st("gen_pps_off"),
+        st("gen_pps_off") / base
+    );
     println!("| storm generator, empty hooks | {base:.0} SYN/s | 1.00× | baseline |");
-    println!("| storm generator, rstwatch | {:.0} SYN/s | {:.2}× empty hooks | ≥ 0.95× ({}) |", st("gen_pps_on"), st("gen_pps_on") / base, verdict(st("gen_pps_on") / base >= 0.95));
-    println!("| storm generator, bpftrace | {:.0} SYN/s | {:.2}× empty hooks | |", st("bpftrace_gen_pps"), st("bpftrace_gen_pps") / base);
-    println!("| storm generator, tcpdump | {:.0} SYN/s | {:.2}× empty hooks | |", st("tcpdump_gen_pps"), st("tcpdump_gen_pps") / base);
+    println!(
+        "| storm generator, rstwatch | {:.0} SYN/s | {:.2}× empty hooks | ≥ 0.95× ({}) |",
+        st("gen_pps_on"),
+        st("gen_pps_on") / base,
+        verdict(st("gen_pps_on") / base >= 0.95)
+    );
+    println!(
+        "| storm generator, bpftrace | {:.0} SYN/s | {:.2}× empty hooks | |",
+        st("bpftrace_gen_pps"),
+        st("bpftrace_gen_pps") / base
+    );
+    println!(
+        "| storm generator, tcpdump | {:.0} SYN/s | {:.2}× empty hooks | |",
+        st("tcpdump_gen_pps"),
+        st("tcpdump_gen_pps") / base
+    );
     let n = |k: &str| report["storm"][k].as_u64().unwrap_or(0);
     let exact = n("counted") == n("kernel_outrsts");
-    println!("| rstwatch counted / kernel OutRsts | {} / {} | | equal ({}) |", n("counted"), n("kernel_outrsts"), verdict(exact));
-    println!("| counted + reported missed / kernel OutRsts | {} / {} | | equal ({}) |", n("counted") + n("missed"), n("kernel_outrsts"), verdict(n("counted") + n("missed") == n("kernel_outrsts")));
-    println!("| samples delivered / dropped | {} / {} | | every undelivered one counted |", report["storm"]["samples_delivered"], report["storm"]["samples_dropped"]);
-    println!("| bpftrace lost events / tcpdump dropped | {} / {} | | |", report["storm"]["bpftrace_lost"], report["storm"]["tcpdump_dropped"]);
+    println!(
+        "| rstwatch counted / kernel OutRsts | {} / {} | | equal ({}) |",
+        n("counted"),
+        n("kernel_outrsts"),
+        verdict(exact)
+    );
+    println!(
+        "| counted + reported missed / kernel OutRsts | {} / {} | | equal ({}) |",
+        n("counted") + n("missed"),
+        n("kernel_outrsts"),
+        verdict(n("counted") + n("missed") == n("kernel_outrsts"))
+    );
+    println!(
+        "| samples delivered / dropped | {} / {} | | every undelivered one counted |",
+        report["storm"]["samples_delivered"], report["storm"]["samples_dropped"]
+    );
+    println!(
+        "| bpftrace lost events / tcpdump dropped | {} / {} | | |",
+        report["storm"]["bpftrace_lost"], report["storm"]["tcpdump_dropped"]
+    );
     println!("| daemon CPU during storms | {:.2} s | | |", st("daemon_cpu_seconds"));
     println!("| userspace decode + aggregate | {:.2} M samples/s | | ≥ 5 M/s ({}) |", ups / 1e6, verdict(ups >= 5e6));
     println!("| daemon RSS after 10 s idle | {} KiB | | ≤ 30 MiB ({}) |", rss, verdict(rss <= 30 * 1024));
