@@ -133,15 +133,9 @@ fn reload(args: &RunArgs, current: &mut Settings, ebpf: &mut Ebpf, wire: &mut Wi
     notify::ready("reloaded");
 }
 
-pub async fn run(args: RunArgs) -> Result<(), Error> {
-    // Everything a user can get wrong is checked before anything is loaded.
-    let (mut settings, _) = settings(&args)?;
-    if !privileges::sufficient() {
-        return Err(Error::NotPermitted);
-    }
-    let listener = bind(settings.listen)?;
-    let probe = kernel::probe(&args.btf)?;
-    let mut ebpf = load(&settings, args.fresh, &probe)?;
+/// Loads, attaches the tracepoints and the watched interfaces, and opens the maps.
+fn start_programs(args: &RunArgs, settings: &Settings, probe: &kernel::Probe) -> Result<(Ebpf, Wire, Source), Error> {
+    let mut ebpf = load(settings, args.fresh, probe)?;
     loader::set_sample_rate(&mut ebpf, settings.sample_rate)?;
     let btf = loader::kernel_btf(&args.btf)?;
     for (name, present) in [("tcp_send_reset", probe.has_send_reset), ("tcp_receive_reset", probe.has_receive_reset)] {
@@ -156,12 +150,23 @@ pub async fn run(args: RunArgs) -> Result<(), Error> {
     if settings.ifaces.is_empty() {
         tracing::info!("no interface watched: wire_in/wire_out stay at zero (add --iface IF)");
     }
-    drop(btf);
     let programs = [(rst_common::view::SENT, "tcp_send_reset"), (rst_common::view::RECEIVED, "tcp_receive_reset")]
         .into_iter()
         .filter_map(|(v, name)| loader::program_fd(&ebpf, name).map(|fd| (v, fd)))
         .collect();
-    let mut source = Source::new(&mut ebpf, programs)?;
+    let source = Source::new(&mut ebpf, programs)?;
+    Ok((ebpf, wire, source))
+}
+
+pub async fn run(args: RunArgs) -> Result<(), Error> {
+    // Everything a user can get wrong is checked before anything is loaded.
+    let (mut settings, _) = settings(&args)?;
+    if !privileges::sufficient() {
+        return Err(Error::NotPermitted);
+    }
+    let listener = bind(settings.listen)?;
+    let probe = kernel::probe(&args.btf)?;
+    let (mut ebpf, mut wire, mut source) = start_programs(&args, &settings, &probe)?;
     // Parsing kernel BTF (here and in aya) used tens of MiB that are free now:
     // hand them back so the idle daemon stays small.
     // SAFETY: malloc_trim only releases free heap memory.

@@ -146,6 +146,15 @@ pub enum PortLabel {
     Other(String),
 }
 
+impl std::fmt::Display for PortLabel {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Port(n) => write!(f, "{n}"),
+            Self::Other(o) => f.write_str(o),
+        }
+    }
+}
+
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PortCount {
     pub view: String,
@@ -194,6 +203,27 @@ pub struct Recent {
 }
 
 pub const OTHER: &str = "other";
+
+#[cfg(test)]
+impl Recent {
+    /// A `linger_abort` sample by `nginx[pid]`, for rendering tests.
+    #[must_use]
+    pub fn example(local: &str, remote: &str, pid: u32, ts_ns: u64) -> Self {
+        Self {
+            view: "sent".into(),
+            cause: "linger_abort".into(),
+            reason: Some(14),
+            reason_name: Some("TCP_STATE".into()),
+            family: "ipv4".into(),
+            local: local.into(),
+            remote: remote.into(),
+            pid: Some(pid),
+            comm: Some("nginx".into()),
+            ifindex: None,
+            ts_ns,
+        }
+    }
+}
 
 /// One plain sentence for a cause, for people watching live (the seed's words).
 #[must_use]

@@ -129,7 +129,7 @@ fn sighup_reloads_sample_rate_and_interfaces() {
             &pair.a,
             "10.77.0.1:0".parse().unwrap(),
             format!("10.77.0.2:{port}").parse().unwrap(),
-        )
+        );
     };
     closed(7701);
     let s = d.wait_for("a reset", |s| s.port("sent", "closed_port", 7701) == 1);

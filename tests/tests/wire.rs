@@ -77,7 +77,7 @@ fn firewall_reset_is_not_from_stack() {
                 &p.a,
                 "10.77.0.1:7811".parse().unwrap(),
                 "10.77.0.2:7801".parse().unwrap(),
-            )
+            );
         },
         |d| d.port("wire_out", "not_from_stack", 7801) > 0 && d.port("received", "refused", 7811) > 0,
     );
@@ -92,7 +92,7 @@ fn firewall_reset_is_not_from_stack() {
                 &p.a,
                 "10.77.0.1:7812".parse().unwrap(),
                 "10.77.0.2:7802".parse().unwrap(),
-            )
+            );
         },
         |d| d.port("wire_out", "refusal", 7802) > 0,
     );

@@ -7,7 +7,7 @@ use prometheus_client::{
     registry::Registry,
 };
 
-use crate::model::{self, PortLabel, Snapshot};
+use crate::model::{self, Snapshot};
 
 #[derive(Debug)]
 struct SnapshotCollector(Snapshot);
@@ -46,11 +46,7 @@ impl Collector for SnapshotCollector {
             .ports
             .iter()
             .map(|p| {
-                let port = match &p.port {
-                    PortLabel::Port(n) => n.to_string(),
-                    PortLabel::Other(o) => o.clone(),
-                };
-                (vec![("view", p.view.clone()), ("cause", p.cause.clone()), ("port", port)], p.count)
+                (vec![("view", p.view.clone()), ("cause", p.cause.clone()), ("port", p.port.to_string())], p.count)
             })
             .collect();
         counter(
@@ -124,7 +120,7 @@ pub fn render(snapshot: &Snapshot) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::{CauseCount, PortCount};
+    use crate::model::{CauseCount, PortCount, PortLabel};
 
     #[test]
     fn renders_contract_names_with_zero_series() {

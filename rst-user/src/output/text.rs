@@ -2,7 +2,7 @@
 
 use std::fmt::Write as _;
 
-use crate::model::{PortLabel, Snapshot};
+use crate::model::Snapshot;
 
 #[must_use]
 pub fn render(s: &Snapshot) -> String {
@@ -29,11 +29,7 @@ pub fn render(s: &Snapshot) -> String {
     }
     let _ = writeln!(o, "\n{:<10} {:<24} {:>7} {:>10}", "VIEW", "CAUSE", "PORT", "COUNT");
     for p in s.ports.iter().take(12) {
-        let port = match &p.port {
-            PortLabel::Port(n) => n.to_string(),
-            PortLabel::Other(x) => x.clone(),
-        };
-        let _ = writeln!(o, "{:<10} {:<24} {:>7} {:>10}", p.view, p.cause, port, p.count);
+        let _ = writeln!(o, "{:<10} {:<24} {:>7} {:>10}", p.view, p.cause, p.port.to_string(), p.count);
     }
     if !s.recent.is_empty() {
         let _ = writeln!(o, "\nRECENT");
@@ -57,19 +53,7 @@ mod tests {
     fn shows_causes_and_recent_with_process() {
         let s = Snapshot {
             causes: vec![CauseCount { view: "sent".into(), cause: "linger_abort".into(), count: 1 }],
-            recent: vec![Recent {
-                view: "sent".into(),
-                cause: "linger_abort".into(),
-                reason: Some(14),
-                reason_name: Some("TCP_STATE".into()),
-                family: "ipv4".into(),
-                local: "127.0.0.1:1".into(),
-                remote: "127.0.0.1:2".into(),
-                pid: Some(7),
-                comm: Some("nginx".into()),
-                ifindex: None,
-                ts_ns: 0,
-            }],
+            recent: vec![Recent::example("127.0.0.1:1", "127.0.0.1:2", 7, 0)],
             ..Snapshot::default()
         };
         let text = render(&s);

@@ -5,7 +5,7 @@ use std::collections::{HashMap, VecDeque};
 
 use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 
-use crate::model::{PeerCount, PortCount, PortLabel, Recent, Snapshot};
+use crate::model::{PeerCount, PortCount, Recent, Snapshot};
 
 /// Seconds of history in the sparklines.
 pub const HISTORY: usize = 60;
@@ -159,7 +159,7 @@ impl App {
         let by_name = |a: &CauseRow, b: &CauseRow| (&a.view, &a.cause).cmp(&(&b.view, &b.cause));
         match self.sort {
             Sort::Rate => {
-                rows.sort_by(|a, b| b.rate.total_cmp(&a.rate).then(b.count.cmp(&a.count)).then_with(|| by_name(a, b)))
+                rows.sort_by(|a, b| b.rate.total_cmp(&a.rate).then(b.count.cmp(&a.count)).then_with(|| by_name(a, b)));
             }
             Sort::Count => rows.sort_by(|a, b| b.count.cmp(&a.count).then_with(|| by_name(a, b))),
             Sort::Name => rows.sort_by(by_name),
@@ -184,7 +184,7 @@ impl App {
         s.ports
             .iter()
             .filter(|p| p.view == sel.view && p.cause == sel.cause)
-            .filter(|p| self.matches(&port_text(&p.port)))
+            .filter(|p| self.matches(&p.port.to_string()))
             .collect()
     }
 
@@ -286,13 +286,5 @@ pub fn total(s: &Snapshot, view: &str) -> u64 {
         "wire_in" => s.totals.wire_in,
         "wire_out" => s.totals.wire_out,
         _ => 0,
-    }
-}
-
-#[must_use]
-pub fn port_text(p: &PortLabel) -> String {
-    match p {
-        PortLabel::Port(n) => n.to_string(),
-        PortLabel::Other(o) => o.clone(),
     }
 }

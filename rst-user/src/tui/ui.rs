@@ -8,7 +8,7 @@ use ratatui::{
     widgets::{Block, Borders, Cell, Clear, Paragraph, Row, Sparkline, Table, TableState},
 };
 
-use super::app::{App, Conn, HISTORY, Pane, Sort, VIEWS, port_text, total};
+use super::app::{App, Conn, HISTORY, Pane, Sort, VIEWS, total};
 use crate::model;
 
 const FOCUS: Style = Style::new().fg(Color::Yellow);
@@ -164,7 +164,7 @@ pub fn render(f: &mut Frame, app: &App) {
     let [left, right] = Layout::horizontal([Constraint::Percentage(60), Constraint::Percentage(40)]).areas(middle);
     causes(f, left, app);
     let [ports, peers] = Layout::vertical([Constraint::Percentage(50), Constraint::Percentage(50)]).areas(right);
-    let ports_rows = app.ports().into_iter().map(|p| (port_text(&p.port), p.count)).collect();
+    let ports_rows = app.ports().into_iter().map(|p| (p.port.to_string(), p.count)).collect();
     keyed(f, ports, " top ports ", ports_rows, app.pane == Pane::Ports, app.selected[1]);
     let peer_rows = app.peers().into_iter().map(|p| (p.addr.clone(), p.count)).collect();
     keyed(f, peers, " top peers ", peer_rows, app.pane == Pane::Peers, app.selected[2]);
@@ -224,19 +224,7 @@ mod tests {
                 addr: "10.0.0.7".into(),
                 count: closed,
             }],
-            recent: vec![Recent {
-                view: "sent".into(),
-                cause: "linger_abort".into(),
-                reason: Some(14),
-                reason_name: Some("TCP_STATE".into()),
-                family: "ipv4".into(),
-                local: "127.0.0.1:8080".into(),
-                remote: "127.0.0.1:40000".into(),
-                pid: Some(42),
-                comm: Some("nginx".into()),
-                ifindex: None,
-                ts_ns: 5_000_000_000,
-            }],
+            recent: vec![Recent::example("127.0.0.1:8080", "127.0.0.1:40000", 42, 5_000_000_000)],
             ..Snapshot::default()
         }
     }
