@@ -4,12 +4,13 @@ use std::{
     path::{Path, PathBuf},
     process::{Child, Command, ExitStatus, Stdio},
     sync::atomic::{AtomicU32, Ordering},
-    time::{Duration, Instant},
+    time::Duration,
 };
 
 use crate::{
     netns::{Netns, run_in},
     snapshot::Snapshot,
+    wait,
 };
 
 pub const LISTEN: &str = "127.0.0.1:9477";
@@ -84,14 +85,12 @@ impl Daemon {
             .spawn()
             .expect("starting rstwatch");
         let mut d = Self { ns: ns.path(), child: Some(child), own_pins: None };
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while d.try_get("/snapshot").is_none() {
+        wait::until("rstwatch to serve", Duration::from_secs(20), Duration::from_millis(100), || {
             if let Some(status) = d.child.as_mut().and_then(|c| c.try_wait().ok().flatten()) {
                 panic!("rstwatch exited early: {status}");
             }
-            assert!(Instant::now() < deadline, "rstwatch did not serve within 20 s");
-            std::thread::sleep(Duration::from_millis(100));
-        }
+            d.try_get("/snapshot").map(drop).ok_or_else(|| "no answer".to_string())
+        });
         d
     }
 
@@ -113,15 +112,10 @@ impl Daemon {
 
     /// Polls until `done(snapshot)` holds (at most 10 s), then returns that snapshot.
     pub fn wait_for(&self, what: &str, done: impl Fn(&Snapshot) -> bool) -> Snapshot {
-        let deadline = Instant::now() + Duration::from_secs(10);
-        loop {
+        wait::until(what, Duration::from_secs(10), Duration::from_millis(100), || {
             let s = self.snapshot();
-            if done(&s) {
-                return s;
-            }
-            assert!(Instant::now() < deadline, "timed out waiting for {what}; last snapshot: {}", s.json);
-            std::thread::sleep(Duration::from_millis(100));
-        }
+            if done(&s) { Ok(s) } else { Err(s.json.to_string()) }
+        })
     }
 
     /// The daemon's process id.

@@ -13,3 +13,4 @@ pub mod rig;
 pub mod snapshot;
 pub mod tmux;
 pub mod traffic;
+pub mod wait;

@@ -1,10 +1,7 @@
 //! A real terminal for `rstwatch top`: a private tmux server (own socket),
 //! killed on drop.
 
-use std::{
-    process::Command,
-    time::{Duration, Instant},
-};
+use std::{process::Command, time::Duration};
 
 pub struct Tmux {
     socket: String,
@@ -35,15 +32,10 @@ impl Tmux {
 
     /// Waits (at most 10 s) until the screen satisfies `ok`; returns it.
     pub fn wait_for(&self, what: &str, ok: impl Fn(&str) -> bool) -> String {
-        let deadline = Instant::now() + Duration::from_secs(10);
-        loop {
+        crate::wait::until(what, Duration::from_secs(10), Duration::from_millis(200), || {
             let s = self.screen();
-            if ok(&s) {
-                return s;
-            }
-            assert!(Instant::now() < deadline, "timed out waiting for {what}; screen:\n{s}");
-            std::thread::sleep(Duration::from_millis(200));
-        }
+            if ok(&s) { Ok(s) } else { Err(format!("screen:\n{s}")) }
+        })
     }
 
     #[must_use]

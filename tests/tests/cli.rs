@@ -107,11 +107,7 @@ fn sigkill_leaves_nothing_attached() {
     let mut d = Daemon::start(&pair.b, &["--iface", VB]);
     d.kill();
     // Links die with the last fd; the kernel releases them asynchronously.
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
-    while xdp_attached(&pair) && std::time::Instant::now() < deadline {
-        std::thread::sleep(std::time::Duration::from_millis(100));
-    }
-    assert!(!xdp_attached(&pair), "XDP left attached after SIGKILL");
+    rst_tests::wait::until_true("XDP gone after SIGKILL", std::time::Duration::from_secs(5), || !xdp_attached(&pair));
 }
 
 #[test]

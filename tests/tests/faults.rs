@@ -13,7 +13,7 @@ use rst_tests::{
     netns::{VA, VB},
     rig::Rig,
     snapshot::Snapshot,
-    traffic,
+    traffic, wait,
 };
 
 fn all_counts(s: &Snapshot) -> u64 {
@@ -96,11 +96,7 @@ fn interface_that_disappears_is_watched_again_when_back() {
     std::thread::sleep(Duration::from_millis(1500));
     let _still_serving = rig.daemon.snapshot();
     rig.pair.link();
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !rig.pair.xdp_on_vb() {
-        assert!(Instant::now() < deadline, "vb was not watched again");
-        std::thread::sleep(Duration::from_millis(200));
-    }
+    wait::until_true("vb watched again", Duration::from_secs(10), || rig.pair.xdp_on_vb());
     let d = rig.measure(
         |p| traffic::syn_to_closed_port(&p.a, "10.77.0.1:7913".parse().unwrap(), "10.77.0.2:7903".parse().unwrap()),
         |d| d.port("wire_out", "refusal", 7903) > 0,

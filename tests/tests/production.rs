@@ -11,7 +11,7 @@ use std::{
 use rst_tests::{
     daemon::{self, Daemon},
     netns::{Pair, VB},
-    traffic,
+    traffic, wait,
 };
 
 fn temp(name: &str) -> PathBuf {
@@ -140,11 +140,7 @@ fn sighup_reloads_sample_rate_and_interfaces() {
     std::fs::write(&cfg, "sample_rate = 100\ninterfaces = [\"vb\"]\n").unwrap();
     let status = Command::new("kill").args(["-HUP", &d.pid().to_string()]).status().unwrap();
     assert!(status.success());
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !xdp_on_vb(&pair) {
-        assert!(Instant::now() < deadline, "SIGHUP did not attach vb");
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    wait::until_true("SIGHUP to attach vb", Duration::from_secs(10), || xdp_on_vb(&pair));
     closed(7702);
     let s = d.wait_for("sampled and on the wire", |s| {
         s.port("wire_out", "refusal", 7702) == 1 && s.json["samples"]["delivered"].as_u64() > Some(0)

@@ -3,14 +3,14 @@
 
 use std::{
     io::{BufRead as _, BufReader},
-    time::{Duration, Instant},
+    time::Duration,
 };
 
 use rst_tests::{
     daemon::{self, Daemon},
     netns::{Pair, VB},
     tmux::Tmux,
-    traffic,
+    traffic, wait,
 };
 
 fn closed_port_resets(pair: &Pair, n: usize) {
@@ -57,11 +57,7 @@ fn top_shows_live_resets_survives_daemon_restart_and_quits_cleanly() {
     tmux.wait_for("reconnected", |s| s.contains("daemon 127.0.0.1:9477") && !s.contains("is gone"));
 
     tmux.keys("q");
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while tmux.alive() && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    assert!(!tmux.alive(), "q did not exit");
+    wait::until_true("q to exit rstwatch top", Duration::from_secs(5), || !tmux.alive());
     assert_eq!(std::fs::read_to_string(&status).unwrap_or_default().trim(), "exit=0");
     let _ = std::fs::remove_file(&status);
 }
