@@ -50,6 +50,7 @@ pub struct Aggregator {
     kernel: String,
     reason_names: BTreeMap<u32, String>,
     coverage: Coverage,
+    ephemeral: Option<[u16; 2]>,
     counts: KernelCounts,
     recent: VecDeque<Event>,
     delivered: u64,
@@ -100,10 +101,18 @@ impl Aggregator {
             kernel,
             reason_names,
             coverage,
+            ephemeral: None,
             counts: KernelCounts::default(),
             recent: VecDeque::with_capacity(limits.recent),
             delivered: 0,
         }
+    }
+
+    /// The ephemeral port range to report (clients' ports; bounded in /metrics).
+    #[must_use]
+    pub fn with_ephemeral_ports(mut self, range: Option<[u16; 2]>) -> Self {
+        self.ephemeral = range;
+        self
     }
 
     /// Changes how many ports and peers are listed (reload).
@@ -192,6 +201,7 @@ impl Aggregator {
             },
             recent: self.recent.iter().rev().map(|e| self.recent_row(e)).collect(),
             coverage: self.coverage.clone(),
+            ephemeral_ports: self.ephemeral,
             missed: k.missed.iter().map(|&(v, n)| (model::view_name(v).to_string(), n)).collect(),
         }
     }

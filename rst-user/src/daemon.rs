@@ -176,7 +176,8 @@ pub async fn run(args: RunArgs) -> Result<(), Error> {
         probe.release.clone(),
         probe.reason_names.clone(),
         probe.coverage.clone(),
-    );
+    )
+    .with_ephemeral_ports(kernel::ephemeral_ports());
     let (tx, rx) = watch::channel(Arc::new(Snapshot::default()));
     let started = Instant::now();
     let publish = |agg: &mut Aggregator, source: &Source| {

@@ -99,6 +99,10 @@ pub struct Snapshot {
     /// leaving with no `tcp_send_reset` event). Not in `totals`.
     #[serde(default)]
     pub missed: std::collections::BTreeMap<String, u64>,
+    /// The kernel's ephemeral port range (`ip_local_port_range`): ports in it
+    /// are clients' and are summed as `port="ephemeral"` in /metrics.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ephemeral_ports: Option<[u16; 2]>,
     /// What this kernel supports (tracepoints, fields, BTF types) and what degrades.
     #[serde(default)]
     pub coverage: Coverage,

@@ -72,6 +72,23 @@ fn metrics_parse_and_agree_with_snapshot() {
     };
     assert_eq!(port("7202"), Some(2));
     assert_eq!(port("7201"), Some(1));
+    // the clients' ports are ephemeral: summed into one bounded label
+    let [lo, hi] =
+        [snap.json["ephemeral_ports"][0].as_u64().unwrap(), snap.json["ephemeral_ports"][1].as_u64().unwrap()];
+    let refused: Vec<_> = scrape
+        .samples
+        .iter()
+        .filter(|s| {
+            s.metric == "rstwatch_port_resets_total" && labels(s, &["view", "cause"]) == ["received", "refused"]
+        })
+        .collect();
+    assert_eq!(refused.len(), 1, "one series for all client ports");
+    assert_eq!(refused[0].labels.get("port"), Some("ephemeral"));
+    assert_eq!(value(refused[0]), 3);
+    for row in snap.json["ports"].as_array().unwrap().iter().filter(|r| r["cause"] == "refused") {
+        let p = row["port"].as_u64().unwrap();
+        assert!((lo..=hi).contains(&p), "client port {p} in ip_local_port_range");
+    }
     let one =
         |name: &str| scrape.samples.iter().find(|s| s.metric == name).map_or_else(|| panic!("{name} missing"), value);
     assert_eq!(one("rstwatch_samples_delivered_total"), snap.json["samples"]["delivered"].as_u64().unwrap());

@@ -24,6 +24,14 @@ pub struct Probe {
     pub coverage: Coverage,
 }
 
+/// This network namespace's ephemeral port range, `ip_local_port_range`.
+#[must_use]
+pub fn ephemeral_ports() -> Option<[u16; 2]> {
+    let text = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range").ok()?;
+    let mut it = text.split_whitespace().map(str::parse::<u16>);
+    Some([it.next()?.ok()?, it.next()?.ok()?])
+}
+
 #[must_use]
 pub fn release() -> String {
     std::fs::read_to_string("/proc/sys/kernel/osrelease").map_or_else(|_| "unknown".into(), |s| s.trim().into())

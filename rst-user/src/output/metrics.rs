@@ -7,7 +7,10 @@ use prometheus_client::{
     registry::Registry,
 };
 
-use crate::model::{self, Snapshot};
+use crate::model::{self, PortLabel, Snapshot};
+
+/// The `port` label of clients' ephemeral ports, summed.
+pub const EPHEMERAL: &str = "ephemeral";
 
 #[derive(Debug)]
 struct SnapshotCollector(Snapshot);
@@ -42,17 +45,30 @@ impl Collector for SnapshotCollector {
             }
         }
         counter(&mut enc, "rstwatch_resets", "TCP resets counted exactly in the kernel, by view and cause.", &resets)?;
-        let ports: Vec<_> = s
-            .ports
-            .iter()
-            .map(|p| {
-                (vec![("view", p.view.clone()), ("cause", p.cause.clone()), ("port", p.port.to_string())], p.count)
-            })
-            .collect();
+        // Clients' ephemeral ports are summed per (view, cause): dashboards stay bounded.
+        let ephemeral = |p: &PortLabel| match (p, s.ephemeral_ports) {
+            (PortLabel::Port(n), Some([lo, hi])) => (lo..=hi).contains(n),
+            _ => false,
+        };
+        let mut ports: Vec<(Vec<(&str, String)>, u64)> = Vec::new();
+        let mut clients: std::collections::BTreeMap<(&str, &str), u64> = std::collections::BTreeMap::new();
+        for p in &s.ports {
+            if ephemeral(&p.port) {
+                *clients.entry((p.view.as_str(), p.cause.as_str())).or_default() += p.count;
+            } else {
+                ports.push((
+                    vec![("view", p.view.clone()), ("cause", p.cause.clone()), ("port", p.port.to_string())],
+                    p.count,
+                ));
+            }
+        }
+        ports.extend(clients.into_iter().map(|((v, c), n)| {
+            (vec![("view", v.to_string()), ("cause", c.to_string()), ("port", EPHEMERAL.to_string())], n)
+        }));
         counter(
             &mut enc,
             "rstwatch_port_resets",
-            "TCP resets by this host's port; ports past the key budget or top-N as port=\"other\".",
+            "TCP resets by this host's port; ports past the key budget or top-N as port=\"other\", clients' ephemeral ports summed as port=\"ephemeral\".",
             &ports,
         )?;
         plain_counter(
@@ -145,5 +161,35 @@ mod tests {
         assert!(text.contains("rstwatch_samples_dropped_total 0\n"), "{text}");
         assert!(text.contains("rstwatch_build_info{version=\""));
         assert!(text.ends_with("# EOF\n"));
+    }
+
+    #[test]
+    fn ephemeral_ports_are_summed_into_one_label() {
+        let row = |cause: &str, port: u16, count| PortCount {
+            view: "received".into(),
+            cause: cause.into(),
+            port: PortLabel::Port(port),
+            count,
+        };
+        let s = Snapshot {
+            ephemeral_ports: Some([32768, 60999]),
+            ports: vec![
+                row("refused", 40001, 2),
+                row("refused", 40002, 3),
+                row("refused", 8080, 1),
+                row("peer_reset", 50000, 4),
+            ],
+            ..Snapshot::default()
+        };
+        let text = render(&s);
+        assert!(
+            text.contains("rstwatch_port_resets_total{view=\"received\",cause=\"refused\",port=\"ephemeral\"} 5\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("rstwatch_port_resets_total{view=\"received\",cause=\"peer_reset\",port=\"ephemeral\"} 4\n")
+        );
+        assert!(text.contains("port=\"8080\"} 1\n"));
+        assert!(!text.contains("40001") && !text.contains("50000"), "{text}");
     }
 }
