@@ -30,6 +30,8 @@ pub const STRAY_REPLY: u8 = 22;
 pub const ABORT: u8 = 23;
 pub const NOT_FROM_STACK: u8 = 24;
 pub const MALFORMED: u8 = 25;
+// received, from the drop path
+pub const REJECTED_INVALID: u8 = 26;
 
 /// Slots reserved per view in the counter array (codes are `< SLOTS`).
 pub const SLOTS: u8 = 32;

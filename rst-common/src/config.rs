@@ -22,6 +22,7 @@ pub struct Config {
     pub skb_head: u32,
     pub skb_data: u32,
     pub skb_network_header: u32,
+    pub skb_transport_header: u32,
     /// Offsets into `struct sock` (its `struct sock_common` included; BTF).
     pub sk_family: u32,
     pub sk_state: u32,
@@ -40,7 +41,13 @@ pub struct Config {
     pub reason_cause: [u8; REASON_SLOTS],
     /// TCP state (before the reset) -> `received` cause code.
     pub state_cause: [u8; STATE_SLOTS],
+    /// Bitmap over `enum skb_drop_reason`: the reasons for which a dropped
+    /// RST counts as `received`/`rejected_invalid` (TCP_RESET, sequence checks, PAWS).
+    pub rst_drop_reasons: [u8; DROP_REASON_BYTES],
 }
+
+/// Bytes of [`Config::rst_drop_reasons`] (reasons 0..256).
+pub const DROP_REASON_BYTES: usize = 32;
 
 impl Config {
     pub const ABSENT: Self = Self {
@@ -48,6 +55,7 @@ impl Config {
         skb_head: ABSENT,
         skb_data: ABSENT,
         skb_network_header: ABSENT,
+        skb_transport_header: ABSENT,
         sk_family: ABSENT,
         sk_state: ABSENT,
         sk_daddr: ABSENT,
@@ -61,10 +69,11 @@ impl Config {
         sock_linger_bit: ABSENT,
         reason_cause: [crate::cause::UNSPECIFIED; REASON_SLOTS],
         state_cause: [crate::cause::OTHER; STATE_SLOTS],
+        rst_drop_reasons: [0; DROP_REASON_BYTES],
     };
 }
 
-const _: () = assert!(size_of::<Config>() == 15 * 4 + REASON_SLOTS + STATE_SLOTS);
+const _: () = assert!(size_of::<Config>() == 16 * 4 + REASON_SLOTS + STATE_SLOTS + DROP_REASON_BYTES);
 
 #[cfg(feature = "user")]
 unsafe impl aya::Pod for Config {}

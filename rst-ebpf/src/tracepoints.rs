@@ -13,7 +13,7 @@ use aya_ebpf::{
 };
 use rst_common::{
     cause,
-    config::{ABSENT, REASON_SLOTS, STATE_SLOTS},
+    config::{ABSENT, DROP_REASON_BYTES, REASON_SLOTS, STATE_SLOTS},
     event::{NO_REASON, Sample},
     maps::FlowKey,
     view,
@@ -28,6 +28,7 @@ use crate::{
 /// Linux ABI address family number of IPv6 sockets.
 const LINUX_AF_INET6: u16 = 10;
 const TCP_SYN: u8 = 0x02;
+const TCP_RST: u8 = 0x04;
 const TCPHDR_FLAGS: u32 = 13;
 /// TCP states are UAPI (`BPF_TCP_*`); see rst-user's kernel/classify.rs.
 const TCP_TIME_WAIT: u8 = 6;
@@ -83,9 +84,9 @@ fn sock_endpoints(sk: u64) -> Endpoints {
     e
 }
 
-/// The tuple of the reset a socketless reply will carry: the triggering
-/// segment's, reversed (its destination is our local end). `skb->data` is
-/// its TCP header when the tracepoint fires.
+/// The tuple of an incoming segment seen from here (its destination is our
+/// local end): the reset a socketless reply answers, or a dropped RST. `th`
+/// is its TCP header.
 #[inline(always)]
 fn skb_endpoints(skb: u64, th: u64) -> Endpoints {
     let mut e = Endpoints { family: AF_INET, local: [0; 16], remote: [0; 16], lport: 0, rport: 0 };
@@ -198,6 +199,28 @@ pub fn tcp_receive_reset(ctx: BtfTracePointContext) -> i32 {
     let state: u8 = kread(sk, cfg_get!(sk_state));
     let cause = if let Some(i) = slot(u64::from(state), STATE_SLOTS) { cfg_get!(state_cause[i]) } else { cause::OTHER };
     record(view::RECEIVED, cause, &sock_endpoints(sk), NO_REASON, state, 0);
+    0
+}
+
+/// `received`/`rejected_invalid`: an RST the stack dropped as invalid (out of
+/// window, not the exact sequence, PAWS) — blind or injected resets, or a
+/// middlebox. From `skb:kfree_skb`, filtered by drop reasons named in BTF.
+#[btf_tracepoint(function = "kfree_skb")]
+pub fn kfree_skb(ctx: BtfTracePointContext) -> i32 {
+    let reason = ctx.arg::<u64>(2) & 0xffff_ffff;
+    let Some(byte) = slot(reason >> 3, DROP_REASON_BYTES) else { return 0 };
+    if cfg_get!(rst_drop_reasons[byte]) & (1 << (reason & 7)) == 0 {
+        return 0;
+    }
+    let skb: u64 = ctx.arg(0);
+    let head: u64 = kread(skb, cfg_get!(skb_head));
+    let th_off: u16 = kread(skb, cfg_get!(skb_transport_header));
+    let th = if head == 0 { 0 } else { head + u64::from(th_off) };
+    let flags: u8 = kread(th, TCPHDR_FLAGS);
+    if flags & TCP_RST == 0 {
+        return 0;
+    }
+    record(view::RECEIVED, cause::REJECTED_INVALID, &skb_endpoints(skb, th), NO_REASON, 0, flags);
     0
 }
 

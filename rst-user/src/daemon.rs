@@ -145,6 +145,9 @@ fn start_programs(args: &RunArgs, settings: &Settings, probe: &kernel::Probe) ->
             tracing::warn!("tracepoint tcp:{name} is missing on this kernel: its view stays at zero");
         }
     }
+    if probe.has_rejected {
+        loader::attach_btf_tracepoint(&mut ebpf, &btf, "kfree_skb", "skb", "kfree_skb")?;
+    }
     let mut wire = Wire::default();
     wire.sync(&mut ebpf, &settings.ifaces, true)?;
     if settings.ifaces.is_empty() {

@@ -80,9 +80,21 @@ pub fn kernel_btf(path: &std::path::Path) -> Result<Btf, Error> {
 /// Loads program `program_name` for tracepoint `tcp:<tracepoint>` (a BTF
 /// tracepoint: not skipped while bpf() syscalls run) and attaches it.
 pub fn attach_tracepoint(ebpf: &mut Ebpf, btf: &Btf, program_name: &str, tracepoint: &str) -> Result<(), Error> {
+    attach_btf_tracepoint(ebpf, btf, program_name, "tcp", tracepoint)
+}
+
+/// Like [`attach_tracepoint`] for any `<category>:<tracepoint>`.
+pub fn attach_btf_tracepoint(
+    ebpf: &mut Ebpf,
+    btf: &Btf,
+    program_name: &str,
+    category: &str,
+    tracepoint: &str,
+) -> Result<(), Error> {
     let tp: &mut BtfTracePoint = program(ebpf, program_name)?;
     tp.load(tracepoint, btf).map_err(|e| load_error(&e))?;
-    tp.attach().map_err(|e| Error::Attach { what: format!("tracepoint tcp:{tracepoint}"), detail: chain(&e) })?;
+    tp.attach()
+        .map_err(|e| Error::Attach { what: format!("tracepoint {category}:{tracepoint}"), detail: chain(&e) })?;
     Ok(())
 }
 

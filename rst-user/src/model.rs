@@ -40,6 +40,7 @@ pub fn cause_name(c: u8) -> &'static str {
         cause::PEER_RESET => "peer_reset",
         cause::RESET_WHILE_CLOSING => "reset_while_closing",
         cause::RESET_IN_HANDSHAKE => "reset_in_handshake",
+        cause::REJECTED_INVALID => "rejected_invalid",
         cause::REFUSAL => "refusal",
         cause::STRAY_REPLY => "stray_reply",
         cause::ABORT => "abort",
@@ -73,7 +74,9 @@ pub fn causes_of(v: u8) -> &'static [u8] {
             c::UNSPECIFIED,
             c::OTHER,
         ],
-        view::RECEIVED => &[c::REFUSED, c::PEER_RESET, c::RESET_WHILE_CLOSING, c::RESET_IN_HANDSHAKE, c::OTHER],
+        view::RECEIVED => {
+            &[c::REFUSED, c::PEER_RESET, c::RESET_WHILE_CLOSING, c::RESET_IN_HANDSHAKE, c::REJECTED_INVALID, c::OTHER]
+        }
         view::WIRE_IN => &[c::REFUSAL, c::STRAY_REPLY, c::ABORT, c::MALFORMED],
         view::WIRE_OUT => &[c::REFUSAL, c::STRAY_REPLY, c::ABORT, c::NOT_FROM_STACK, c::MALFORMED],
         _ => &[],
@@ -253,6 +256,9 @@ pub fn explain(view: &str, cause: &str) -> &'static str {
         (_, "peer_reset") => "the peer aborted or lost the connection (ECONNRESET)",
         (_, "reset_while_closing") => "the peer reset the connection during teardown",
         (_, "reset_in_handshake") => "a half-open incoming connection was reset",
+        (_, "rejected_invalid") => {
+            "a RST the stack refused: out of window or not exact — blind/injected, or a middlebox"
+        }
         (_, "refusal") => "RST+ACK with seq 0: a reply to a SYN, the port is closed",
         (_, "stray_reply") => "RST without ACK: reply to a segment of a connection the sender does not know",
         (_, "abort") => "an endpoint aborted a live connection",

@@ -97,6 +97,8 @@ fn interface_that_disappears_is_watched_again_when_back() {
     let _still_serving = rig.daemon.snapshot();
     rig.pair.link();
     wait::until_true("vb watched again", Duration::from_secs(10), || rig.pair.xdp_on_vb());
+    // XDP shows first; tc egress is attached right after it (TCX links are not listed by `ip`).
+    std::thread::sleep(Duration::from_millis(500));
     let d = rig.measure(
         |p| traffic::syn_to_closed_port(&p.a, "10.77.0.1:7913".parse().unwrap(), "10.77.0.2:7903".parse().unwrap()),
         |d| d.port("wire_out", "refusal", 7903) > 0,
@@ -167,6 +169,41 @@ fn malformed_resets_on_the_wire_are_counted_and_traffic_flows() {
     );
     assert_eq!(d.port("wire_in", "malformed", 7905), 100, "{}", d.after.json);
     assert_eq!(d.total("received"), 0, "the stack ignored them");
+    c.write_all(b"still here").unwrap();
+    let mut buf = [0u8; 10];
+    s.read_exact(&mut buf).unwrap();
+    assert_eq!(&buf, b"still here");
+}
+
+#[test]
+fn out_of_window_rst_is_rejected_invalid_and_the_connection_lives() {
+    let rig = Rig::start();
+    let (mut c, mut s, _l) = traffic::establish(
+        &rig.pair.a,
+        &rig.pair.b,
+        "10.77.0.1:7916".parse().unwrap(),
+        "10.77.0.2:7906".parse().unwrap(),
+    );
+    let (ifindex, src_mac) = rig.pair.a.link_info(VA);
+    let (_, dst_mac) = rig.pair.b.link_info(VB);
+    // A blind RST+ACK on the live tuple, its sequence number far from what b expects.
+    let blind = vec![flood::tcp_frame(
+        src_mac,
+        dst_mac,
+        Ipv4Addr::new(10, 77, 0, 1),
+        Ipv4Addr::new(10, 77, 0, 2),
+        7916,
+        7906,
+        0x14,
+        5,
+    )];
+    let d = rig.measure(
+        |p| assert_eq!(p.a.run(|| flood::flood_count(&flood::socket(ifindex), &blind, 1)), 1),
+        |d| d.port("received", "rejected_invalid", 7906) > 0,
+    );
+    assert_eq!(d.port("received", "rejected_invalid", 7906), 1, "{}", d.after.json);
+    assert_eq!(d.port("received", "peer_reset", 7906), 0, "the stack did not accept it");
+    assert_eq!(d.port("wire_in", "abort", 7906), 1, "and it was seen arriving");
     c.write_all(b"still here").unwrap();
     let mut buf = [0u8; 10];
     s.read_exact(&mut buf).unwrap();

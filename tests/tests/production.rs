@@ -141,6 +141,8 @@ fn sighup_reloads_sample_rate_and_interfaces() {
     let status = Command::new("kill").args(["-HUP", &d.pid().to_string()]).status().unwrap();
     assert!(status.success());
     wait::until_true("SIGHUP to attach vb", Duration::from_secs(10), || xdp_on_vb(&pair));
+    // XDP shows first; tc egress is attached right after it (TCX links are not listed by `ip`).
+    std::thread::sleep(Duration::from_millis(500));
     closed(7702);
     let s = d.wait_for("sampled and on the wire", |s| {
         s.port("wire_out", "refusal", 7702) == 1 && s.json["samples"]["delivered"].as_u64() > Some(0)

@@ -7,7 +7,7 @@ use rst_common::{
         INVALID_ACK, KEEPALIVE_TIMEOUT, LINGER_ELSE_BAD_STATE, LINGER_ELSE_UNSPECIFIED, MPTCP, PAWS, PEER_RESET,
         REFINE_BY_SYN, REFUSED, RESET_IN_HANDSHAKE, RESET_WHILE_CLOSING, TIMEWAIT_SOCKET,
     },
-    config::{REASON_SLOTS, STATE_SLOTS},
+    config::{DROP_REASON_BYTES, REASON_SLOTS, STATE_SLOTS},
 };
 
 /// Cause (or refine marker) for one `enum sk_rst_reason` enumerator name.
@@ -42,6 +42,23 @@ pub fn reason_table(values: &[(String, u64)]) -> [u8; REASON_SLOTS] {
         }
     }
     t
+}
+
+/// Bitmap of the `enum skb_drop_reason` values under which a dropped RST was
+/// rejected as invalid: the RST checks of tcp_validate_incoming().
+#[must_use]
+pub fn rst_drop_reasons(values: &[(String, u64)]) -> [u8; DROP_REASON_BYTES] {
+    const NAMES: [&str; 5] =
+        ["TCP_RESET", "TCP_INVALID_SEQUENCE", "TCP_OLD_SEQUENCE", "TCP_INVALID_END_SEQUENCE", "TCP_RFC7323_PAWS"];
+    let mut bits = [0u8; DROP_REASON_BYTES];
+    for (name, v) in values {
+        if NAMES.contains(&name.trim_start_matches("SKB_DROP_REASON_"))
+            && let Some(b) = usize::try_from(*v).ok().and_then(|v| bits.get_mut(v / 8).map(|b| (b, v % 8)))
+        {
+            *b.0 |= 1 << b.1;
+        }
+    }
+    bits
 }
 
 /// `received` cause by socket state. TCP states are UAPI (`BPF_TCP_*` in
@@ -130,6 +147,17 @@ mod tests {
         assert_eq!(reason_cause("SK_RST_REASON_INVALID_SYN"), BAD_FLAGS);
         assert_eq!(reason_cause("SK_RST_REASON_TCP_KEEPALIVE_TIMEOUT"), KEEPALIVE_TIMEOUT);
         assert_eq!(reason_cause("SK_RST_REASON_MAX"), cause::OTHER);
+    }
+
+    #[test]
+    fn drop_reasons_by_name() {
+        let v = |n: &str, x: u64| (format!("SKB_DROP_REASON_{n}"), x);
+        let bits =
+            rst_drop_reasons(&[v("NO_SOCKET", 2), v("TCP_RESET", 9), v("TCP_INVALID_SEQUENCE", 70), v("TCP_CSUM", 71)]);
+        assert_eq!(bits[1], 1 << 1);
+        assert_eq!(bits[8], 1 << 6);
+        assert_eq!(bits[0], 0);
+        assert_eq!(bits.iter().map(|b| b.count_ones()).sum::<u32>(), 2);
     }
 
     #[test]

@@ -19,6 +19,8 @@ pub struct Probe {
     pub reason_names: BTreeMap<u32, String>,
     pub has_send_reset: bool,
     pub has_receive_reset: bool,
+    /// `skb:kfree_skb` with its drop reason, and the RST drop reasons in BTF.
+    pub has_rejected: bool,
     pub release: String,
     /// What this kernel supports, and what degrades without it.
     pub coverage: Coverage,
@@ -60,6 +62,7 @@ pub fn probe(btf_path: &Path) -> Result<Probe, Error> {
         found.unwrap_or(ABSENT)
     };
     config.skb_data = off(&mut cov, "sk_buff", &[&["data"]], "closed_port and stale_segment count as unspecified");
+    config.skb_transport_header = off(&mut cov, "sk_buff", &[&["transport_header"]], "rejected_invalid is not counted");
     config.skb_head = off(&mut cov, "sk_buff", &[&["head"]], "socketless resets carry no addresses");
     config.skb_network_header =
         off(&mut cov, "sk_buff", &[&["network_header"]], "socketless resets carry no addresses");
@@ -111,6 +114,13 @@ pub fn probe(btf_path: &Path) -> Result<Probe, Error> {
         );
         config.has_reason = u32::from(has);
     }
+    let drops = btf.enum_values("skb_drop_reason").unwrap_or_default();
+    config.rst_drop_reasons = classify::rst_drop_reasons(&drops);
+    let kfree = tracefs::fields(&root, "skb", "kfree_skb").is_some_and(|f| f.contains_key("reason"));
+    let has_drop_reasons = config.rst_drop_reasons.iter().any(|b| *b != 0);
+    note(&mut cov, "tracepoint:skb:kfree_skb.reason", kfree, "received/rejected_invalid is not counted");
+    note(&mut cov, "btf:enum skb_drop_reason.TCP_RESET", has_drop_reasons, "received/rejected_invalid is not counted");
+    let has_rejected = kfree && has_drop_reasons;
     let tcx = aya::util::KernelVersion::current().is_ok_and(|v| v >= aya::util::KernelVersion::new(6, 6, 0));
     note(&mut cov, "tcx", tcx, "tc egress uses a clsact filter, which a killed daemon leaves behind");
     Ok(Probe {
@@ -118,6 +128,7 @@ pub fn probe(btf_path: &Path) -> Result<Probe, Error> {
         reason_names,
         has_send_reset: send.is_some(),
         has_receive_reset: recv.is_some(),
+        has_rejected,
         release: release(),
         coverage: cov,
     })
