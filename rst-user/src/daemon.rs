@@ -94,13 +94,13 @@ fn summary(t: &Totals, prev: &Totals, s: &Snapshot) -> String {
     format!(
         "resets sent {} (+{}) received {} (+{}) wire_in {} (+{}) wire_out {} (+{}); samples delivered {} dropped {}",
         t.sent,
-        t.sent - prev.sent.min(t.sent),
+        t.sent.saturating_sub(prev.sent),
         t.received,
-        t.received - prev.received.min(t.received),
+        t.received.saturating_sub(prev.received),
         t.wire_in,
-        t.wire_in - prev.wire_in.min(t.wire_in),
+        t.wire_in.saturating_sub(prev.wire_in),
         t.wire_out,
-        t.wire_out - prev.wire_out.min(t.wire_out),
+        t.wire_out.saturating_sub(prev.wire_out),
         s.samples.delivered,
         s.samples.dropped
     )
@@ -192,11 +192,8 @@ pub async fn run(args: RunArgs) -> Result<(), Error> {
     let first = publish(&mut agg, &source);
 
     let (stop_tx, mut stop_rx) = watch::channel(false);
-    let http_stop = {
-        let mut s = stop_rx.clone();
-        async move {
-            let _ = s.wait_for(|v| *v).await;
-        }
+    let http_stop = async move {
+        let _ = stop_rx.wait_for(|v| *v).await;
     };
     let http = tokio::spawn(output::http::serve(listener, rx.clone(), http_stop));
     if args.live {
@@ -226,8 +223,9 @@ pub async fn run(args: RunArgs) -> Result<(), Error> {
                 let snap = publish(&mut agg, &source);
                 let due = settings.summary_seconds > 0 && last_summary.0.elapsed() >= Duration::from_secs(settings.summary_seconds);
                 if due {
-                    tracing::info!("{}", summary(&snap.totals, &last_summary.1, &snap));
-                    notify::status(&summary(&snap.totals, &last_summary.1, &snap));
+                    let line = summary(&snap.totals, &last_summary.1, &snap);
+                    tracing::info!("{line}");
+                    notify::status(&line);
                     last_summary = (Instant::now(), snap.totals);
                 }
             }
@@ -236,7 +234,6 @@ pub async fn run(args: RunArgs) -> Result<(), Error> {
             _ = sighup.recv() => reload(&args, &mut settings, &mut ebpf, &mut wire, &mut agg),
             _ = sigint.recv() => break,
             _ = sigterm.recv() => break,
-            _ = stop_rx.changed() => {}
         }
     }
     notify::stopping();
