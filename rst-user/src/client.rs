@@ -20,11 +20,10 @@ pub fn fetch(addr: SocketAddr) -> Result<Snapshot, Error> {
 }
 
 pub fn snapshot(addr: SocketAddr, json: bool) -> Result<(), Error> {
+    use std::io::Write as _;
     let body = get(addr, "/snapshot")?;
-    if json {
-        println!("{body}");
-    } else {
-        print!("{}", text::render(&parse(addr, &body)?));
-    }
+    let out = if json { body + "\n" } else { text::render(&parse(addr, &body)?) };
+    // A reader that went away (`| head`) is not an error worth a panic.
+    let _ = std::io::stdout().lock().write_all(out.as_bytes());
     Ok(())
 }
