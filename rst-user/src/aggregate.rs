@@ -202,6 +202,9 @@ impl Aggregator {
             recent: self.recent.iter().rev().map(|e| self.recent_row(e)).collect(),
             coverage: self.coverage.clone(),
             ephemeral_ports: self.ephemeral,
+            // filled by the alert detector, which runs on this snapshot
+            alerts: Vec::new(),
+            alerts_started: BTreeMap::new(),
             missed: k.missed.iter().map(|&(v, n)| (model::view_name(v).to_string(), n)).collect(),
         }
     }

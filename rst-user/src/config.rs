@@ -30,6 +30,10 @@ pub struct ConfigFile {
     pub pin_dir: Option<PathBuf>,
     pub pin: Option<bool>,
     pub summary_seconds: Option<u64>,
+    pub alert_window_seconds: Option<f64>,
+    pub scan_ports: Option<usize>,
+    pub listener_down_rate: Option<f64>,
+    pub rst_flood_rate: Option<f64>,
 }
 
 /// A parsed file with its text, to name lines in later errors.

@@ -15,6 +15,7 @@ use tokio::{
 
 use crate::{
     aggregate::{Aggregator, Limits},
+    alerts::{Change, Detector},
     cli::RunArgs,
     config::{self, Loaded},
     decode,
@@ -106,6 +107,16 @@ fn summary(t: &Totals, prev: &Totals, s: &Snapshot) -> String {
     )
 }
 
+/// One log line per alert start and end, never one per reset.
+fn log_alert(change: &Change) {
+    let (what, a) = match change {
+        Change::Start(a) => ("alert started", a),
+        Change::End(a) => ("alert ended", a),
+    };
+    let subject = a.peer.clone().or_else(|| a.port.map(|p| format!("port {p}"))).unwrap_or_else(|| "wire_in".into());
+    tracing::warn!(kind = %a.kind, count = a.count, "{what}: {} {subject}", a.kind);
+}
+
 /// SIGHUP: re-reads the config and applies what can change without reloading programs.
 fn reload(args: &RunArgs, current: &mut Settings, ebpf: &mut Ebpf, wire: &mut Wire, agg: &mut Aggregator) {
     notify::reloading();
@@ -181,15 +192,22 @@ pub async fn run(args: RunArgs) -> Result<(), Error> {
         probe.coverage.clone(),
     )
     .with_ephemeral_ports(kernel::ephemeral_ports());
+    let mut detector = Detector::new(settings.alerts);
     let (tx, rx) = watch::channel(Arc::new(Snapshot::default()));
     let started = Instant::now();
-    let publish = |agg: &mut Aggregator, source: &Source| {
+    let publish = |agg: &mut Aggregator, detector: &mut Detector, source: &Source| {
         agg.on_counts(source.counts());
-        let snap = Arc::new(agg.snapshot(started.elapsed().as_secs_f64()));
+        let mut snap = agg.snapshot(started.elapsed().as_secs_f64());
+        for change in detector.on_snapshot(&snap) {
+            log_alert(&change);
+        }
+        snap.alerts = detector.active();
+        snap.alerts_started = detector.started();
+        let snap = Arc::new(snap);
         tx.send_replace(snap.clone());
         snap
     };
-    let first = publish(&mut agg, &source);
+    let first = publish(&mut agg, &mut detector, &source);
 
     let (stop_tx, mut stop_rx) = watch::channel(false);
     let http_stop = async move {
@@ -216,11 +234,14 @@ pub async fn run(args: RunArgs) -> Result<(), Error> {
     loop {
         tokio::select! {
             r = source.drain(DRAIN_BATCH, |bytes| match decode::decode(bytes) {
-                Ok(ev) => agg.on_sample(ev),
+                Ok(ev) => {
+                    detector.on_event(&ev, started.elapsed().as_secs_f64());
+                    agg.on_sample(ev);
+                }
                 Err(_) => undecodable += 1,
             }) => { r.map_err(io("reading the ring buffer"))?; }
             _ = tick.tick() => {
-                let snap = publish(&mut agg, &source);
+                let snap = publish(&mut agg, &mut detector, &source);
                 let due = settings.summary_seconds > 0 && last_summary.0.elapsed() >= Duration::from_secs(settings.summary_seconds);
                 if due {
                     let line = summary(&snap.totals, &last_summary.1, &snap);
@@ -231,7 +252,10 @@ pub async fn run(args: RunArgs) -> Result<(), Error> {
             }
             _ = watchdog.tick(), if watchdog_every.is_some() => notify::watchdog(),
             _ = iface_check.tick() => wire.check(&mut ebpf),
-            _ = sighup.recv() => reload(&args, &mut settings, &mut ebpf, &mut wire, &mut agg),
+            _ = sighup.recv() => {
+                reload(&args, &mut settings, &mut ebpf, &mut wire, &mut agg);
+                detector.set_thresholds(settings.alerts);
+            }
             _ = sigint.recv() => break,
             _ = sigterm.recv() => break,
         }

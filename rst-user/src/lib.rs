@@ -3,6 +3,7 @@
 //! (`main.rs`) only parses the command line and runs one of these.
 
 pub mod aggregate;
+pub mod alerts;
 pub mod cli;
 pub mod client;
 pub mod config;

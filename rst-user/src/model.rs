@@ -109,6 +109,25 @@ pub struct Snapshot {
     /// What this kernel supports (tracepoints, fields, BTF types) and what degrades.
     #[serde(default)]
     pub coverage: Coverage,
+    /// Alerts in force: port_scan, listener_down, rst_flood (see alerts.rs).
+    #[serde(default)]
+    pub alerts: Vec<Alert>,
+    /// Alerts started since the daemon started, by kind.
+    #[serde(default)]
+    pub alerts_started: std::collections::BTreeMap<String, u64>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Alert {
+    pub kind: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub peer: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub port: Option<u16>,
+    /// Daemon uptime (s) when it started.
+    pub since: f64,
+    /// Distinct ports (port_scan) or resets per second (the others) at last check.
+    pub count: f64,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]

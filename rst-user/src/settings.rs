@@ -5,7 +5,7 @@ use std::{net::SocketAddr, path::PathBuf};
 
 use rst_common::maps;
 
-use crate::{cli::RunArgs, config::Loaded, error::Error};
+use crate::{alerts::Thresholds, cli::RunArgs, config::Loaded, error::Error};
 
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:9477";
 pub const DEFAULT_PIN_DIR: &str = "/sys/fs/bpf/rstwatch";
@@ -14,7 +14,7 @@ pub const DEFAULT_TOP: usize = 20;
 pub const DEFAULT_POLL_MS: u64 = 1000;
 pub const DEFAULT_SUMMARY_SECONDS: u64 = 300;
 
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct Settings {
     /// Interfaces actually watched (empty when wire views are off).
     pub ifaces: Vec<String>,
@@ -28,6 +28,7 @@ pub struct Settings {
     /// None: counters are not pinned (they start at zero every start).
     pub pin_dir: Option<PathBuf>,
     pub summary_seconds: u64,
+    pub alerts: Thresholds,
 }
 
 impl Settings {
@@ -79,6 +80,15 @@ impl Settings {
                 .summary_seconds
                 .or(f.and_then(|f| f.summary_seconds))
                 .unwrap_or(DEFAULT_SUMMARY_SECONDS),
+            alerts: {
+                let d = Thresholds::default();
+                Thresholds {
+                    window_seconds: f.and_then(|f| f.alert_window_seconds).unwrap_or(d.window_seconds),
+                    scan_ports: f.and_then(|f| f.scan_ports).unwrap_or(d.scan_ports),
+                    listener_down_rate: f.and_then(|f| f.listener_down_rate).unwrap_or(d.listener_down_rate),
+                    rst_flood_rate: f.and_then(|f| f.rst_flood_rate).unwrap_or(d.rst_flood_rate),
+                }
+            },
         })
     }
 
@@ -97,6 +107,7 @@ impl Settings {
         note(true, "sample_rate", self.sample_rate.to_string(), new.sample_rate.to_string());
         note(true, "top", self.top.to_string(), new.top.to_string());
         note(true, "summary_seconds", self.summary_seconds.to_string(), new.summary_seconds.to_string());
+        note(true, "alert thresholds", format!("{:?}", self.alerts), format!("{:?}", new.alerts));
         note(false, "listen", self.listen.to_string(), new.listen.to_string());
         note(false, "ring_bytes", self.ring_bytes.to_string(), new.ring_bytes.to_string());
         note(false, "port_keys", self.port_keys.to_string(), new.port_keys.to_string());
@@ -114,6 +125,7 @@ impl Settings {
             sample_rate: new.sample_rate,
             top: new.top,
             summary_seconds: new.summary_seconds,
+            alerts: new.alerts,
             ..self.clone()
         }
     }

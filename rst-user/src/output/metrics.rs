@@ -95,6 +95,11 @@ impl Collector for SnapshotCollector {
             "Reset samples skipped by the per-CPU sample rate limit.",
             s.samples.rate_limited,
         )?;
+        let alerts: Vec<_> = ["port_scan", "listener_down", "rst_flood"]
+            .iter()
+            .map(|k| (vec![("kind", (*k).to_string())], s.alerts_started.get(*k).copied().unwrap_or(0)))
+            .collect();
+        counter(&mut enc, "rstwatch_alerts", "Alerts started (port_scan, listener_down, rst_flood).", &alerts)?;
         let missed: Vec<_> = s.missed.iter().map(|(v, n)| (vec![("view", v.clone())], *n)).collect();
         counter(
             &mut enc,

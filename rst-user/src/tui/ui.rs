@@ -19,8 +19,23 @@ fn block<'a>(title: impl Into<Line<'a>>, focused: bool) -> Block<'a> {
 }
 
 fn header(f: &mut Frame, area: Rect, app: &App) {
-    let rows = Layout::vertical([Constraint::Length(1); 4]).split(block(" resets ", false).inner(area));
-    f.render_widget(block(" resets ", false), area);
+    let alerts: Vec<String> = app
+        .snap
+        .iter()
+        .flat_map(|s| &s.alerts)
+        .map(|a| {
+            let subject =
+                a.peer.clone().or_else(|| a.port.map(|p| format!("port {p}"))).unwrap_or_else(|| "wire_in".into());
+            format!("{} {subject}", a.kind)
+        })
+        .collect();
+    let title = if alerts.is_empty() {
+        Line::from(" resets ")
+    } else {
+        Line::from(vec![Span::raw(" resets "), Span::raw(format!(" ALERT: {} ", alerts.join(", "))).red().bold()])
+    };
+    let rows = Layout::vertical([Constraint::Length(1); 4]).split(block(title.clone(), false).inner(area));
+    f.render_widget(block(title, false), area);
     for (i, v) in VIEWS.iter().enumerate() {
         let [text, spark] = Layout::horizontal([Constraint::Length(34), Constraint::Min(0)]).areas(rows[i]);
         let t = app.snap.as_ref().map_or(0, |s| total(s, v));
@@ -332,6 +347,21 @@ mod tests {
         assert!(!a.quit);
         key(&mut a, KeyCode::Char('q'));
         assert!(a.quit);
+    }
+
+    #[test]
+    fn alerts_show_in_the_header() {
+        let mut a = App::new("127.0.0.1:9477".into());
+        let mut s = snap(1.0, 2, 0);
+        s.alerts = vec![crate::model::Alert {
+            kind: "port_scan".into(),
+            peer: Some("10.0.0.9".into()),
+            port: None,
+            since: 1.0,
+            count: 25.0,
+        }];
+        a.on_snapshot(s);
+        assert!(screen(&a, 80, 24).contains("ALERT: port_scan 10.0.0.9"));
     }
 
     #[test]
