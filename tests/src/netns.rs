@@ -118,6 +118,16 @@ impl Pair {
         }
     }
 
+    /// Programs attached to `vb` on tc egress through TCX (`tc filter show`
+    /// does not list TCX links, so ask the kernel directly).
+    #[must_use]
+    pub fn tcx_egress_on_vb(&self) -> usize {
+        self.b.run(|| {
+            aya::programs::SchedClassifier::query_tcx(VB, aya::programs::TcAttachType::Egress)
+                .map_or(0, |(_, p)| p.len())
+        })
+    }
+
     /// Whether an XDP program is attached to `vb`.
     #[must_use]
     pub fn xdp_on_vb(&self) -> bool {

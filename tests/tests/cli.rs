@@ -96,18 +96,23 @@ fn sigterm_exits_0_and_detaches() {
     let pair = Pair::new();
     let mut d = Daemon::start(&pair.b, &["--iface", VB]);
     assert!(xdp_attached(&pair), "XDP should be on vb while the daemon runs");
+    assert_eq!(pair.tcx_egress_on_vb(), 1, "tc egress (TCX) should be on vb while the daemon runs");
     let status = d.stop();
     assert_eq!(status.code(), Some(0));
     assert!(!xdp_attached(&pair), "XDP left attached after SIGTERM");
+    assert_eq!(pair.tcx_egress_on_vb(), 0, "tc egress left attached after SIGTERM");
 }
 
 #[test]
 fn sigkill_leaves_nothing_attached() {
     let pair = Pair::new();
     let mut d = Daemon::start(&pair.b, &["--iface", VB]);
+    assert_eq!(pair.tcx_egress_on_vb(), 1);
     d.kill();
     // Links die with the last fd; the kernel releases them asynchronously.
-    rst_tests::wait::until_true("XDP gone after SIGKILL", std::time::Duration::from_secs(5), || !xdp_attached(&pair));
+    rst_tests::wait::until_true("XDP and TCX gone after SIGKILL", std::time::Duration::from_secs(5), || {
+        !xdp_attached(&pair) && pair.tcx_egress_on_vb() == 0
+    });
 }
 
 #[test]

@@ -96,9 +96,9 @@ fn interface_that_disappears_is_watched_again_when_back() {
     std::thread::sleep(Duration::from_millis(1500));
     let _still_serving = rig.daemon.snapshot();
     rig.pair.link();
-    wait::until_true("vb watched again", Duration::from_secs(10), || rig.pair.xdp_on_vb());
-    // XDP shows first; tc egress is attached right after it (TCX links are not listed by `ip`).
-    std::thread::sleep(Duration::from_millis(500));
+    wait::until_true("vb watched again (XDP and tc)", Duration::from_secs(10), || {
+        rig.pair.xdp_on_vb() && rig.pair.tcx_egress_on_vb() == 1
+    });
     let d = rig.measure(
         |p| traffic::syn_to_closed_port(&p.a, "10.77.0.1:7913".parse().unwrap(), "10.77.0.2:7903".parse().unwrap()),
         |d| d.port("wire_out", "refusal", 7903) > 0,

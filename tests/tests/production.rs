@@ -60,6 +60,7 @@ fn notify_ready_then_watchdog_and_sigterm_leaves_nothing_attached() {
     assert!(!xdp_on_vb(&pair), "XDP left on vb");
     let tc = pair.b.exec(&["tc", "filter", "show", "dev", VB, "egress"]);
     assert!(tc.trim().is_empty(), "tc filter left on vb: {tc}");
+    assert_eq!(pair.tcx_egress_on_vb(), 0, "TCX program left on vb");
     let _ = std::fs::remove_file(&path);
 }
 
@@ -140,9 +141,9 @@ fn sighup_reloads_sample_rate_and_interfaces() {
     std::fs::write(&cfg, "sample_rate = 100\ninterfaces = [\"vb\"]\n").unwrap();
     let status = Command::new("kill").args(["-HUP", &d.pid().to_string()]).status().unwrap();
     assert!(status.success());
-    wait::until_true("SIGHUP to attach vb", Duration::from_secs(10), || xdp_on_vb(&pair));
-    // XDP shows first; tc egress is attached right after it (TCX links are not listed by `ip`).
-    std::thread::sleep(Duration::from_millis(500));
+    wait::until_true("SIGHUP to attach XDP and tc on vb", Duration::from_secs(10), || {
+        xdp_on_vb(&pair) && pair.tcx_egress_on_vb() == 1
+    });
     closed(7702);
     let s = d.wait_for("sampled and on the wire", |s| {
         s.port("wire_out", "refusal", 7702) == 1 && s.json["samples"]["delivered"].as_u64() > Some(0)
