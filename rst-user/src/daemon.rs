@@ -113,8 +113,7 @@ fn log_alert(change: &Change) {
         Change::Start(a) => ("alert started", a),
         Change::End(a) => ("alert ended", a),
     };
-    let subject = a.peer.clone().or_else(|| a.port.map(|p| format!("port {p}"))).unwrap_or_else(|| "wire_in".into());
-    tracing::warn!(kind = %a.kind, count = a.count, "{what}: {} {subject}", a.kind);
+    tracing::warn!(kind = %a.kind, count = a.count, "{what}: {} {}", a.kind, a.subject());
 }
 
 /// SIGHUP: re-reads the config and applies what can change without reloading programs.

@@ -130,6 +130,14 @@ pub struct Alert {
     pub count: f64,
 }
 
+impl Alert {
+    /// What the alert is about: the peer, the port, or the wire.
+    #[must_use]
+    pub fn subject(&self) -> String {
+        self.peer.clone().or_else(|| self.port.map(|p| format!("port {p}"))).unwrap_or_else(|| "wire_in".into())
+    }
+}
+
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Coverage {
     pub features: std::collections::BTreeMap<String, bool>,

@@ -88,6 +88,28 @@ pub fn expect_reset(mut s: TcpStream) {
     assert!(matches!(&r, Err(e) if e.kind() == ErrorKind::ConnectionReset), "expected ECONNRESET, got {r:?}");
 }
 
+/// Sends `count` hand-made TCP segments from `a` over `va` on the tuple
+/// 10.77.0.1:`sport` -> 10.77.0.2:`dport`, with `flags` and data offset `doff`
+/// (words; below 5 is malformed). Returns how many left.
+#[must_use]
+pub fn inject(pair: &crate::netns::Pair, sport: u16, dport: u16, flags: u8, doff: u8, count: usize) -> u64 {
+    use std::net::Ipv4Addr;
+    let (ifindex, src_mac) = pair.a.link_info(crate::netns::VA);
+    let (_, dst_mac) = pair.b.link_info(crate::netns::VB);
+    let a = Ipv4Addr::new(10, 77, 0, 1);
+    let b = Ipv4Addr::new(10, 77, 0, 2);
+    let frames = vec![crate::flood::tcp_frame(src_mac, dst_mac, a, b, sport, dport, flags, doff)];
+    pair.a.run(|| crate::flood::flood_count(&crate::flood::socket(ifindex), &frames, count))
+}
+
+/// The connection still carries data from `from` to `to`.
+pub fn assert_connected(from: &mut TcpStream, to: &mut TcpStream) {
+    from.write_all(b"still here").expect("write");
+    let mut buf = [0u8; 10];
+    to.read_exact(&mut buf).expect("read");
+    assert_eq!(&buf, b"still here");
+}
+
 /// Sends `data` and waits until the peer's socket has it queued (unread).
 pub fn send_and_wait_queued(from: &mut TcpStream, to: &TcpStream, data: &[u8]) {
     from.write_all(data).expect("write");

@@ -4,17 +4,11 @@
 use std::{
     cell::Cell,
     io::{Read as _, Write as _},
-    net::{Ipv4Addr, TcpStream},
+    net::TcpStream,
     time::{Duration, Instant},
 };
 
-use rst_tests::{
-    flood,
-    netns::{VA, VB},
-    rig::Rig,
-    snapshot::Snapshot,
-    traffic, wait,
-};
+use rst_tests::{flood, netns::VB, rig::Rig, snapshot::Snapshot, traffic, wait};
 
 fn all_counts(s: &Snapshot) -> u64 {
     ["sent", "received", "wire_in", "wire_out"].iter().map(|v| s.total(v)).sum()
@@ -144,35 +138,14 @@ fn malformed_resets_on_the_wire_are_counted_and_traffic_flows() {
         "10.77.0.1:7915".parse().unwrap(),
         "10.77.0.2:7905".parse().unwrap(),
     );
-    let (ifindex, src_mac) = rig.pair.a.link_info(VA);
-    let (_, dst_mac) = rig.pair.b.link_info(VB);
     // RSTs with data offset 3 (< 5 words): impossible headers aimed at the live connection
-    let bad = vec![flood::tcp_frame(
-        src_mac,
-        dst_mac,
-        Ipv4Addr::new(10, 77, 0, 1),
-        Ipv4Addr::new(10, 77, 0, 2),
-        7915,
-        7905,
-        0x14,
-        3,
-    )];
     let d = rig.measure(
-        |p| {
-            let sent = p.a.run(|| {
-                let fd = flood::socket(ifindex);
-                (0..100).map(|_| flood::flood_count(&fd, &bad, 1)).sum::<u64>()
-            });
-            assert_eq!(sent, 100);
-        },
+        |p| assert_eq!(traffic::inject(p, 7915, 7905, 0x14, 3, 100), 100),
         |d| d.port("wire_in", "malformed", 7905) >= 100,
     );
     assert_eq!(d.port("wire_in", "malformed", 7905), 100, "{}", d.after.json);
     assert_eq!(d.total("received"), 0, "the stack ignored them");
-    c.write_all(b"still here").unwrap();
-    let mut buf = [0u8; 10];
-    s.read_exact(&mut buf).unwrap();
-    assert_eq!(&buf, b"still here");
+    traffic::assert_connected(&mut c, &mut s);
 }
 
 #[test]
@@ -184,30 +157,15 @@ fn out_of_window_rst_is_rejected_invalid_and_the_connection_lives() {
         "10.77.0.1:7916".parse().unwrap(),
         "10.77.0.2:7906".parse().unwrap(),
     );
-    let (ifindex, src_mac) = rig.pair.a.link_info(VA);
-    let (_, dst_mac) = rig.pair.b.link_info(VB);
     // A blind RST+ACK on the live tuple, its sequence number far from what b expects.
-    let blind = vec![flood::tcp_frame(
-        src_mac,
-        dst_mac,
-        Ipv4Addr::new(10, 77, 0, 1),
-        Ipv4Addr::new(10, 77, 0, 2),
-        7916,
-        7906,
-        0x14,
-        5,
-    )];
     let d = rig.measure(
-        |p| assert_eq!(p.a.run(|| flood::flood_count(&flood::socket(ifindex), &blind, 1)), 1),
+        |p| assert_eq!(traffic::inject(p, 7916, 7906, 0x14, 5, 1), 1),
         |d| d.port("received", "rejected_invalid", 7906) > 0,
     );
     assert_eq!(d.port("received", "rejected_invalid", 7906), 1, "{}", d.after.json);
     assert_eq!(d.port("received", "peer_reset", 7906), 0, "the stack did not accept it");
     assert_eq!(d.port("wire_in", "abort", 7906), 1, "and it was seen arriving");
-    c.write_all(b"still here").unwrap();
-    let mut buf = [0u8; 10];
-    s.read_exact(&mut buf).unwrap();
-    assert_eq!(&buf, b"still here");
+    traffic::assert_connected(&mut c, &mut s);
 }
 
 #[test]

@@ -19,16 +19,8 @@ fn block<'a>(title: impl Into<Line<'a>>, focused: bool) -> Block<'a> {
 }
 
 fn header(f: &mut Frame, area: Rect, app: &App) {
-    let alerts: Vec<String> = app
-        .snap
-        .iter()
-        .flat_map(|s| &s.alerts)
-        .map(|a| {
-            let subject =
-                a.peer.clone().or_else(|| a.port.map(|p| format!("port {p}"))).unwrap_or_else(|| "wire_in".into());
-            format!("{} {subject}", a.kind)
-        })
-        .collect();
+    let alerts: Vec<String> =
+        app.snap.iter().flat_map(|s| &s.alerts).map(|a| format!("{} {}", a.kind, a.subject())).collect();
     let title = if alerts.is_empty() {
         Line::from(" resets ")
     } else {
