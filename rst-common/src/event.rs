@@ -29,6 +29,32 @@ pub struct Sample {
 }
 
 pub const NO_REASON: u32 = u32::MAX;
+
+/// Bytes of packet kept in a [`Capture`].
+pub const CAPTURE_BYTES: usize = 96;
+/// `Capture::kind`: the segment that triggered a reset, from its IP header on.
+pub const CAPTURE_TRIGGER: u8 = 0;
+/// `Capture::kind`: an RST as seen on the wire, from its Ethernet header on.
+pub const CAPTURE_FRAME: u8 = 1;
+
+/// Packet bytes for `--pcap`, sent through the `CAPTURES` ring for sampled resets.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Capture {
+    pub ts_ns: u64,
+    pub view: u8,
+    pub cause: u8,
+    pub kind: u8,
+    pub _pad: u8,
+    /// Bytes valid in `data`.
+    pub caplen: u32,
+    pub data: [u8; CAPTURE_BYTES],
+}
+pub const CAPTURE_SIZE: usize = 112;
+const _: () = assert!(size_of::<Capture>() == CAPTURE_SIZE);
+
+#[cfg(feature = "user")]
+unsafe impl aya::Pod for Capture {}
 pub const SAMPLE_SIZE: usize = 80;
 const _: () = assert!(size_of::<Sample>() == SAMPLE_SIZE);
 

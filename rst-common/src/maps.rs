@@ -9,6 +9,7 @@ pub const OVERFLOW: &str = "OVERFLOW";
 pub const STATS: &str = "STATS";
 pub const SAMPLES: &str = "SAMPLES";
 pub const SETTINGS: &str = "SETTINGS";
+pub const CAPTURES: &str = "CAPTURES";
 pub const STACK_RSTS: &str = "STACK_RSTS";
 /// Per-CPU u64 at 0: stack resets seen leaving a watched interface that the
 /// `tcp_send_reset` program never saw (the kernel did not run it for them).
@@ -37,7 +38,9 @@ pub const PINNED: [&str; 6] = [COUNTS, PORTS, PEERS, OVERFLOW, STATS, UNANNOUNCE
 /// `SETTINGS` slots (u32), changeable while running (SIGHUP).
 /// Samples per second per CPU; 0 turns samples off (counts stay exact).
 pub const SETTING_SAMPLE_RATE: u32 = 0;
-pub const SETTING_SLOTS: u32 = 1;
+/// 1: sampled resets also send packet bytes (`--pcap`).
+pub const SETTING_CAPTURE: u32 = 1;
+pub const SETTING_SLOTS: u32 = 2;
 
 /// Entries of `COUNTS` (per-CPU u64 by [`cause::slot`]).
 pub const COUNT_SLOTS: u32 = view::COUNT as u32 * cause::SLOTS as u32;

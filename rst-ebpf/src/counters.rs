@@ -11,7 +11,7 @@ use aya_ebpf::{
 };
 use rst_common::{
     cause,
-    event::Sample,
+    event::{CAPTURE_BYTES, Capture, Sample},
     maps::{self, FlowKey, PeerKey, SampleState},
 };
 
@@ -27,6 +27,9 @@ static OVERFLOW: PerCpuArray<u64> = PerCpuArray::with_max_entries(maps::OVERFLOW
 static STATS: PerCpuArray<SampleState> = PerCpuArray::with_max_entries(maps::STAT_SLOTS, 0);
 #[map]
 static SAMPLES: RingBuf = RingBuf::with_byte_size(maps::DEFAULT_RING_BYTES, 0);
+/// Packet bytes of sampled resets, only when capture is on (`--pcap`).
+#[map]
+static CAPTURES: RingBuf = RingBuf::with_byte_size(maps::DEFAULT_RING_BYTES, 0);
 /// Socketless resets the stack announced (tracepoint) and is about to send;
 /// tc egress consumes them to tell stack resets from `not_from_stack` ones.
 #[map]
@@ -103,11 +106,28 @@ pub fn count(view: u8, cause: u8, port: u16, family: u8, peer: &[u8; 16]) {
     bump_key(&PEERS, &key, maps::COUNT_SLOTS + slot);
 }
 
+/// Whether sampled resets should also send packet bytes.
+#[inline(always)]
+pub fn capturing() -> bool {
+    SETTINGS.get(maps::SETTING_CAPTURE).is_some_and(|v| *v != 0)
+}
+
+/// Sends packet bytes for a reset that was just sampled (best effort: the
+/// pcap files are a bounded excerpt, the counts are elsewhere).
+#[inline(always)]
+pub fn capture(view: u8, cause: u8, kind: u8, caplen: u32, data: &[u8; CAPTURE_BYTES]) {
+    if let Some(mut entry) = CAPTURES.reserve::<Capture>(0) {
+        entry.write(Capture { ts_ns: unsafe { bpf_ktime_get_ns() }, view, cause, kind, _pad: 0, caplen, data: *data });
+        entry.submit(0);
+    }
+}
+
 /// Sends a sample unless the rate limit or a full ring says no; both are
 /// counted. One per-CPU lookup holds the window and the accounting.
+/// Returns whether the sample went out.
 #[inline(always)]
-pub fn emit(mut sample: Sample) {
-    let Some(st) = STATS.get_ptr_mut(0) else { return };
+pub fn emit(mut sample: Sample) -> bool {
+    let Some(st) = STATS.get_ptr_mut(0) else { return false };
     let st = unsafe { &mut *st };
     let limit = SETTINGS.get(maps::SETTING_SAMPLE_RATE).map_or(0, |v| u64::from(*v));
     // (bpf_ktime_get_coarse_ns would be cheaper, but tracepoint programs may not call it.)
@@ -118,7 +138,7 @@ pub fn emit(mut sample: Sample) {
     }
     if st.window_count >= limit {
         add(&raw mut st.rate_limited);
-        return;
+        return false;
     }
     st.window_count += 1;
     sample.ts_ns = now;
@@ -127,7 +147,11 @@ pub fn emit(mut sample: Sample) {
             entry.write(sample);
             entry.submit(0);
             add(&raw mut st.emitted);
+            true
         }
-        None => add(&raw mut st.ring_full),
+        None => {
+            add(&raw mut st.ring_full);
+            false
+        }
     }
 }

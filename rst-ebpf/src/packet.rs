@@ -1,7 +1,11 @@
 //! RST parsing shared by XDP and tc: Ethernet, up to two VLAN tags, IPv4
 //! (options) or IPv6 (common extension headers), then the fixed TCP header.
 
-use rst_common::{cause, event::Sample, maps::FlowKey};
+use rst_common::{
+    cause,
+    event::{CAPTURE_BYTES, CAPTURE_FRAME, Sample},
+    maps::FlowKey,
+};
 
 /// Bounds-checked reads from a frame; the only way headers are read.
 pub trait Frame {
@@ -146,7 +150,7 @@ pub fn observe<F: Frame>(f: &F, view: u8, inbound: bool, ifindex: u32, from_stac
         }
     }
     crate::counters::count(view, rst.cause, lport, rst.family, &remote);
-    crate::counters::emit(Sample {
+    let sampled = crate::counters::emit(Sample {
         local_addr: local,
         remote_addr: remote,
         local_port: lport,
@@ -159,4 +163,27 @@ pub fn observe<F: Frame>(f: &F, view: u8, inbound: bool, ifindex: u32, from_stac
         tcp_flags: rst.flags,
         ..Sample::default()
     });
+    if sampled && crate::counters::capturing() {
+        capture_frame(f, view, rst.cause);
+    }
+}
+
+/// The RST frame's first bytes, for `--pcap`: fixed-size reads (what the
+/// verifier accepts), the largest that fits the frame.
+#[inline(always)]
+fn capture_frame<F: Frame>(f: &F, view: u8, cause: u8) {
+    let mut data = [0u8; CAPTURE_BYTES];
+    let caplen = if let Some(b) = f.read::<[u8; CAPTURE_BYTES]>(0) {
+        data = b;
+        CAPTURE_BYTES
+    } else if let Some(b) = f.read::<[u8; 74]>(0) {
+        data[..74].copy_from_slice(&b);
+        74
+    } else if let Some(b) = f.read::<[u8; 54]>(0) {
+        data[..54].copy_from_slice(&b);
+        54
+    } else {
+        return;
+    };
+    crate::counters::capture(view, cause, CAPTURE_FRAME, caplen as u32, &data);
 }

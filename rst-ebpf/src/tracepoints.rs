@@ -14,7 +14,7 @@ use aya_ebpf::{
 use rst_common::{
     cause,
     config::{ABSENT, DROP_REASON_BYTES, REASON_SLOTS, STATE_SLOTS},
-    event::{NO_REASON, Sample},
+    event::{CAPTURE_BYTES, CAPTURE_TRIGGER, NO_REASON, Sample},
     maps::FlowKey,
     view,
 };
@@ -139,8 +139,9 @@ fn sent_cause(reason: u32, sk: u64, th: u64, flags: u8) -> u8 {
     }
 }
 
+/// Counts and samples one reset; returns whether the sample went out.
 #[inline(always)]
-fn record(view: u8, cause: u8, e: &Endpoints, reason: u32, state: u8, flags: u8) {
+fn record(view: u8, cause: u8, e: &Endpoints, reason: u32, state: u8, flags: u8) -> bool {
     counters::count(view, cause, e.lport, e.family, &e.remote);
     let mut s = Sample {
         local_addr: e.local,
@@ -159,7 +160,25 @@ fn record(view: u8, cause: u8, e: &Endpoints, reason: u32, state: u8, flags: u8)
         s.pid = (bpf_get_current_pid_tgid() >> 32) as u32;
         s.comm = bpf_get_current_comm().unwrap_or_default();
     }
-    counters::emit(s);
+    counters::emit(s)
+}
+
+/// The triggering segment's bytes from its IP header on, for `--pcap`.
+#[inline(always)]
+fn capture_trigger(skb: u64, cause: u8) {
+    let head: u64 = kread(skb, cfg_get!(skb_head));
+    let nh: u16 = kread(skb, cfg_get!(skb_network_header));
+    if head == 0 {
+        return;
+    }
+    let data: [u8; CAPTURE_BYTES] = kread_bytes(head + u64::from(nh), 0);
+    // IPv4 total length or IPv6 payload length + header: what is valid of the 96 bytes.
+    let len = if data[0] >> 4 == 6 {
+        u32::from(u16::from_be_bytes([data[4], data[5]])) + 40
+    } else {
+        u32::from(u16::from_be_bytes([data[2], data[3]]))
+    };
+    counters::capture(view::SENT, cause, CAPTURE_TRIGGER, len.min(CAPTURE_BYTES as u32), &data);
 }
 
 #[btf_tracepoint(function = "tcp_send_reset")]
@@ -188,7 +207,9 @@ pub fn tcp_send_reset(ctx: BtfTracePointContext) -> i32 {
             remote: e.remote,
         });
     }
-    record(view::SENT, cause, &e, reason, 0, flags);
+    if record(view::SENT, cause, &e, reason, 0, flags) && skb != 0 && counters::capturing() {
+        capture_trigger(skb, cause);
+    }
     0
 }
 
@@ -198,7 +219,7 @@ pub fn tcp_receive_reset(ctx: BtfTracePointContext) -> i32 {
     // tcp_reset() fires this before tcp_done(): the state is still the one the reset hit.
     let state: u8 = kread(sk, cfg_get!(sk_state));
     let cause = if let Some(i) = slot(u64::from(state), STATE_SLOTS) { cfg_get!(state_cause[i]) } else { cause::OTHER };
-    record(view::RECEIVED, cause, &sock_endpoints(sk), NO_REASON, state, 0);
+    let _ = record(view::RECEIVED, cause, &sock_endpoints(sk), NO_REASON, state, 0);
     0
 }
 
@@ -220,7 +241,7 @@ pub fn kfree_skb(ctx: BtfTracePointContext) -> i32 {
     if flags & TCP_RST == 0 {
         return 0;
     }
-    record(view::RECEIVED, cause::REJECTED_INVALID, &skb_endpoints(skb, th), NO_REASON, 0, flags);
+    let _ = record(view::RECEIVED, cause::REJECTED_INVALID, &skb_endpoints(skb, th), NO_REASON, 0, flags);
     0
 }
 

@@ -24,6 +24,7 @@ pub struct Cli {
 }
 
 #[derive(Subcommand, Debug)]
+#[expect(clippy::large_enum_variant, reason = "parsed once at start")]
 pub enum Command {
     /// Load the kernel programs, count resets and serve /snapshot (JSON) and /metrics (Prometheus).
     Run(RunArgs),
@@ -95,6 +96,13 @@ pub struct RunArgs {
     /// The kernel's BTF (struct offsets and enum values are read from it).
     #[arg(long, value_name = "FILE", default_value = crate::kernel::VMLINUX)]
     pub btf: PathBuf,
+    /// Write pcap files of sampled resets here: per cause, the segments that triggered
+    /// them (`trigger-*.pcap`) and the RSTs on watched interfaces (`*.pcap`).
+    #[arg(long, value_name = "DIR")]
+    pub pcap: Option<PathBuf>,
+    /// Packets kept per pcap file (the first ones).
+    #[arg(long, value_name = "N", default_value_t = 100)]
+    pub pcap_count: usize,
     /// Print a plain summary on stdout every two seconds while resets change.
     #[arg(long)]
     pub live: bool,

@@ -22,9 +22,11 @@ use crate::{
     error::Error,
     kernel, loader,
     model::{Snapshot, Totals},
-    notify, output, pins, privileges,
+    notify, output,
+    output::pcap::PcapSink,
+    pins, privileges,
     settings::Settings,
-    source::Source,
+    source::{Captures, Source},
     wire::Wire,
 };
 
@@ -107,6 +109,14 @@ fn summary(t: &Totals, prev: &Totals, s: &Snapshot) -> String {
     )
 }
 
+/// `--pcap DIR`: turns captures on in the kernel and opens the sink.
+fn pcap_sink(args: &RunArgs, ebpf: &mut Ebpf) -> Result<Option<PcapSink>, Error> {
+    let Some(dir) = &args.pcap else { return Ok(None) };
+    loader::set_capture(ebpf, true)?;
+    tracing::info!(dir = %dir.display(), per_file = args.pcap_count, "writing pcap files of sampled resets");
+    PcapSink::new(dir, args.pcap_count).map(Some)
+}
+
 /// One log line per alert start and end, never one per reset.
 fn log_alert(change: &Change) {
     let (what, a) = match change {
@@ -168,6 +178,11 @@ fn start_programs(args: &RunArgs, settings: &Settings, probe: &kernel::Probe) ->
         .filter_map(|(v, name)| loader::program_fd(&ebpf, name).map(|fd| (v, fd)))
         .collect();
     let source = Source::new(&mut ebpf, programs)?;
+    drop(btf);
+    // Parsing kernel BTF (here and in aya) used tens of MiB that are free now:
+    // hand them back so the idle daemon stays small.
+    // SAFETY: malloc_trim only releases free heap memory.
+    unsafe { libc::malloc_trim(0) };
     Ok((ebpf, wire, source))
 }
 
@@ -180,10 +195,6 @@ pub async fn run(args: RunArgs) -> Result<(), Error> {
     let listener = bind(settings.listen)?;
     let probe = kernel::probe(&args.btf)?;
     let (mut ebpf, mut wire, mut source) = start_programs(&args, &settings, &probe)?;
-    // Parsing kernel BTF (here and in aya) used tens of MiB that are free now:
-    // hand them back so the idle daemon stays small.
-    // SAFETY: malloc_trim only releases free heap memory.
-    unsafe { libc::malloc_trim(0) };
     let mut agg = Aggregator::new(
         Limits { top: settings.top, recent: RECENT },
         probe.release.clone(),
@@ -191,6 +202,8 @@ pub async fn run(args: RunArgs) -> Result<(), Error> {
         probe.coverage.clone(),
     )
     .with_ephemeral_ports(kernel::ephemeral_ports());
+    let mut captures = Captures::new(&mut ebpf)?;
+    let mut pcap = pcap_sink(&args, &mut ebpf)?;
     let mut detector = Detector::new(settings.alerts);
     let (tx, rx) = watch::channel(Arc::new(Snapshot::default()));
     let started = Instant::now();
@@ -239,6 +252,13 @@ pub async fn run(args: RunArgs) -> Result<(), Error> {
                 }
                 Err(_) => undecodable += 1,
             }) => { r.map_err(io("reading the ring buffer"))?; }
+            r = captures.drain(DRAIN_BATCH, |bytes| {
+                if let (Some(sink), Some(c)) = (pcap.as_mut(), output::pcap::decode(bytes))
+                    && let Err(e) = sink.write(&c)
+                {
+                    tracing::warn!("pcap: {e}");
+                }
+            }) => { r.map_err(io("reading the capture ring"))?; }
             _ = tick.tick() => {
                 let snap = publish(&mut agg, &mut detector, &source);
                 let due = settings.summary_seconds > 0 && last_summary.0.elapsed() >= Duration::from_secs(settings.summary_seconds);

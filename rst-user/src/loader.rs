@@ -98,6 +98,16 @@ pub fn attach_btf_tracepoint(
     Ok(())
 }
 
+/// Turns packet captures of sampled resets on or off (`--pcap`).
+pub fn set_capture(ebpf: &mut Ebpf, on: bool) -> Result<(), Error> {
+    let map = ebpf.map_mut(maps::SETTINGS).ok_or_else(|| Error::Load { detail: "map SETTINGS missing".into() })?;
+    let mut settings: aya::maps::Array<_, u32> =
+        aya::maps::Array::try_from(map).map_err(|e| Error::Load { detail: e.to_string() })?;
+    settings
+        .set(maps::SETTING_CAPTURE, u32::from(on), 0)
+        .map_err(|e| Error::Load { detail: format!("setting capture: {e}") })
+}
+
 /// The raw fd of a loaded program (valid while `ebpf` lives).
 #[must_use]
 pub fn program_fd(ebpf: &Ebpf, name: &str) -> Option<std::os::fd::RawFd> {

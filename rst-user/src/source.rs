@@ -102,3 +102,32 @@ impl Source {
         Ok(n)
     }
 }
+
+/// The packet-capture ring (`--pcap`), read apart from the samples.
+pub struct Captures(AsyncFd<RingBuf<MapData>>);
+
+impl Captures {
+    pub fn new(ebpf: &mut Ebpf) -> Result<Self, Error> {
+        let ring: RingBuf<MapData> = take(ebpf, maps::CAPTURES)?;
+        // SAFETY: the RingBuf owns its map fd, which stays open and unchanged while the AsyncFd owns it.
+        let fd = unsafe { AsyncFd::register_with_interest(ring, Interest::READABLE) }
+            .map_err(|e| Error::Io { what: "registering the capture ring", source: e.into() })?;
+        Ok(Self(fd))
+    }
+
+    /// Waits for captures, then hands at most `max` of them to `f`.
+    pub async fn drain(&mut self, max: usize, mut f: impl FnMut(&[u8])) -> std::io::Result<usize> {
+        let mut guard = self.0.readable_mut().await?;
+        let ring = guard.get_inner_mut();
+        let mut n = 0;
+        while n < max {
+            let Some(item) = ring.next() else { break };
+            f(&item);
+            n += 1;
+        }
+        if n < max {
+            guard.clear_ready();
+        }
+        Ok(n)
+    }
+}

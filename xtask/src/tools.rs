@@ -1,4 +1,4 @@
-//! System tools the integration tests drive (iproute2, util-linux, tmux, systemd-analyze, nftables, hping3):
+//! System tools the integration tests drive (iproute2, util-linux, tmux, systemd-analyze, nftables, hping3, tcpdump):
 //! checked, and installed from Debian's packages when missing.
 
 use std::process::Command;
@@ -6,7 +6,8 @@ use std::process::Command;
 use anyhow::{Result, bail};
 
 /// (command, Debian package)
-const TOOLS: [(&str, &str); 8] = [
+const TOOLS: [(&str, &str); 9] = [
+    ("tcpdump", "tcpdump"),
     ("hping3", "hping3"),
     ("nft", "nftables"),
     ("ip", "iproute2"),

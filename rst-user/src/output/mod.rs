@@ -3,4 +3,5 @@
 pub mod http;
 pub mod live;
 pub mod metrics;
+pub mod pcap;
 pub mod text;
