@@ -26,7 +26,7 @@ use crate::{
     output::pcap::PcapSink,
     pins, privileges,
     settings::Settings,
-    source::{Captures, Source},
+    source::{Ring, Source},
     wire::Wire,
 };
 
@@ -202,7 +202,7 @@ pub async fn run(args: RunArgs) -> Result<(), Error> {
         probe.coverage.clone(),
     )
     .with_ephemeral_ports(kernel::ephemeral_ports());
-    let mut captures = Captures::new(&mut ebpf)?;
+    let mut captures = Ring::open(&mut ebpf, rst_common::maps::CAPTURES)?;
     let mut pcap = pcap_sink(&args, &mut ebpf)?;
     let mut detector = Detector::new(settings.alerts);
     let (tx, rx) = watch::channel(Arc::new(Snapshot::default()));

@@ -53,12 +53,15 @@ pub fn load(config: &Config, sizes: &Sizes, pins: &[(&'static str, std::path::Pa
 
 /// Sets the per-CPU sample rate the programs read (changeable while running).
 pub fn set_sample_rate(ebpf: &mut Ebpf, rate: u32) -> Result<(), Error> {
+    set_setting(ebpf, maps::SETTING_SAMPLE_RATE, rate)
+}
+
+/// Writes one slot of the `SETTINGS` map the programs read while running.
+fn set_setting(ebpf: &mut Ebpf, slot: u32, value: u32) -> Result<(), Error> {
     let map = ebpf.map_mut(maps::SETTINGS).ok_or_else(|| Error::Load { detail: "map SETTINGS missing".into() })?;
     let mut settings: aya::maps::Array<_, u32> =
         aya::maps::Array::try_from(map).map_err(|e| Error::Load { detail: e.to_string() })?;
-    settings
-        .set(maps::SETTING_SAMPLE_RATE, rate, 0)
-        .map_err(|e| Error::Load { detail: format!("setting the sample rate: {e}") })
+    settings.set(slot, value, 0).map_err(|e| Error::Load { detail: format!("setting SETTINGS[{slot}]: {e}") })
 }
 
 fn program<'a, T>(ebpf: &'a mut Ebpf, name: &str) -> Result<&'a mut T, Error>
@@ -100,12 +103,7 @@ pub fn attach_btf_tracepoint(
 
 /// Turns packet captures of sampled resets on or off (`--pcap`).
 pub fn set_capture(ebpf: &mut Ebpf, on: bool) -> Result<(), Error> {
-    let map = ebpf.map_mut(maps::SETTINGS).ok_or_else(|| Error::Load { detail: "map SETTINGS missing".into() })?;
-    let mut settings: aya::maps::Array<_, u32> =
-        aya::maps::Array::try_from(map).map_err(|e| Error::Load { detail: e.to_string() })?;
-    settings
-        .set(maps::SETTING_CAPTURE, u32::from(on), 0)
-        .map_err(|e| Error::Load { detail: format!("setting capture: {e}") })
+    set_setting(ebpf, maps::SETTING_CAPTURE, u32::from(on))
 }
 
 /// The raw fd of a loaded program (valid while `ebpf` lives).

@@ -22,7 +22,7 @@ fn recursion_misses(fd: std::os::fd::RawFd) -> u64 {
 pub struct Source {
     /// (view, program fd) of the tracepoint programs, for their misses.
     programs: Vec<(u8, std::os::fd::RawFd)>,
-    ring: AsyncFd<RingBuf<MapData>>,
+    ring: Ring,
     counts: PerCpuArray<MapData, u64>,
     ports: PerCpuHashMap<MapData, u32, u64>,
     peers: PerCpuHashMap<MapData, PeerKey, u64>,
@@ -43,12 +43,9 @@ fn sum_array(a: &PerCpuArray<MapData, u64>) -> Vec<u64> {
 impl Source {
     /// `programs`: (view, fd) of programs whose misses are reported.
     pub fn new(ebpf: &mut Ebpf, programs: Vec<(u8, std::os::fd::RawFd)>) -> Result<Self, Error> {
-        let ring: RingBuf<MapData> = take(ebpf, maps::SAMPLES)?;
         Ok(Self {
             programs,
-            // SAFETY: the RingBuf owns its map fd, which stays open and unchanged while the AsyncFd owns it.
-            ring: unsafe { AsyncFd::register_with_interest(ring, Interest::READABLE) }
-                .map_err(|e| Error::Io { what: "registering the ring buffer", source: e.into() })?,
+            ring: Ring::open(ebpf, maps::SAMPLES)?,
             counts: take(ebpf, maps::COUNTS)?,
             ports: take(ebpf, maps::PORTS)?,
             peers: take(ebpf, maps::PEERS)?,
@@ -87,35 +84,25 @@ impl Source {
 
     /// Waits for samples, then hands at most `max` of them to `f` (so a storm
     /// cannot starve the counter poller). Returns how many were handed over.
-    pub async fn drain(&mut self, max: usize, mut f: impl FnMut(&[u8])) -> std::io::Result<usize> {
-        let mut guard = self.ring.readable_mut().await?;
-        let ring = guard.get_inner_mut();
-        let mut n = 0;
-        while n < max {
-            let Some(item) = ring.next() else { break };
-            f(&item);
-            n += 1;
-        }
-        if n < max {
-            guard.clear_ready();
-        }
-        Ok(n)
+    pub async fn drain(&mut self, max: usize, f: impl FnMut(&[u8])) -> std::io::Result<usize> {
+        self.ring.drain(max, f).await
     }
 }
 
-/// The packet-capture ring (`--pcap`), read apart from the samples.
-pub struct Captures(AsyncFd<RingBuf<MapData>>);
+/// One ring buffer, read asynchronously: the samples, or the packet
+/// captures (`--pcap`, read apart from the samples).
+pub struct Ring(AsyncFd<RingBuf<MapData>>);
 
-impl Captures {
-    pub fn new(ebpf: &mut Ebpf) -> Result<Self, Error> {
-        let ring: RingBuf<MapData> = take(ebpf, maps::CAPTURES)?;
+impl Ring {
+    pub fn open(ebpf: &mut Ebpf, name: &str) -> Result<Self, Error> {
+        let ring: RingBuf<MapData> = take(ebpf, name)?;
         // SAFETY: the RingBuf owns its map fd, which stays open and unchanged while the AsyncFd owns it.
         let fd = unsafe { AsyncFd::register_with_interest(ring, Interest::READABLE) }
-            .map_err(|e| Error::Io { what: "registering the capture ring", source: e.into() })?;
+            .map_err(|e| Error::Io { what: "registering a ring buffer", source: e.into() })?;
         Ok(Self(fd))
     }
 
-    /// Waits for captures, then hands at most `max` of them to `f`.
+    /// Waits for records, then hands at most `max` of them to `f`; returns how many.
     pub async fn drain(&mut self, max: usize, mut f: impl FnMut(&[u8])) -> std::io::Result<usize> {
         let mut guard = self.0.readable_mut().await?;
         let ring = guard.get_inner_mut();
