@@ -37,6 +37,11 @@ pub struct Config {
     pub sk_lingertime: u32,
     /// Bit number of SOCK_LINGER in `sk_flags` (`enum sock_flags`).
     pub sock_linger_bit: u32,
+    /// The socket's owner: `sock.sk_cgrp_data.cgroup` (its cgroup v2),
+    /// `cgroup.kn` and `kernfs_node.id` (the cgroup id userspace resolves).
+    pub sk_cgroup: u32,
+    pub cgroup_kn: u32,
+    pub kn_id: u32,
     /// `enum sk_rst_reason` value -> cause code (or a `REFINE_*` marker).
     pub reason_cause: [u8; REASON_SLOTS],
     /// TCP state (before the reset) -> `received` cause code.
@@ -67,13 +72,16 @@ impl Config {
         sk_flags: ABSENT,
         sk_lingertime: ABSENT,
         sock_linger_bit: ABSENT,
+        sk_cgroup: ABSENT,
+        cgroup_kn: ABSENT,
+        kn_id: ABSENT,
         reason_cause: [crate::cause::UNSPECIFIED; REASON_SLOTS],
         state_cause: [crate::cause::OTHER; STATE_SLOTS],
         rst_drop_reasons: [0; DROP_REASON_BYTES],
     };
 }
 
-const _: () = assert!(size_of::<Config>() == 16 * 4 + REASON_SLOTS + STATE_SLOTS + DROP_REASON_BYTES);
+const _: () = assert!(size_of::<Config>() == 19 * 4 + REASON_SLOTS + STATE_SLOTS + DROP_REASON_BYTES);
 
 #[cfg(feature = "user")]
 unsafe impl aya::Pod for Config {}

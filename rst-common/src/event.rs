@@ -3,7 +3,7 @@
 /// One reset, as seen by one view. Addresses are in network byte order
 /// (IPv4 in the first 4 bytes); ports in host byte order.
 #[repr(C)]
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Sample {
     pub ts_ns: u64,
     pub local_addr: [u8; 16],
@@ -26,7 +26,18 @@ pub struct Sample {
     pub tcp_flags: u8,
     pub _pad: [u8; 3],
     pub comm: [u8; 16],
+    /// cgroup v2 id of the socket's owner (`sk_cgrp_data`), 0 without a full socket.
+    pub cgroup: u64,
+    /// Payload bytes the RST carried (wire views; RFC 9293 §3.5.3 allows
+    /// diagnostic text), and how many of them are in `payload`.
+    pub payload_len: u16,
+    pub payload_caplen: u8,
+    pub _pad2: [u8; 5],
+    pub payload: [u8; PAYLOAD_BYTES],
 }
+
+/// Bytes of an RST's payload kept in a [`Sample`].
+pub const PAYLOAD_BYTES: usize = 64;
 
 pub const NO_REASON: u32 = u32::MAX;
 
@@ -55,8 +66,35 @@ const _: () = assert!(size_of::<Capture>() == CAPTURE_SIZE);
 
 #[cfg(feature = "user")]
 unsafe impl aya::Pod for Capture {}
-pub const SAMPLE_SIZE: usize = 80;
+pub const SAMPLE_SIZE: usize = 160;
 const _: () = assert!(size_of::<Sample>() == SAMPLE_SIZE);
 
 #[cfg(feature = "user")]
 unsafe impl aya::Pod for Sample {}
+
+impl Default for Sample {
+    fn default() -> Self {
+        Self {
+            ts_ns: 0,
+            local_addr: [0; 16],
+            remote_addr: [0; 16],
+            local_port: 0,
+            remote_port: 0,
+            reason: 0,
+            pid: 0,
+            ifindex: 0,
+            view: 0,
+            cause: 0,
+            family: 0,
+            state: 0,
+            tcp_flags: 0,
+            _pad: [0; 3],
+            comm: [0; 16],
+            cgroup: 0,
+            payload_len: 0,
+            payload_caplen: 0,
+            _pad2: [0; 5],
+            payload: [0; PAYLOAD_BYTES],
+        }
+    }
+}

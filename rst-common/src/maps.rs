@@ -5,6 +5,8 @@ use crate::{cause, view};
 pub const COUNTS: &str = "COUNTS";
 pub const PORTS: &str = "PORTS";
 pub const PEERS: &str = "PEERS";
+/// Per-CPU u64 by [`OwnerKey`]: socket-bound resets by the socket's cgroup.
+pub const OWNERS: &str = "OWNERS";
 pub const OVERFLOW: &str = "OVERFLOW";
 pub const STATS: &str = "STATS";
 pub const SAMPLES: &str = "SAMPLES";
@@ -33,7 +35,7 @@ pub struct FlowKey {
 const _: () = assert!(size_of::<FlowKey>() == 40);
 
 /// Counter maps pinned under the pin directory, so a restart keeps counting.
-pub const PINNED: [&str; 6] = [COUNTS, PORTS, PEERS, OVERFLOW, STATS, UNANNOUNCED];
+pub const PINNED: [&str; 7] = [COUNTS, PORTS, PEERS, OWNERS, OVERFLOW, STATS, UNANNOUNCED];
 
 /// `SETTINGS` slots (u32), changeable while running (SIGHUP).
 /// Samples per second per CPU; 0 turns samples off (counts stay exact).
@@ -44,12 +46,14 @@ pub const SETTING_SLOTS: u32 = 2;
 
 /// Entries of `COUNTS` (per-CPU u64 by [`cause::slot`]).
 pub const COUNT_SLOTS: u32 = view::COUNT as u32 * cause::SLOTS as u32;
-/// `OVERFLOW` holds port overflow at `slot`, peer overflow at `COUNT_SLOTS + slot`.
-pub const OVERFLOW_SLOTS: u32 = 2 * COUNT_SLOTS;
+/// `OVERFLOW` holds port overflow at `slot`, peer overflow at
+/// `COUNT_SLOTS + slot`, owner overflow at `2 * COUNT_SLOTS + slot`.
+pub const OVERFLOW_SLOTS: u32 = 3 * COUNT_SLOTS;
 
 /// Default key budgets (entries; the loader may change them).
 pub const DEFAULT_PORT_KEYS: u32 = 4096;
 pub const DEFAULT_PEER_KEYS: u32 = 4096;
+pub const DEFAULT_OWNER_KEYS: u32 = 1024;
 pub const DEFAULT_RING_BYTES: u32 = 256 * 1024;
 
 /// `STATS`: one per-CPU [`SampleState`] — the sample accounting and the
@@ -100,3 +104,17 @@ const _: () = assert!(size_of::<PeerKey>() == 20);
 
 #[cfg(feature = "user")]
 unsafe impl aya::Pod for PeerKey {}
+
+/// `OWNERS` key: a socket-bound reset's (view, cause) and its socket's cgroup id.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct OwnerKey {
+    pub cgroup: u64,
+    pub view: u8,
+    pub cause: u8,
+    pub _pad: [u8; 6],
+}
+const _: () = assert!(size_of::<OwnerKey>() == 16);
+
+#[cfg(feature = "user")]
+unsafe impl aya::Pod for OwnerKey {}

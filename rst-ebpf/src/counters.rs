@@ -12,7 +12,7 @@ use aya_ebpf::{
 use rst_common::{
     cause,
     event::{CAPTURE_BYTES, Capture, Sample},
-    maps::{self, FlowKey, PeerKey, SampleState},
+    maps::{self, FlowKey, OwnerKey, PeerKey, SampleState},
 };
 
 #[map]
@@ -21,6 +21,8 @@ static COUNTS: PerCpuArray<u64> = PerCpuArray::with_max_entries(maps::COUNT_SLOT
 static PORTS: PerCpuHashMap<u32, u64> = PerCpuHashMap::with_max_entries(maps::DEFAULT_PORT_KEYS, 0);
 #[map]
 static PEERS: PerCpuHashMap<PeerKey, u64> = PerCpuHashMap::with_max_entries(maps::DEFAULT_PEER_KEYS, 0);
+#[map]
+static OWNERS: PerCpuHashMap<OwnerKey, u64> = PerCpuHashMap::with_max_entries(maps::DEFAULT_OWNER_KEYS, 0);
 #[map]
 static OVERFLOW: PerCpuArray<u64> = PerCpuArray::with_max_entries(maps::OVERFLOW_SLOTS, 0);
 #[map]
@@ -106,6 +108,16 @@ pub fn count(view: u8, cause: u8, port: u16, family: u8, peer: &[u8; 16]) {
     bump_key(&PEERS, &key, maps::COUNT_SLOTS + slot);
 }
 
+/// Counts a socket-bound reset by its socket's cgroup (0: no owner, not counted here).
+#[inline(always)]
+pub fn count_owner(view: u8, cause: u8, cgroup: u64) {
+    if cgroup == 0 {
+        return;
+    }
+    let key = OwnerKey { cgroup, view, cause, _pad: [0; 6] };
+    bump_key(&OWNERS, &key, 2 * maps::COUNT_SLOTS + cause::slot(view, cause));
+}
+
 /// Whether sampled resets should also send packet bytes.
 #[inline(always)]
 pub fn capturing() -> bool {
@@ -113,20 +125,36 @@ pub fn capturing() -> bool {
 }
 
 /// Sends packet bytes for a reset that was just sampled (best effort: the
-/// pcap files are a bounded excerpt, the counts are elsewhere).
+/// pcap files are a bounded excerpt, the counts are elsewhere). `fill`
+/// writes `data` in place and returns how many bytes are valid (0: none).
 #[inline(always)]
-pub fn capture(view: u8, cause: u8, kind: u8, caplen: u32, data: &[u8; CAPTURE_BYTES]) {
-    if let Some(mut entry) = CAPTURES.reserve::<Capture>(0) {
-        entry.write(Capture { ts_ns: unsafe { bpf_ktime_get_ns() }, view, cause, kind, _pad: 0, caplen, data: *data });
-        entry.submit(0);
+pub fn capture(view: u8, cause: u8, kind: u8, fill: impl FnOnce(&mut [u8; CAPTURE_BYTES]) -> u32) {
+    let Some(mut entry) = CAPTURES.reserve::<Capture>(0) else { return };
+    // SAFETY: the reserved record is ours until submit/discard; zeroed before use.
+    let c = unsafe {
+        let p = entry.as_mut_ptr();
+        core::ptr::write_bytes(p, 0, 1);
+        &mut *p
+    };
+    let caplen = fill(&mut c.data);
+    if caplen == 0 {
+        entry.discard(0);
+        return;
     }
+    c.ts_ns = unsafe { bpf_ktime_get_ns() };
+    c.view = view;
+    c.cause = cause;
+    c.kind = kind;
+    c.caplen = caplen;
+    entry.submit(0);
 }
 
 /// Sends a sample unless the rate limit or a full ring says no; both are
-/// counted. One per-CPU lookup holds the window and the accounting.
-/// Returns whether the sample went out.
+/// counted. One per-CPU lookup holds the window and the accounting. `fill`
+/// writes the sample in place, in the ring (no copy through the small BPF
+/// stack). Returns whether the sample went out.
 #[inline(always)]
-pub fn emit(mut sample: Sample) -> bool {
+pub fn emit(fill: impl FnOnce(&mut Sample)) -> bool {
     let Some(st) = STATS.get_ptr_mut(0) else { return false };
     let st = unsafe { &mut *st };
     let limit = SETTINGS.get(maps::SETTING_SAMPLE_RATE).map_or(0, |v| u64::from(*v));
@@ -141,17 +169,19 @@ pub fn emit(mut sample: Sample) -> bool {
         return false;
     }
     st.window_count += 1;
+    let Some(mut entry) = SAMPLES.reserve::<Sample>(0) else {
+        add(&raw mut st.ring_full);
+        return false;
+    };
+    // SAFETY: the reserved record is ours until submit; zeroed before use.
+    let sample = unsafe {
+        let p = entry.as_mut_ptr();
+        core::ptr::write_bytes(p, 0, 1);
+        &mut *p
+    };
+    fill(sample);
     sample.ts_ns = now;
-    match SAMPLES.reserve::<Sample>(0) {
-        Some(mut entry) => {
-            entry.write(sample);
-            entry.submit(0);
-            add(&raw mut st.emitted);
-            true
-        }
-        None => {
-            add(&raw mut st.ring_full);
-            false
-        }
-    }
+    entry.submit(0);
+    add(&raw mut st.emitted);
+    true
 }

@@ -3,7 +3,7 @@
 
 use rst_common::{
     cause,
-    event::{CAPTURE_BYTES, CAPTURE_FRAME, Sample},
+    event::{CAPTURE_BYTES, CAPTURE_FRAME, PAYLOAD_BYTES},
     maps::FlowKey,
 };
 
@@ -11,6 +11,9 @@ use rst_common::{
 pub trait Frame {
     fn read<T: Copy>(&self, off: usize) -> Option<T>;
     fn len(&self) -> usize;
+    /// Copies `n` (1..=PAYLOAD_BYTES) bytes from `off` into `buf` through
+    /// the kernel's load-bytes helper (variable offset and length).
+    fn load_into(&self, off: usize, buf: &mut [u8; PAYLOAD_BYTES], n: usize) -> bool;
 }
 
 const ETH_HLEN: usize = 14;
@@ -36,6 +39,9 @@ pub struct Rst {
     pub flags: u8,
     /// The segment's cause from its own header (contract §2, wire views).
     pub cause: u8,
+    /// Where its payload starts in the frame, and its length by the IP header.
+    pub payload_off: usize,
+    pub payload_len: usize,
 }
 
 /// L3 protocol and L3 offset after skipping VLAN tags.
@@ -53,21 +59,25 @@ fn l3<F: Frame>(f: &F) -> Option<(u16, usize)> {
     Some((proto, off))
 }
 
-/// IPv4: L4 offset of the first fragment of a TCP datagram.
+/// IPv4: (L4 offset, end of the datagram) of the first fragment of a TCP datagram.
 #[inline(always)]
-fn ipv4_l4<F: Frame>(f: &F, off: usize) -> Option<usize> {
+fn ipv4_l4<F: Frame>(f: &F, off: usize) -> Option<(usize, usize)> {
     let ver_ihl: u8 = f.read(off)?;
+    let total: [u8; 2] = f.read(off + 2)?;
     let frag: [u8; 2] = f.read(off + 6)?;
     let proto: u8 = f.read(off + 9)?;
     let ihl = usize::from(ver_ihl & 0x0f) * 4;
     let frag_off = u16::from_be_bytes(frag) & 0x1fff;
-    (ihl >= 20 && proto == IPPROTO_TCP && frag_off == 0).then_some(off + ihl)
+    let end = off + usize::from(u16::from_be_bytes(total));
+    (ihl >= 20 && proto == IPPROTO_TCP && frag_off == 0).then_some((off + ihl, end))
 }
 
-/// IPv6: L4 offset, walking hop-by-hop, routing, destination options and
-/// the first fragment header.
+/// IPv6: (L4 offset, end of the datagram), walking hop-by-hop, routing,
+/// destination options and the first fragment header.
 #[inline(always)]
-fn ipv6_l4<F: Frame>(f: &F, off: usize) -> Option<usize> {
+fn ipv6_l4<F: Frame>(f: &F, off: usize) -> Option<(usize, usize)> {
+    let plen: [u8; 2] = f.read(off + 4)?;
+    let end = off + 40 + usize::from(u16::from_be_bytes(plen));
     let mut next: u8 = f.read(off + 6)?;
     let mut l4 = off + 40;
     for _ in 0..4 {
@@ -88,7 +98,7 @@ fn ipv6_l4<F: Frame>(f: &F, off: usize) -> Option<usize> {
             _ => break,
         }
     }
-    (next == IPPROTO_TCP).then_some(l4)
+    (next == IPPROTO_TCP).then_some((l4, end))
 }
 
 /// Parses a frame; `None` unless it is a TCP segment with RST set. Non-RST
@@ -96,7 +106,7 @@ fn ipv6_l4<F: Frame>(f: &F, off: usize) -> Option<usize> {
 #[inline(always)]
 pub fn parse_rst<F: Frame>(f: &F) -> Option<Rst> {
     let (proto, off) = l3(f)?;
-    let (family, l4) = match proto {
+    let (family, (l4, ip_end)) = match proto {
         ETH_P_IPV4 => (AF_INET, ipv4_l4(f, off)?),
         ETH_P_IPV6 => (AF_INET6, ipv6_l4(f, off)?),
         _ => return None,
@@ -114,7 +124,8 @@ pub fn parse_rst<F: Frame>(f: &F) -> Option<Rst> {
         src = f.read(off + 8)?;
         dst = f.read(off + 24)?;
     }
-    let mut rst = Rst { family, src, dst, sport: 0, dport: 0, flags, cause: cause::MALFORMED };
+    let mut rst =
+        Rst { family, src, dst, sport: 0, dport: 0, flags, cause: cause::MALFORMED, payload_off: 0, payload_len: 0 };
     // One read of the whole fixed header (the verifier tracks it best this way).
     let Some(th) = f.read::<[u8; TCP_HLEN]>(l4) else { return Some(rst) };
     rst.sport = u16::from_be_bytes([th[0], th[1]]);
@@ -123,6 +134,8 @@ pub fn parse_rst<F: Frame>(f: &F) -> Option<Rst> {
     if doff < TCP_HLEN || l4 + doff > f.len() {
         return Some(rst);
     }
+    rst.payload_off = l4 + doff;
+    rst.payload_len = ip_end.saturating_sub(rst.payload_off);
     let seq = u32::from_be_bytes([th[4], th[5], th[6], th[7]]);
     rst.cause = if flags & TCP_ACK == 0 {
         cause::STRAY_REPLY
@@ -150,18 +163,22 @@ pub fn observe<F: Frame>(f: &F, view: u8, inbound: bool, ifindex: u32, from_stac
         }
     }
     crate::counters::count(view, rst.cause, lport, rst.family, &remote);
-    let sampled = crate::counters::emit(Sample {
-        local_addr: local,
-        remote_addr: remote,
-        local_port: lport,
-        remote_port: rport,
-        reason: rst_common::event::NO_REASON,
-        ifindex,
-        view,
-        cause: rst.cause,
-        family: rst.family,
-        tcp_flags: rst.flags,
-        ..Sample::default()
+    let sampled = crate::counters::emit(|s| {
+        s.local_addr = local;
+        s.remote_addr = remote;
+        s.local_port = lport;
+        s.remote_port = rport;
+        s.reason = rst_common::event::NO_REASON;
+        s.ifindex = ifindex;
+        s.view = view;
+        s.cause = rst.cause;
+        s.family = rst.family;
+        s.tcp_flags = rst.flags;
+        s.payload_len = rst.payload_len.min(usize::from(u16::MAX)) as u16;
+        let n = rst.payload_len.min(PAYLOAD_BYTES).min(f.len().saturating_sub(rst.payload_off));
+        if n > 0 && f.load_into(rst.payload_off, &mut s.payload, n) {
+            s.payload_caplen = n as u8;
+        }
     });
     if sampled && crate::counters::capturing() {
         capture_frame(f, view, rst.cause);
@@ -172,18 +189,18 @@ pub fn observe<F: Frame>(f: &F, view: u8, inbound: bool, ifindex: u32, from_stac
 /// verifier accepts), the largest that fits the frame.
 #[inline(always)]
 fn capture_frame<F: Frame>(f: &F, view: u8, cause: u8) {
-    let mut data = [0u8; CAPTURE_BYTES];
-    let caplen = if let Some(b) = f.read::<[u8; CAPTURE_BYTES]>(0) {
-        data = b;
-        CAPTURE_BYTES
-    } else if let Some(b) = f.read::<[u8; 74]>(0) {
-        data[..74].copy_from_slice(&b);
-        74
-    } else if let Some(b) = f.read::<[u8; 54]>(0) {
-        data[..54].copy_from_slice(&b);
-        54
-    } else {
-        return;
-    };
-    crate::counters::capture(view, cause, CAPTURE_FRAME, caplen as u32, &data);
+    crate::counters::capture(view, cause, CAPTURE_FRAME, |data| {
+        if let Some(b) = f.read::<[u8; CAPTURE_BYTES]>(0) {
+            *data = b;
+            CAPTURE_BYTES as u32
+        } else if let Some(b) = f.read::<[u8; 74]>(0) {
+            data[..74].copy_from_slice(&b);
+            74
+        } else if let Some(b) = f.read::<[u8; 54]>(0) {
+            data[..54].copy_from_slice(&b);
+            54
+        } else {
+            0
+        }
+    });
 }

@@ -2,8 +2,15 @@
 //! kernels >= 6.6). Always TC_ACT_OK. Reads go through bpf_skb_load_bytes, so
 //! non-linear skbs parse too.
 
-use aya_ebpf::{bindings::TC_ACT_OK, helpers::bpf_sk_fullsock, macros::classifier, programs::TcContext};
-use rst_common::{maps::FlowKey, view};
+use aya_ebpf::{
+    EbpfContext,
+    bindings::TC_ACT_OK,
+    check_bounds_signed,
+    helpers::{bpf_sk_fullsock, bpf_skb_load_bytes},
+    macros::classifier,
+    programs::TcContext,
+};
+use rst_common::{event::PAYLOAD_BYTES, maps::FlowKey, view};
 
 use crate::{
     counters,
@@ -21,6 +28,14 @@ impl Frame for TcContext {
     #[inline(always)]
     fn len(&self) -> usize {
         self.len() as usize
+    }
+
+    #[inline(always)]
+    fn load_into(&self, off: usize, buf: &mut [u8; PAYLOAD_BYTES], n: usize) -> bool {
+        if !check_bounds_signed(n as i64, 1, PAYLOAD_BYTES as i64) {
+            return false;
+        }
+        unsafe { bpf_skb_load_bytes(self.as_ptr().cast(), off as u32, buf.as_mut_ptr().cast(), n as u32) == 0 }
     }
 }
 

@@ -14,7 +14,7 @@ use aya_ebpf::{
 use rst_common::{
     cause,
     config::{ABSENT, DROP_REASON_BYTES, REASON_SLOTS, STATE_SLOTS},
-    event::{CAPTURE_BYTES, CAPTURE_TRIGGER, NO_REASON, Sample},
+    event::{CAPTURE_BYTES, CAPTURE_TRIGGER, NO_REASON},
     maps::FlowKey,
     view,
 };
@@ -106,6 +106,14 @@ fn skb_endpoints(skb: u64, th: u64) -> Endpoints {
     e
 }
 
+/// The cgroup v2 id of a full socket's owner (`sk_cgrp_data.cgroup->kn->id`), 0 if unknown.
+#[inline(always)]
+fn owner_cgroup(sk: u64) -> u64 {
+    let cgrp: u64 = kread(sk, cfg_get!(sk_cgroup));
+    let kn: u64 = kread(cgrp, cfg_get!(cgroup_kn));
+    kread(kn, cfg_get!(kn_id))
+}
+
 /// Whether the socket had SO_LINGER {on, 0} (SOCK_LINGER set, sk_lingertime 0).
 #[inline(always)]
 fn lingers_zero(sk: u64) -> bool {
@@ -140,27 +148,28 @@ fn sent_cause(reason: u32, sk: u64, th: u64, flags: u8) -> u8 {
 }
 
 /// Counts and samples one reset; returns whether the sample went out.
+/// `cgroup`: the owner of the socket the reset belongs to, 0 when none.
 #[inline(always)]
-fn record(view: u8, cause: u8, e: &Endpoints, reason: u32, state: u8, flags: u8) -> bool {
+fn record(view: u8, cause: u8, e: &Endpoints, reason: u32, state: u8, flags: u8, cgroup: u64) -> bool {
     counters::count(view, cause, e.lport, e.family, &e.remote);
-    let mut s = Sample {
-        local_addr: e.local,
-        remote_addr: e.remote,
-        local_port: e.lport,
-        remote_port: e.rport,
-        reason,
-        view,
-        cause,
-        family: e.family,
-        state,
-        tcp_flags: flags,
-        ..Sample::default()
-    };
-    if cause::runs_in_process(cause) {
-        s.pid = (bpf_get_current_pid_tgid() >> 32) as u32;
-        s.comm = bpf_get_current_comm().unwrap_or_default();
-    }
-    counters::emit(s)
+    counters::count_owner(view, cause, cgroup);
+    counters::emit(|s| {
+        s.local_addr = e.local;
+        s.remote_addr = e.remote;
+        s.local_port = e.lport;
+        s.remote_port = e.rport;
+        s.reason = reason;
+        s.view = view;
+        s.cause = cause;
+        s.family = e.family;
+        s.state = state;
+        s.tcp_flags = flags;
+        s.cgroup = cgroup;
+        if cause::runs_in_process(cause) {
+            s.pid = (bpf_get_current_pid_tgid() >> 32) as u32;
+            s.comm = bpf_get_current_comm().unwrap_or_default();
+        }
+    })
 }
 
 /// The triggering segment's bytes from its IP header on, for `--pcap`.
@@ -171,14 +180,16 @@ fn capture_trigger(skb: u64, cause: u8) {
     if head == 0 {
         return;
     }
-    let data: [u8; CAPTURE_BYTES] = kread_bytes(head + u64::from(nh), 0);
-    // IPv4 total length or IPv6 payload length + header: what is valid of the 96 bytes.
-    let len = if data[0] >> 4 == 6 {
-        u32::from(u16::from_be_bytes([data[4], data[5]])) + 40
-    } else {
-        u32::from(u16::from_be_bytes([data[2], data[3]]))
-    };
-    counters::capture(view::SENT, cause, CAPTURE_TRIGGER, len.min(CAPTURE_BYTES as u32), &data);
+    counters::capture(view::SENT, cause, CAPTURE_TRIGGER, |data| {
+        *data = kread_bytes(head + u64::from(nh), 0);
+        // IPv4 total length or IPv6 payload length + header: what is valid of the 96 bytes.
+        let len = if data[0] >> 4 == 6 {
+            u32::from(u16::from_be_bytes([data[4], data[5]])) + 40
+        } else {
+            u32::from(u16::from_be_bytes([data[2], data[3]]))
+        };
+        len.min(CAPTURE_BYTES as u32)
+    });
 }
 
 #[btf_tracepoint(function = "tcp_send_reset")]
@@ -207,7 +218,8 @@ pub fn tcp_send_reset(ctx: BtfTracePointContext) -> i32 {
             remote: e.remote,
         });
     }
-    if record(view::SENT, cause, &e, reason, 0, flags) && skb != 0 && counters::capturing() {
+    let owner = if full { owner_cgroup(sk) } else { 0 };
+    if record(view::SENT, cause, &e, reason, 0, flags, owner) && skb != 0 && counters::capturing() {
         capture_trigger(skb, cause);
     }
     0
@@ -219,7 +231,8 @@ pub fn tcp_receive_reset(ctx: BtfTracePointContext) -> i32 {
     // tcp_reset() fires this before tcp_done(): the state is still the one the reset hit.
     let state: u8 = kread(sk, cfg_get!(sk_state));
     let cause = if let Some(i) = slot(u64::from(state), STATE_SLOTS) { cfg_get!(state_cause[i]) } else { cause::OTHER };
-    let _ = record(view::RECEIVED, cause, &sock_endpoints(sk), NO_REASON, state, 0);
+    let owner = if state == TCP_TIME_WAIT || state == TCP_NEW_SYN_RECV { 0 } else { owner_cgroup(sk) };
+    let _ = record(view::RECEIVED, cause, &sock_endpoints(sk), NO_REASON, state, 0, owner);
     0
 }
 
@@ -241,7 +254,7 @@ pub fn kfree_skb(ctx: BtfTracePointContext) -> i32 {
     if flags & TCP_RST == 0 {
         return 0;
     }
-    let _ = record(view::RECEIVED, cause::REJECTED_INVALID, &skb_endpoints(skb, th), NO_REASON, 0, flags);
+    let _ = record(view::RECEIVED, cause::REJECTED_INVALID, &skb_endpoints(skb, th), NO_REASON, 0, flags, 0);
     0
 }
 

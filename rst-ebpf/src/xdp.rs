@@ -1,8 +1,11 @@
 //! `wire_in`: every RST arriving on a watched interface. Always XDP_PASS.
 //! Checked on Linux 6.18 (native on veth, generic on lo).
 
-use aya_ebpf::{bindings::xdp_action, macros::xdp, programs::XdpContext};
-use rst_common::view;
+use aya_ebpf::{
+    EbpfContext, bindings::xdp_action, check_bounds_signed, helpers::bpf_xdp_load_bytes, macros::xdp,
+    programs::XdpContext,
+};
+use rst_common::{event::PAYLOAD_BYTES, view};
 
 use crate::packet::{self, Frame};
 
@@ -19,6 +22,14 @@ impl Frame for XdpContext {
     #[inline(always)]
     fn len(&self) -> usize {
         self.data_end() - self.data()
+    }
+
+    #[inline(always)]
+    fn load_into(&self, off: usize, buf: &mut [u8; PAYLOAD_BYTES], n: usize) -> bool {
+        if !check_bounds_signed(n as i64, 1, PAYLOAD_BYTES as i64) {
+            return false;
+        }
+        unsafe { bpf_xdp_load_bytes(self.as_ptr().cast(), off as u32, buf.as_mut_ptr().cast(), n as u32) == 0 }
     }
 }
 

@@ -9,15 +9,17 @@ use std::{
 
 use rst_common::{
     cause,
-    maps::{self, PeerKey, SampleState},
+    maps::{self, OwnerKey, PeerKey, SampleState},
 };
 
 use crate::{
     decode::Event,
     model::{
-        self, CauseCount, Coverage, OTHER, PeerCount, PortCount, PortLabel, Recent, SNAPSHOT_VERSION, SampleStats,
-        Snapshot, Totals,
+        self, CauseCount, Coverage, OTHER, OwnerCount, PeerCount, PortCount, PortLabel, Recent, SNAPSHOT_VERSION,
+        SampleStats, Snapshot, Totals,
     },
+    owners::Owner,
+    payload::Payload,
 };
 
 /// Everything the kernel counted, summed over CPUs.
@@ -28,7 +30,9 @@ pub struct KernelCounts {
     /// (`maps::port_key`, count).
     pub ports: Vec<(u32, u64)>,
     pub peers: Vec<(PeerKey, u64)>,
-    /// Port overflow at `slot`, peer overflow at `COUNT_SLOTS + slot`.
+    pub owners: Vec<(OwnerKey, u64)>,
+    /// Port overflow at `slot`, peer overflow at `COUNT_SLOTS + slot`, owner
+    /// overflow at `2 * COUNT_SLOTS + slot`.
     pub overflow: Vec<u64>,
     /// Sample accounting summed over CPUs (the window fields are meaningless here).
     pub samples: SampleState,
@@ -54,6 +58,8 @@ pub struct Aggregator {
     counts: KernelCounts,
     recent: VecDeque<Event>,
     delivered: u64,
+    /// cgroup id -> owner, as resolved so far.
+    owner_names: BTreeMap<u64, Owner>,
 }
 
 fn peer_addr(k: &PeerKey) -> IpAddr {
@@ -105,6 +111,7 @@ impl Aggregator {
             counts: KernelCounts::default(),
             recent: VecDeque::with_capacity(limits.recent),
             delivered: 0,
+            owner_names: BTreeMap::new(),
         }
     }
 
@@ -122,6 +129,25 @@ impl Aggregator {
 
     pub fn on_counts(&mut self, counts: KernelCounts) {
         self.counts = counts;
+    }
+
+    /// cgroup ids counted or sampled that have no name yet.
+    #[must_use]
+    pub fn unnamed_owners(&self) -> Vec<u64> {
+        let counted = self.counts.owners.iter().map(|(k, _)| k.cgroup);
+        let sampled = self.recent.iter().filter_map(|e| e.cgroup);
+        let mut ids: Vec<u64> = counted.chain(sampled).filter(|id| !self.owner_names.contains_key(id)).collect();
+        ids.sort_unstable();
+        ids.dedup();
+        ids
+    }
+
+    pub fn name_owners(&mut self, named: impl IntoIterator<Item = (u64, Owner)>) {
+        self.owner_names.extend(named);
+    }
+
+    fn owner(&self, cgroup: u64) -> Owner {
+        self.owner_names.get(&cgroup).cloned().unwrap_or_else(|| Owner { name: format!("cgroup:{cgroup}"), path: None })
     }
 
     pub fn on_sample(&mut self, ev: Event) {
@@ -184,6 +210,25 @@ impl Aggregator {
             count: n,
         })
         .collect();
+        let owner_over = |slot: u32| k.overflow.get((2 * maps::COUNT_SLOTS + slot) as usize).copied().unwrap_or(0);
+        let owners = top_rows(
+            k.owners.iter().map(|(key, n)| (key.view, key.cause, key.cgroup, *n)),
+            owner_over,
+            self.limits.top,
+        )
+        .into_iter()
+        .map(|(v, c, id, n)| {
+            let owner = id.map(|id| self.owner(id));
+            OwnerCount {
+                view: model::view_name(v).into(),
+                cause: model::cause_name(c).into(),
+                owner: owner.as_ref().map_or_else(|| OTHER.into(), |o| o.name.clone()),
+                cgroup: id,
+                cgroup_path: owner.and_then(|o| o.path),
+                count: n,
+            }
+        })
+        .collect();
         let (ring_full, rate_limited) = (k.samples.ring_full, k.samples.rate_limited);
         Snapshot {
             version: SNAPSHOT_VERSION,
@@ -193,6 +238,7 @@ impl Aggregator {
             causes,
             ports,
             peers,
+            owners,
             samples: SampleStats {
                 delivered: self.delivered,
                 dropped: ring_full + rate_limited,
@@ -221,6 +267,9 @@ impl Aggregator {
             pid: e.pid,
             comm: e.comm.clone(),
             ifindex: e.ifindex,
+            cgroup: e.cgroup,
+            owner: e.cgroup.map(|id| self.owner(id).name),
+            payload: e.payload.as_ref().map(|(len, bytes)| Payload::new(*len, bytes)),
             ts_ns: e.ts_ns,
         }
     }
@@ -319,11 +368,33 @@ mod tests {
                 state: 0,
                 tcp_flags: 0,
                 ts_ns: ts,
+                cgroup: Some(77),
+                payload: None,
             });
         }
         let s = a.snapshot(1.0);
         assert_eq!(s.samples.delivered, 3);
         assert_eq!(s.recent.iter().map(|r| r.ts_ns).collect::<Vec<_>>(), vec![3, 2]);
         assert_eq!(s.recent[0].reason_name.as_deref(), Some("TCP_STATE"));
+        assert_eq!(s.recent[0].owner.as_deref(), Some("cgroup:77"), "unnamed until resolved");
+        assert_eq!(a.unnamed_owners(), vec![77]);
+        a.name_owners([(77, Owner { name: "nginx.service".into(), path: Some("/x/nginx.service".into()) })]);
+        assert_eq!(a.snapshot(1.0).recent[0].owner.as_deref(), Some("nginx.service"));
+        assert!(a.unnamed_owners().is_empty());
+    }
+
+    #[test]
+    fn owners_by_cgroup_with_names_and_overflow_as_other() {
+        let mut a = agg(1);
+        let mut k = counts();
+        let key = |cgroup| OwnerKey { cgroup, view: view::SENT, cause: cause::LINGER_ABORT, _pad: [0; 6] };
+        k.owners = vec![(key(5), 3), (key(6), 1)];
+        k.overflow[(2 * maps::COUNT_SLOTS + cause::slot(view::SENT, cause::LINGER_ABORT)) as usize] = 2;
+        a.on_counts(k);
+        a.name_owners([(5, Owner { name: "nginx.service".into(), path: Some("/system.slice/nginx.service".into()) })]);
+        let s = a.snapshot(1.0);
+        let rows: Vec<_> = s.owners.iter().map(|o| (o.owner.as_str(), o.cgroup, o.count)).collect();
+        assert_eq!(rows, vec![("nginx.service", Some(5), 3), ("other", None, 3)]);
+        assert_eq!(s.owners[0].cgroup_path.as_deref(), Some("/system.slice/nginx.service"));
     }
 }

@@ -215,6 +215,8 @@ mod tests {
             state: 0,
             tcp_flags: 0,
             ts_ns: 0,
+            cgroup: None,
+            payload: None,
         }
     }
 

@@ -103,6 +103,10 @@ pub struct RunArgs {
     /// Packets kept per pcap file (the first ones).
     #[arg(long, value_name = "N", default_value_t = 100)]
     pub pcap_count: usize,
+    /// Also export rstwatch_owner_resets_total{view,cause,owner} in /metrics: socket-bound
+    /// resets by the socket's systemd unit or container (top owners, the rest "other").
+    #[arg(long)]
+    pub owner_metrics: bool,
     /// Print a plain summary on stdout every two seconds while resets change.
     #[arg(long)]
     pub live: bool,

@@ -34,6 +34,7 @@ pub struct ConfigFile {
     pub scan_ports: Option<usize>,
     pub listener_down_rate: Option<f64>,
     pub rst_flood_rate: Option<f64>,
+    pub owner_metrics: Option<bool>,
 }
 
 /// A parsed file with its text, to name lines in later errors.

@@ -24,6 +24,7 @@ use crate::{
     model::{Snapshot, Totals},
     notify, output,
     output::pcap::PcapSink,
+    owners::Resolver,
     pins, privileges,
     settings::Settings,
     source::{Ring, Source},
@@ -186,6 +187,26 @@ fn start_programs(args: &RunArgs, settings: &Settings, probe: &kernel::Probe) ->
     Ok((ebpf, wire, source))
 }
 
+/// HTTP (/snapshot, /metrics) and `--live`, fed by the snapshot channel;
+/// returns the HTTP server's stop switch and task.
+fn start_outputs(
+    listener: tokio::net::TcpListener,
+    rx: &watch::Receiver<Arc<Snapshot>>,
+    settings: &Settings,
+    live: bool,
+) -> (watch::Sender<bool>, tokio::task::JoinHandle<std::io::Result<()>>) {
+    let (stop_tx, mut stop_rx) = watch::channel(false);
+    let http_stop = async move {
+        let _ = stop_rx.wait_for(|v| *v).await;
+    };
+    let options = output::metrics::Options { owners: settings.owner_metrics };
+    let http = tokio::spawn(output::http::serve(listener, rx.clone(), options, http_stop));
+    if live {
+        tokio::spawn(output::live::run(rx.clone()));
+    }
+    (stop_tx, http)
+}
+
 pub async fn run(args: RunArgs) -> Result<(), Error> {
     // Everything a user can get wrong is checked before anything is loaded.
     let (mut settings, _) = settings(&args)?;
@@ -207,8 +228,10 @@ pub async fn run(args: RunArgs) -> Result<(), Error> {
     let mut detector = Detector::new(settings.alerts);
     let (tx, rx) = watch::channel(Arc::new(Snapshot::default()));
     let started = Instant::now();
-    let publish = |agg: &mut Aggregator, detector: &mut Detector, source: &Source| {
+    let mut owners = Resolver::new();
+    let mut publish = |agg: &mut Aggregator, detector: &mut Detector, source: &Source| {
         agg.on_counts(source.counts());
+        agg.name_owners(owners.resolve(&agg.unnamed_owners()));
         let mut snap = agg.snapshot(started.elapsed().as_secs_f64());
         for change in detector.on_snapshot(&snap) {
             log_alert(&change);
@@ -221,14 +244,7 @@ pub async fn run(args: RunArgs) -> Result<(), Error> {
     };
     let first = publish(&mut agg, &mut detector, &source);
 
-    let (stop_tx, mut stop_rx) = watch::channel(false);
-    let http_stop = async move {
-        let _ = stop_rx.wait_for(|v| *v).await;
-    };
-    let http = tokio::spawn(output::http::serve(listener, rx.clone(), http_stop));
-    if args.live {
-        tokio::spawn(output::live::run(rx.clone()));
-    }
+    let (stop_tx, http) = start_outputs(listener, &rx, &settings, args.live);
     tracing::info!(listen = %settings.listen, ifaces = ?wire.watched(), sample_rate = settings.sample_rate, kernel = %probe.release, "rstwatch running");
     notify::ready(&summary(&first.totals, &first.totals, &first));
 

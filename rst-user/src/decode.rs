@@ -18,6 +18,10 @@ pub struct Event {
     pub state: u8,
     pub tcp_flags: u8,
     pub ts_ns: u64,
+    /// cgroup id of the socket's owner, when the reset belongs to a full socket.
+    pub cgroup: Option<u64>,
+    /// An RST's payload: its length on the wire and the bytes kept.
+    pub payload: Option<(u16, Vec<u8>)>,
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -52,6 +56,9 @@ pub fn decode(bytes: &[u8]) -> Result<Event, BadLength> {
         state: s.state,
         tcp_flags: s.tcp_flags,
         ts_ns: s.ts_ns,
+        cgroup: (s.cgroup != 0).then_some(s.cgroup),
+        payload: (s.payload_len != 0)
+            .then(|| (s.payload_len, s.payload[..usize::from(s.payload_caplen).min(s.payload.len())].to_vec())),
     })
 }
 
@@ -92,6 +99,16 @@ mod tests {
         assert_eq!(e.pid, Some(1234));
         assert_eq!(e.comm.as_deref(), Some("python3"));
         assert_eq!(e.ifindex, None);
+        assert_eq!(e.cgroup, None);
+    }
+
+    #[test]
+    fn decodes_owner_and_payload() {
+        let mut s = Sample { cgroup: 4242, payload_len: 100, payload_caplen: 3, ..Sample::default() };
+        s.payload[..4].copy_from_slice(b"abcd");
+        let e = decode(&encode(&s)).unwrap();
+        assert_eq!(e.cgroup, Some(4242));
+        assert_eq!(e.payload, Some((100, b"abc".to_vec())), "only the bytes kept, the wire length as sent");
     }
 
     #[test]

@@ -15,6 +15,8 @@ pub mod loader;
 pub mod model;
 pub mod notify;
 pub mod output;
+pub mod owners;
+pub mod payload;
 pub mod pins;
 pub mod privileges;
 pub mod settings;

@@ -95,6 +95,10 @@ pub struct Snapshot {
     pub causes: Vec<CauseCount>,
     pub ports: Vec<PortCount>,
     pub peers: Vec<PeerCount>,
+    /// Socket-bound resets by the socket's owner (cgroup -> unit/container):
+    /// exact per cgroup up to the kernel's key budget, the rest as `other`.
+    #[serde(default)]
+    pub owners: Vec<OwnerCount>,
     pub samples: SampleStats,
     pub recent: Vec<Recent>,
     /// Per view: resets the kernel did not run our program for — reported by
@@ -206,6 +210,19 @@ pub struct PeerCount {
     pub count: u64,
 }
 
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OwnerCount {
+    pub view: String,
+    pub cause: String,
+    /// systemd unit, `container:<id>`, cgroup path, `cgroup:<id>` (gone) or `other`.
+    pub owner: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cgroup: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cgroup_path: Option<String>,
+    pub count: u64,
+}
+
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SampleStats {
     /// Samples read from the ring buffer by this daemon.
@@ -233,6 +250,14 @@ pub struct Recent {
     pub comm: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub ifindex: Option<u32>,
+    /// The socket's owner (cgroup id and its name), for socket-bound resets.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cgroup: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub owner: Option<String>,
+    /// What the RST carried as payload (wire views), decoded when it can be.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub payload: Option<crate::payload::Payload>,
     pub ts_ns: u64,
 }
 
@@ -254,6 +279,9 @@ impl Recent {
             pid: Some(pid),
             comm: Some("nginx".into()),
             ifindex: None,
+            cgroup: Some(7),
+            owner: Some("nginx.service".into()),
+            payload: None,
             ts_ns,
         }
     }

@@ -29,6 +29,8 @@ pub struct Settings {
     pub pin_dir: Option<PathBuf>,
     pub summary_seconds: u64,
     pub alerts: Thresholds,
+    /// Export `rstwatch_owner_resets_total{owner}` in /metrics.
+    pub owner_metrics: bool,
 }
 
 impl Settings {
@@ -80,6 +82,7 @@ impl Settings {
                 .summary_seconds
                 .or(f.and_then(|f| f.summary_seconds))
                 .unwrap_or(DEFAULT_SUMMARY_SECONDS),
+            owner_metrics: args.owner_metrics || f.and_then(|f| f.owner_metrics).unwrap_or(false),
             alerts: {
                 let d = Thresholds::default();
                 Thresholds {
@@ -113,6 +116,7 @@ impl Settings {
         note(false, "port_keys", self.port_keys.to_string(), new.port_keys.to_string());
         note(false, "peer_keys", self.peer_keys.to_string(), new.peer_keys.to_string());
         note(false, "poll_ms", self.poll_ms.to_string(), new.poll_ms.to_string());
+        note(false, "owner_metrics", self.owner_metrics.to_string(), new.owner_metrics.to_string());
         note(false, "pin_dir", format!("{:?}", self.pin_dir), format!("{:?}", new.pin_dir));
         (live, restart)
     }

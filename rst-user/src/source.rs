@@ -5,7 +5,7 @@ use aya::{
     Ebpf,
     maps::{MapData, PerCpuArray, PerCpuHashMap, RingBuf},
 };
-use rst_common::maps::{self, PeerKey, SampleState};
+use rst_common::maps::{self, OwnerKey, PeerKey, SampleState};
 use tokio::io::{Interest, unix::AsyncFd};
 
 use crate::{aggregate::KernelCounts, error::Error};
@@ -26,6 +26,7 @@ pub struct Source {
     counts: PerCpuArray<MapData, u64>,
     ports: PerCpuHashMap<MapData, u32, u64>,
     peers: PerCpuHashMap<MapData, PeerKey, u64>,
+    owners: PerCpuHashMap<MapData, OwnerKey, u64>,
     overflow: PerCpuArray<MapData, u64>,
     stats: PerCpuArray<MapData, SampleState>,
     unannounced: PerCpuArray<MapData, u64>,
@@ -49,6 +50,7 @@ impl Source {
             counts: take(ebpf, maps::COUNTS)?,
             ports: take(ebpf, maps::PORTS)?,
             peers: take(ebpf, maps::PEERS)?,
+            owners: take(ebpf, maps::OWNERS)?,
             overflow: take(ebpf, maps::OVERFLOW)?,
             stats: take(ebpf, maps::STATS)?,
             unannounced: take(ebpf, maps::UNANNOUNCED)?,
@@ -68,6 +70,7 @@ impl Source {
             causes: sum_array(&self.counts),
             ports: self.ports.iter().filter_map(Result::ok).map(|(k, v)| (k, v.iter().sum())).collect(),
             peers: self.peers.iter().filter_map(Result::ok).map(|(k, v)| (k, v.iter().sum())).collect(),
+            owners: self.owners.iter().filter_map(Result::ok).map(|(k, v)| (k, v.iter().sum())).collect(),
             overflow: sum_array(&self.overflow),
             samples,
             missed: self

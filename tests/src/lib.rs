@@ -2,11 +2,13 @@
 //! veth pair made (and removed) by each test, the real daemon, real sockets.
 //! Traffic stays on loopback or inside the test's own namespaces.
 
+pub mod cgroup;
 pub mod daemon;
 pub mod flood;
 pub mod frames;
 pub mod kernel_counters;
 pub mod netns;
+pub mod nginx;
 pub mod programs;
 pub mod reference;
 pub mod rig;

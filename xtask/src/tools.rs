@@ -1,12 +1,12 @@
-//! System tools the integration tests drive (iproute2, util-linux, tmux, systemd-analyze, nftables, hping3, tcpdump):
-//! checked, and installed from Debian's packages when missing.
+//! System tools the integration tests drive (iproute2, util-linux, tmux, systemd-analyze, nftables, hping3, tcpdump,
+//! nginx): checked, and installed from Debian's packages when missing — without starting any service they ship.
 
 use std::process::Command;
 
 use anyhow::{Result, bail};
 
 /// (command, Debian package)
-const TOOLS: [(&str, &str); 9] = [
+const TOOLS: [(&str, &str); 10] = [
     ("tcpdump", "tcpdump"),
     ("hping3", "hping3"),
     ("nft", "nftables"),
@@ -16,7 +16,11 @@ const TOOLS: [(&str, &str); 9] = [
     ("setpriv", "util-linux"),
     ("tmux", "tmux"),
     ("systemd-analyze", "systemd"),
+    ("nginx", "nginx"),
 ];
+
+/// Debian's hook that tells maintainer scripts not to start services.
+const POLICY_RC_D: &str = "/usr/sbin/policy-rc.d";
 
 fn present(cmd: &str) -> bool {
     Command::new("sh").arg("-c").arg(format!("command -v {cmd}")).output().is_ok_and(|o| o.status.success())
@@ -35,12 +39,20 @@ pub fn ensure_packages(tools: &[(&str, &str)]) -> Result<()> {
         return Ok(());
     }
     eprintln!("xtask: installing {} from Debian's packages", missing.join(" "));
+    // A test machine must not start nginx on port 80 as a side effect: deny
+    // service starts while installing (unless the machine already has a policy).
+    let own_policy = !std::path::Path::new(POLICY_RC_D).exists()
+        && std::fs::write(POLICY_RC_D, "#!/bin/sh\nexit 101\n").is_ok()
+        && Command::new("chmod").args(["+x", POLICY_RC_D]).status().is_ok_and(|s| s.success());
     let ok = Command::new("apt-get").arg("update").status().is_ok_and(|s| s.success())
         && Command::new("apt-get")
             .args(["install", "-y", "--no-install-recommends"])
             .args(&missing)
             .status()
             .is_ok_and(|s| s.success());
+    if own_policy {
+        let _ = std::fs::remove_file(POLICY_RC_D);
+    }
     if !ok {
         bail!("could not install {}: install them with your package manager and retry", missing.join(" "));
     }

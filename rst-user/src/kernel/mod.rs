@@ -89,6 +89,10 @@ pub fn probe(btf_path: &Path) -> Result<Probe, Error> {
         config.sock_linger_bit != ABSENT,
         "linger_abort counts as bad_state",
     );
+    let no_owner = "socket-bound resets carry no owner (cgroup)";
+    config.sk_cgroup = off(&mut cov, "sock", &[&["sk_cgrp_data", "cgroup"]], no_owner);
+    config.cgroup_kn = off(&mut cov, "cgroup", &[&["kn"]], no_owner);
+    config.kn_id = off(&mut cov, "kernfs_node", &[&["id"]], no_owner);
     let reasons = btf.enum_values("sk_rst_reason").unwrap_or_default();
     note(
         &mut cov,

@@ -12,8 +12,16 @@ use crate::model::{self, PortLabel, Snapshot};
 /// The `port` label of clients' ephemeral ports, summed.
 pub const EPHEMERAL: &str = "ephemeral";
 
+/// What `/metrics` exports beyond the contract's fixed families.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Options {
+    /// `rstwatch_owner_resets_total{view,cause,owner}` (off by default: one
+    /// series per owner, bounded by `top` per view and cause).
+    pub owners: bool,
+}
+
 #[derive(Debug)]
-struct SnapshotCollector(Snapshot);
+struct SnapshotCollector(Snapshot, Options);
 
 fn counter(
     enc: &mut DescriptorEncoder,
@@ -31,6 +39,18 @@ fn counter(
 fn plain_counter(enc: &mut DescriptorEncoder, name: &str, help: &str, value: u64) -> std::fmt::Result {
     let c = ConstCounter::new(value);
     c.encode(enc.encode_descriptor(name, help, None, c.metric_type())?)
+}
+
+/// Owner rows summed by name (two cgroups may carry one unit's name).
+fn owner_rows(s: &Snapshot) -> Vec<(Vec<(&'static str, String)>, u64)> {
+    let mut by_owner: std::collections::BTreeMap<(&str, &str, &str), u64> = std::collections::BTreeMap::new();
+    for o in &s.owners {
+        *by_owner.entry((o.view.as_str(), o.cause.as_str(), o.owner.as_str())).or_default() += o.count;
+    }
+    by_owner
+        .into_iter()
+        .map(|((v, c, o), n)| (vec![("view", v.to_string()), ("cause", c.to_string()), ("owner", o.to_string())], n))
+        .collect()
 }
 
 impl Collector for SnapshotCollector {
@@ -71,6 +91,14 @@ impl Collector for SnapshotCollector {
             "TCP resets by this host's port; ports past the key budget or top-N as port=\"other\", clients' ephemeral ports summed as port=\"ephemeral\".",
             &ports,
         )?;
+        if self.1.owners {
+            counter(
+                &mut enc,
+                "rstwatch_owner_resets",
+                "Socket-bound TCP resets by the socket's owner (systemd unit, container:<id> or cgroup path); top owners per view and cause, the rest as owner=\"other\".",
+                &owner_rows(s),
+            )?;
+        }
         plain_counter(
             &mut enc,
             "rstwatch_samples_delivered",
@@ -130,9 +158,9 @@ impl Collector for SnapshotCollector {
 
 /// The `/metrics` body for `snapshot`.
 #[must_use]
-pub fn render(snapshot: &Snapshot) -> String {
+pub fn render(snapshot: &Snapshot, options: Options) -> String {
     let mut registry = Registry::default();
-    registry.register_collector(Box::new(SnapshotCollector(snapshot.clone())));
+    registry.register_collector(Box::new(SnapshotCollector(snapshot.clone(), options)));
     let mut out = String::new();
     encode(&mut out, &registry).expect("writing to a String cannot fail");
     out
@@ -159,7 +187,7 @@ mod tests {
             ],
             ..Snapshot::default()
         };
-        let text = render(&s);
+        let text = render(&s, Options::default());
         assert!(text.contains("rstwatch_resets_total{view=\"sent\",cause=\"closed_port\"} 3\n"), "{text}");
         assert!(text.contains("rstwatch_resets_total{view=\"wire_out\",cause=\"not_from_stack\"} 0\n"));
         assert!(text.contains("rstwatch_port_resets_total{view=\"sent\",cause=\"closed_port\",port=\"other\"} 1\n"));
@@ -186,7 +214,7 @@ mod tests {
             ],
             ..Snapshot::default()
         };
-        let text = render(&s);
+        let text = render(&s, Options::default());
         assert!(
             text.contains("rstwatch_port_resets_total{view=\"received\",cause=\"refused\",port=\"ephemeral\"} 5\n"),
             "{text}"
@@ -196,5 +224,30 @@ mod tests {
         );
         assert!(text.contains("port=\"8080\"} 1\n"));
         assert!(!text.contains("40001") && !text.contains("50000"), "{text}");
+    }
+
+    #[test]
+    fn owner_label_only_when_asked_and_summed_by_name() {
+        let row = |owner: &str, cgroup, count| crate::model::OwnerCount {
+            view: "sent".into(),
+            cause: "linger_abort".into(),
+            owner: owner.into(),
+            cgroup,
+            cgroup_path: None,
+            count,
+        };
+        let s = Snapshot {
+            owners: vec![row("nginx.service", Some(1), 3), row("nginx.service", Some(2), 2), row("other", None, 1)],
+            ..Snapshot::default()
+        };
+        assert!(!render(&s, Options::default()).contains("rstwatch_owner_resets"));
+        let text = render(&s, Options { owners: true });
+        assert!(
+            text.contains(
+                "rstwatch_owner_resets_total{view=\"sent\",cause=\"linger_abort\",owner=\"nginx.service\"} 5\n"
+            ),
+            "{text}"
+        );
+        assert!(text.contains("owner=\"other\"} 1\n"));
     }
 }

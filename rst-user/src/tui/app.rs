@@ -5,7 +5,7 @@ use std::collections::{HashMap, VecDeque};
 
 use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 
-use crate::model::{PeerCount, PortCount, Recent, Snapshot};
+use crate::model::{OwnerCount, PeerCount, PortCount, Recent, Snapshot};
 
 /// Seconds of history in the sparklines.
 pub const HISTORY: usize = 60;
@@ -16,6 +16,7 @@ pub enum Pane {
     Causes,
     Ports,
     Peers,
+    Owners,
     Recent,
 }
 
@@ -52,7 +53,7 @@ pub struct App {
     pub view_rates: [f64; 4],
     pub history: [VecDeque<u64>; 4],
     pub pane: Pane,
-    pub selected: [usize; 4],
+    pub selected: [usize; 5],
     pub sort: Sort,
     pub paused: bool,
     pub filter: String,
@@ -67,7 +68,8 @@ fn pane_index(p: Pane) -> usize {
         Pane::Causes => 0,
         Pane::Ports => 1,
         Pane::Peers => 2,
-        Pane::Recent => 3,
+        Pane::Owners => 3,
+        Pane::Recent => 4,
     }
 }
 
@@ -82,7 +84,7 @@ impl App {
             view_rates: [0.0; 4],
             history: Default::default(),
             pane: Pane::Causes,
-            selected: [0; 4],
+            selected: [0; 5],
             sort: Sort::Rate,
             paused: false,
             filter: String::new(),
@@ -195,6 +197,13 @@ impl App {
         s.peers.iter().filter(|p| p.view == sel.view && p.cause == sel.cause && self.matches(&p.addr)).collect()
     }
 
+    /// Owners (unit, container, cgroup) of the selected cause's socket-bound resets, filtered.
+    #[must_use]
+    pub fn owners(&self) -> Vec<&OwnerCount> {
+        let (Some(s), Some(sel)) = (&self.snap, self.selected_cause()) else { return Vec::new() };
+        s.owners.iter().filter(|o| o.view == sel.view && o.cause == sel.cause && self.matches(&o.owner)).collect()
+    }
+
     /// Recent samples, newest first, filtered by address or port.
     #[must_use]
     pub fn recent(&self) -> Vec<&Recent> {
@@ -207,6 +216,7 @@ impl App {
             Pane::Causes => self.causes().len(),
             Pane::Ports => self.ports().len(),
             Pane::Peers => self.peers().len(),
+            Pane::Owners => self.owners().len(),
             Pane::Recent => self.recent().len(),
         }
     }
@@ -239,7 +249,8 @@ impl App {
                 self.pane = match self.pane {
                     Pane::Causes => Pane::Ports,
                     Pane::Ports => Pane::Peers,
-                    Pane::Peers => Pane::Recent,
+                    Pane::Peers => Pane::Owners,
+                    Pane::Owners => Pane::Recent,
                     Pane::Recent => Pane::Causes,
                 };
             }
@@ -248,7 +259,8 @@ impl App {
                     Pane::Causes => Pane::Recent,
                     Pane::Ports => Pane::Causes,
                     Pane::Peers => Pane::Ports,
-                    Pane::Recent => Pane::Peers,
+                    Pane::Owners => Pane::Peers,
+                    Pane::Recent => Pane::Owners,
                 };
             }
             KeyCode::Down | KeyCode::Char('j') => {
@@ -271,9 +283,10 @@ impl App {
             _ => {}
         }
         if self.pane == Pane::Causes {
-            // a new cause selected: its ports and peers start at the top
+            // a new cause selected: its ports, peers and owners start at the top
             self.selected[1] = 0;
             self.selected[2] = 0;
+            self.selected[3] = 0;
         }
     }
 }

@@ -91,10 +91,15 @@ fn recent(f: &mut Frame, area: Rect, app: &App) {
         .recent()
         .into_iter()
         .map(|r| {
-            let who = match (&r.comm, r.pid) {
-                (Some(c), Some(p)) => format!("{c}[{p}]"),
+            // The process when the reset ran in it, else the socket's owner; then any payload.
+            let mut who = match (&r.comm, r.pid, &r.owner) {
+                (Some(c), Some(p), _) => format!("{c}[{p}]"),
+                (_, _, Some(o)) => o.clone(),
                 _ => String::new(),
             };
+            if let Some(p) = &r.payload {
+                who = format!("{who} {}", p.summary()).trim_start().to_string();
+            }
             let secs = r.ts_ns / 1_000_000_000;
             Row::new(vec![
                 format!("{:>5}.{:03}", secs % 100_000, (r.ts_ns / 1_000_000) % 1000),
@@ -111,13 +116,13 @@ fn recent(f: &mut Frame, area: Rect, app: &App) {
             Constraint::Length(9),
             Constraint::Length(8),
             Constraint::Length(12),
-            Constraint::Min(33),
-            Constraint::Length(12),
+            Constraint::Length(33),
+            Constraint::Min(12),
         ],
     )
     .row_highlight_style(Style::new().add_modifier(Modifier::REVERSED))
-    .block(block(" recent resets (time: s since boot) ", app.pane == Pane::Recent));
-    let mut state = TableState::default().with_selected((app.pane == Pane::Recent).then_some(app.selected[3]));
+    .block(block(" recent resets (time: s since boot; process or owner; payload) ", app.pane == Pane::Recent));
+    let mut state = TableState::default().with_selected((app.pane == Pane::Recent).then_some(app.selected[4]));
     f.render_stateful_widget(table, area, &mut state);
 }
 
@@ -141,12 +146,12 @@ fn status(f: &mut Frame, area: Rect, app: &App) {
 fn help(f: &mut Frame, area: Rect) {
     let lines = [
         "q, Esc     quit",
-        "Tab        next pane (causes, ports, peers, recent)",
+        "Tab        next pane (causes, ports, peers, owners, recent)",
         "↑/↓, k/j   select",
         "s          sort causes: rate, count, name",
         "p          pause / resume",
-        "/          filter ports, peers and samples by port or",
-        "           address (Enter keeps it, Esc clears it)",
+        "/          filter ports, peers, owners and samples by port,",
+        "           address or owner (Enter keeps it, Esc clears it)",
         "?          this help (any key closes it)",
     ];
     let w = 60.min(area.width);
@@ -161,7 +166,7 @@ pub fn render(f: &mut Frame, app: &App) {
     let area = f.area();
     let [head, middle, explain, bottom, foot] = Layout::vertical([
         Constraint::Length(6),
-        Constraint::Min(7),
+        Constraint::Min(9),
         Constraint::Length(1),
         Constraint::Min(5),
         Constraint::Length(1),
@@ -170,11 +175,13 @@ pub fn render(f: &mut Frame, app: &App) {
     header(f, head, app);
     let [left, right] = Layout::horizontal([Constraint::Percentage(60), Constraint::Percentage(40)]).areas(middle);
     causes(f, left, app);
-    let [ports, peers] = Layout::vertical([Constraint::Percentage(50), Constraint::Percentage(50)]).areas(right);
+    let [ports, peers, owners] = Layout::vertical([Constraint::Fill(1); 3]).areas(right);
     let ports_rows = app.ports().into_iter().map(|p| (p.port.to_string(), p.count)).collect();
     keyed(f, ports, " top ports ", ports_rows, app.pane == Pane::Ports, app.selected[1]);
     let peer_rows = app.peers().into_iter().map(|p| (p.addr.clone(), p.count)).collect();
     keyed(f, peers, " top peers ", peer_rows, app.pane == Pane::Peers, app.selected[2]);
+    let owner_rows = app.owners().into_iter().map(|o| (o.owner.clone(), o.count)).collect();
+    keyed(f, owners, " by owner ", owner_rows, app.pane == Pane::Owners, app.selected[3]);
     let line = match (&app.snap, app.selected_cause()) {
         (None, _) => "waiting for the first snapshot…".to_string(),
         (Some(_), None) => "no resets yet".to_string(),
@@ -354,6 +361,41 @@ mod tests {
         }];
         a.on_snapshot(s);
         assert!(screen(&a, 80, 24).contains("ALERT: port_scan 10.0.0.9"));
+    }
+
+    #[test]
+    fn owners_pane_and_payloads_in_recent() {
+        let mut a = App::new("127.0.0.1:9477".into());
+        let mut s = snap(1.0, 2, 3);
+        s.owners = vec![crate::model::OwnerCount {
+            view: "sent".into(),
+            cause: "linger_abort".into(),
+            owner: "nginx.service".into(),
+            cgroup: Some(7),
+            cgroup_path: Some("/system.slice/nginx.service".into()),
+            count: 3,
+        }];
+        let mut wire = Recent::example("10.0.0.1:80", "10.0.0.2:5000", 0, 6_000_000_000);
+        (wire.view, wire.cause, wire.pid, wire.comm, wire.owner) = ("wire_in".into(), "abort".into(), None, None, None);
+        wire.payload = Some(crate::payload::Payload::new(12, b"idle timeout"));
+        let mut received = Recent::example("10.0.0.1:81", "10.0.0.2:5001", 0, 7_000_000_000);
+        (received.view, received.cause, received.pid, received.comm) =
+            ("received".into(), "peer_reset".into(), None, None);
+        s.recent = vec![received, wire];
+        a.on_snapshot(s);
+        // select linger_abort (sort by rate is 0 everywhere: count decides, then name)
+        while a.selected_cause().is_some_and(|c| c.cause != "linger_abort") {
+            key(&mut a, KeyCode::Down);
+        }
+        let text = screen(&a, 100, 30);
+        let line = |needle: &str| text.lines().find(|l| l.contains(needle)).unwrap_or_default().to_string();
+        assert!(text.contains("by owner") && line("nginx.service  ").trim_end_matches('│').ends_with(" 3"), "{text}");
+        assert!(line("10.0.0.1:80 ").contains("\"idle timeout\""), "printable payload shown: {text}");
+        assert!(line("10.0.0.1:81 ").contains("nginx.service"), "the owner when no process: {text}");
+        for _ in 0..3 {
+            key(&mut a, KeyCode::Tab);
+        }
+        assert_eq!(a.pane, Pane::Owners);
     }
 
     #[test]

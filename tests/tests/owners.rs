@@ -1,0 +1,87 @@
+//! Owner attribution with a real server: Debian's nginx, in a cgroup of its
+//! own named like a systemd unit, answers every request with `return 444`
+//! and `reset_timedout_connection on` — it closes with SO_LINGER {1,0}. The
+//! client's sockets are made in a second cgroup. rstwatch must name nginx's
+//! unit and worker for the resets it sends, and the client's cgroup (never a
+//! process: that reset runs in softirq) for the resets it receives.
+
+use std::{io::Write as _, net::SocketAddr};
+
+use rst_tests::{cgroup::Cgroup, netns::VB, nginx::Nginx, rig::Rig, traffic};
+use serde_json::Value;
+
+const REQUESTS: u16 = 3;
+
+fn addr(s: &str) -> SocketAddr {
+    s.parse().expect("socket address")
+}
+
+/// The owner rows of (view, cause) named `owner`.
+fn owner_rows<'a>(s: &'a Value, view: &str, cause: &str, owner: &str) -> Vec<&'a Value> {
+    s["owners"]
+        .as_array()
+        .map(Vec::as_slice)
+        .unwrap_or_default()
+        .iter()
+        .filter(|r| r["view"] == view && r["cause"] == cause && r["owner"] == owner)
+        .collect()
+}
+
+#[test]
+fn nginx_444_resets_name_its_unit_worker_and_the_clients_cgroup() {
+    let rig = Rig::start_with(&["--iface", VB, "--owner-metrics"]);
+    let unit = format!("rstwatch-nginx-{}.service", std::process::id());
+    let server_cg = Cgroup::new(&unit);
+    let client_cg = Cgroup::new("rstwatch-client.scope");
+    let server = addr("10.77.0.2:7480");
+    let nginx = Nginx::start(&rig.pair.b, server, &server_cg);
+    let d = rig.measure(
+        |p| {
+            for i in 0..REQUESTS {
+                let local = addr(&format!("10.77.0.1:{}", 7481 + i));
+                let mut c = client_cg.run(|| traffic::connect(&p.a, local, server).expect("connect to nginx"));
+                c.write_all(b"GET / HTTP/1.1\r\nHost: rstwatch\r\n\r\n").expect("request");
+                traffic::expect_reset(c);
+            }
+        },
+        |d| {
+            d.port("sent", "linger_abort", 7480) >= u64::from(REQUESTS)
+                && (0..REQUESTS).all(|i| d.port("received", "peer_reset", 7481 + i) == 1)
+                && !owner_rows(&d.after.json, "sent", "linger_abort", &unit).is_empty()
+        },
+    );
+    let n = u64::from(REQUESTS);
+    assert_eq!(d.port("sent", "linger_abort", 7480), n, "{}", d.after.json);
+    assert_eq!(d.kernel_b("TcpExt:TCPAbortOnData"), n, "the kernel's own count of these aborts");
+
+    // Exact counts by owner, with the cgroup's id and path.
+    let rows = owner_rows(&d.after.json, "sent", "linger_abort", &unit);
+    assert_eq!(rows.len(), 1, "{}", d.after.json["owners"]);
+    assert_eq!(rows[0]["count"], n);
+    assert_eq!(rows[0]["cgroup"], server_cg.id());
+    assert_eq!(rows[0]["cgroup_path"], server_cg.rel.as_str());
+    let clients = owner_rows(&d.after.json, "received", "peer_reset", "rstwatch-client.scope");
+    assert_eq!(clients.len(), 1, "{}", d.after.json["owners"]);
+    assert_eq!(clients[0]["count"], n);
+
+    // Samples: close() runs in nginx's worker, so it is named; the client's
+    // reset arrives in softirq, so only its socket's owner is.
+    let sent = d.after.recent("sent", "linger_abort", 7480);
+    assert!(!sent.is_empty(), "{}", d.after.json);
+    let workers = nginx.workers();
+    for s in &sent {
+        assert_eq!(s["owner"], unit.as_str());
+        assert_eq!(s["comm"], "nginx");
+        assert!(s["pid"].as_u64().is_some_and(|p| workers.contains(&(p as u32))), "{s} not one of {workers:?}");
+    }
+    let received = d.after.recent("received", "peer_reset", 7481);
+    assert_eq!(received.len(), 1, "{}", d.after.json);
+    assert_eq!(received[0]["owner"], "rstwatch-client.scope");
+    assert_eq!(received[0]["cgroup"], client_cg.id());
+    assert!(received[0].get("pid").is_none() && received[0].get("comm").is_none(), "{}", received[0]);
+
+    // The optional, bounded metric label.
+    let metrics = rig.daemon.get("/metrics");
+    let line = format!("rstwatch_owner_resets_total{{view=\"sent\",cause=\"linger_abort\",owner=\"{unit}\"}} {n}\n");
+    assert!(metrics.contains(&line), "{metrics}");
+}
