@@ -100,9 +100,13 @@ pub struct RunArgs {
     /// them (`trigger-*.pcap`) and the RSTs on watched interfaces (`*.pcap`).
     #[arg(long, value_name = "DIR")]
     pub pcap: Option<PathBuf>,
-    /// Packets kept per pcap file (the first ones).
-    #[arg(long, value_name = "N", default_value_t = 100)]
-    pub pcap_count: usize,
+    /// Packets per pcap file; a full file is rotated to <name>.1.pcap (then .2, …).
+    #[arg(long, value_name = "N", default_value_t = 100, value_parser = clap::value_parser!(u64).range(1..))]
+    pub pcap_count: u64,
+    /// Pcap files kept per cause, the one being written included; the oldest is removed.
+    /// Disk use per cause stays under FILES × (24 + N × 112) bytes.
+    #[arg(long, value_name = "FILES", default_value_t = 4, value_parser = clap::value_parser!(u64).range(1..=1000))]
+    pub pcap_files: u64,
     /// Also export rstwatch_owner_resets_total{view,cause,owner} in /metrics: socket-bound
     /// resets by the socket's systemd unit or container (top owners, the rest "other").
     #[arg(long)]

@@ -114,8 +114,14 @@ fn summary(t: &Totals, prev: &Totals, s: &Snapshot) -> String {
 fn pcap_sink(args: &RunArgs, ebpf: &mut Ebpf) -> Result<Option<PcapSink>, Error> {
     let Some(dir) = &args.pcap else { return Ok(None) };
     loader::set_capture(ebpf, true)?;
-    tracing::info!(dir = %dir.display(), per_file = args.pcap_count, "writing pcap files of sampled resets");
-    PcapSink::new(dir, args.pcap_count).map(Some)
+    tracing::info!(
+        dir = %dir.display(),
+        per_file = args.pcap_count,
+        files = args.pcap_files,
+        "writing pcap files of sampled resets (rotated)"
+    );
+    let n = |v: u64| usize::try_from(v).unwrap_or(usize::MAX);
+    PcapSink::new(dir, n(args.pcap_count), n(args.pcap_files)).map(Some)
 }
 
 /// One log line per alert start and end, never one per reset.

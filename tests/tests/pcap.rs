@@ -1,5 +1,6 @@
 //! `--pcap DIR`: the segments that triggered resets and the resets on the
-//! wire, written as pcap files that tcpdump reads back.
+//! wire, written as pcap files that tcpdump reads back, rotated when full
+//! with only the newest files kept.
 
 use std::process::Command;
 
@@ -11,36 +12,45 @@ fn tcpdump(file: &std::path::Path) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
+/// Five refused connects from ports 7981..=7985; two packets per file, two files per cause.
 #[test]
-fn pcap_files_hold_triggers_and_resets_readable_by_tcpdump() {
+fn pcap_files_hold_triggers_and_resets_readable_by_tcpdump_and_rotate() {
     let dir = std::env::temp_dir().join(format!("rstw-pcap-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
-    let rig = Rig::start_with(&["--iface", VB, "--pcap", dir.to_str().unwrap(), "--pcap-count", "2"]);
+    let args = ["--iface", VB, "--pcap", dir.to_str().unwrap(), "--pcap-count", "2", "--pcap-files", "2"];
+    let rig = Rig::start_with(&args);
     let d = rig.measure(
         |p| {
-            for _ in 0..3 {
-                traffic::syn_to_closed_port(&p.a, "10.77.0.1:0".parse().unwrap(), "10.77.0.2:7991".parse().unwrap());
+            for port in 7981..=7985 {
+                let local = format!("10.77.0.1:{port}").parse().unwrap();
+                traffic::syn_to_closed_port(&p.a, local, "10.77.0.2:7991".parse().unwrap());
             }
         },
-        |d| d.port("sent", "closed_port", 7991) == 3 && d.port("wire_out", "refusal", 7991) == 3,
+        |d| d.port("sent", "closed_port", 7991) == 5 && d.port("wire_out", "refusal", 7991) == 5,
     );
-    assert_eq!(d.port("sent", "closed_port", 7991), 3);
-    let wait = |name: &str| {
-        let f = dir.join(name);
-        rst_tests::wait::until_true(name, std::time::Duration::from_secs(5), || {
-            f.exists() && tcpdump(&f).lines().count() == 2
+    assert_eq!(d.port("sent", "closed_port", 7991), 5);
+    // Rotation: <name>.pcap holds the newest packet (7985), <name>.1.pcap the two
+    // before it (7983, 7984); the oldest file (7981, 7982) was removed.
+    let read = |stem: &str| {
+        let (newest, older) = (dir.join(format!("{stem}.pcap")), dir.join(format!("{stem}.1.pcap")));
+        rst_tests::wait::until_true(stem, std::time::Duration::from_secs(5), || {
+            newest.exists() && older.exists() && tcpdump(&newest).lines().count() == 1
         });
-        tcpdump(&f)
+        assert!(!dir.join(format!("{stem}.2.pcap")).exists(), "only two files are kept");
+        (tcpdump(&newest), tcpdump(&older))
     };
-    // the SYNs that hit the closed port, from their IP header on (two: the file's bound)
-    let triggers = wait("trigger-sent-closed_port.pcap");
-    assert!(
-        triggers.lines().all(|l| l.contains("10.77.0.1.") && l.contains("> 10.77.0.2.7991: Flags [S]")),
-        "{triggers}"
-    );
+    // the SYNs that hit the closed port, from their IP header on
+    let (newest, older) = read("trigger-sent-closed_port");
+    assert!(newest.contains("10.77.0.1.7985 > 10.77.0.2.7991: Flags [S]"), "{newest}");
+    assert_eq!(older.lines().count(), 2, "{older}");
+    assert!(older.contains("10.77.0.1.7983 > ") && older.contains("10.77.0.1.7984 > "), "{older}");
     // the RSTs leaving vb, from their Ethernet header on
-    let resets = wait("wire_out-refusal.pcap");
-    assert!(resets.lines().all(|l| l.contains("10.77.0.2.7991 > 10.77.0.1.") && l.contains("Flags [R.]")), "{resets}");
+    let (newest, older) = read("wire_out-refusal");
+    assert!(newest.contains("10.77.0.2.7991 > 10.77.0.1.7985: Flags [R.]"), "{newest}");
+    assert!(
+        older.contains("> 10.77.0.1.7983: Flags [R.]") && older.contains("> 10.77.0.1.7984: Flags [R.]"),
+        "{older}"
+    );
     drop(rig);
     let _ = std::fs::remove_dir_all(&dir);
 }
