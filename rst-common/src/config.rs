@@ -42,6 +42,12 @@ pub struct Config {
     pub sk_cgroup: u32,
     pub cgroup_kn: u32,
     pub kn_id: u32,
+    /// The namespace of a reset: `sock.__sk_common.skc_net.net`, or for a
+    /// socketless one `sk_buff.dev` -> `net_device.nd_net.net`; then `net.ns.inum`.
+    pub sk_net: u32,
+    pub skb_dev: u32,
+    pub dev_net: u32,
+    pub net_inum: u32,
     /// `enum sk_rst_reason` value -> cause code (or a `REFINE_*` marker).
     pub reason_cause: [u8; REASON_SLOTS],
     /// TCP state (before the reset) -> `received` cause code.
@@ -75,13 +81,17 @@ impl Config {
         sk_cgroup: ABSENT,
         cgroup_kn: ABSENT,
         kn_id: ABSENT,
+        sk_net: ABSENT,
+        skb_dev: ABSENT,
+        dev_net: ABSENT,
+        net_inum: ABSENT,
         reason_cause: [crate::cause::UNSPECIFIED; REASON_SLOTS],
         state_cause: [crate::cause::OTHER; STATE_SLOTS],
         rst_drop_reasons: [0; DROP_REASON_BYTES],
     };
 }
 
-const _: () = assert!(size_of::<Config>() == 19 * 4 + REASON_SLOTS + STATE_SLOTS + DROP_REASON_BYTES);
+const _: () = assert!(size_of::<Config>() == 23 * 4 + REASON_SLOTS + STATE_SLOTS + DROP_REASON_BYTES);
 
 #[cfg(feature = "user")]
 unsafe impl aya::Pod for Config {}

@@ -32,7 +32,10 @@ pub struct Sample {
     /// diagnostic text), and how many of them are in `payload`.
     pub payload_len: u16,
     pub payload_caplen: u8,
-    pub _pad2: [u8; 5],
+    pub _pad2: u8,
+    /// Inode of the network namespace the reset happened in (stack views;
+    /// 0 when unknown — the wire views' is the watching daemon's own).
+    pub netns: u32,
     pub payload: [u8; PAYLOAD_BYTES],
 }
 
@@ -93,7 +96,8 @@ impl Default for Sample {
             cgroup: 0,
             payload_len: 0,
             payload_caplen: 0,
-            _pad2: [0; 5],
+            _pad2: 0,
+            netns: 0,
             payload: [0; PAYLOAD_BYTES],
         }
     }

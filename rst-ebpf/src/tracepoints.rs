@@ -114,6 +114,19 @@ fn owner_cgroup(sk: u64) -> u64 {
     kread(kn, cfg_get!(kn_id))
 }
 
+/// Inode of a socket's network namespace, else of the device a segment came
+/// in on; 0 if unknown.
+#[inline(always)]
+fn netns(sk: u64, skb: u64) -> u32 {
+    let net: u64 = if sk != 0 {
+        kread(sk, cfg_get!(sk_net))
+    } else {
+        let dev: u64 = kread(skb, cfg_get!(skb_dev));
+        kread(dev, cfg_get!(dev_net))
+    };
+    kread(net, cfg_get!(net_inum))
+}
+
 /// Whether the socket had SO_LINGER {on, 0} (SOCK_LINGER set, sk_lingertime 0).
 #[inline(always)]
 fn lingers_zero(sk: u64) -> bool {
@@ -148,9 +161,11 @@ fn sent_cause(reason: u32, sk: u64, th: u64, flags: u8) -> u8 {
 }
 
 /// Counts and samples one reset; returns whether the sample went out.
-/// `cgroup`: the owner of the socket the reset belongs to, 0 when none.
+/// `cgroup`: the owner of the socket the reset belongs to, 0 when none;
+/// `netns`: the namespace's inode.
 #[inline(always)]
-fn record(view: u8, cause: u8, e: &Endpoints, reason: u32, state: u8, flags: u8, cgroup: u64) -> bool {
+#[expect(clippy::too_many_arguments, reason = "one sample's fields")]
+fn record(view: u8, cause: u8, e: &Endpoints, reason: u32, state: u8, flags: u8, cgroup: u64, netns: u32) -> bool {
     counters::count(view, cause, e.lport, e.family, &e.remote);
     counters::count_owner(view, cause, cgroup);
     counters::emit(|s| {
@@ -165,6 +180,7 @@ fn record(view: u8, cause: u8, e: &Endpoints, reason: u32, state: u8, flags: u8,
         s.state = state;
         s.tcp_flags = flags;
         s.cgroup = cgroup;
+        s.netns = netns;
         if cause::runs_in_process(cause) {
             s.pid = (bpf_get_current_pid_tgid() >> 32) as u32;
             s.comm = bpf_get_current_comm().unwrap_or_default();
@@ -219,7 +235,8 @@ pub fn tcp_send_reset(ctx: BtfTracePointContext) -> i32 {
         });
     }
     let owner = if full { owner_cgroup(sk) } else { 0 };
-    if record(view::SENT, cause, &e, reason, 0, flags, owner) && skb != 0 && counters::capturing() {
+    let ns = netns(sk, skb);
+    if record(view::SENT, cause, &e, reason, 0, flags, owner, ns) && skb != 0 && counters::capturing() {
         capture_trigger(skb, cause);
     }
     0
@@ -232,7 +249,7 @@ pub fn tcp_receive_reset(ctx: BtfTracePointContext) -> i32 {
     let state: u8 = kread(sk, cfg_get!(sk_state));
     let cause = if let Some(i) = slot(u64::from(state), STATE_SLOTS) { cfg_get!(state_cause[i]) } else { cause::OTHER };
     let owner = if state == TCP_TIME_WAIT || state == TCP_NEW_SYN_RECV { 0 } else { owner_cgroup(sk) };
-    let _ = record(view::RECEIVED, cause, &sock_endpoints(sk), NO_REASON, state, 0, owner);
+    let _ = record(view::RECEIVED, cause, &sock_endpoints(sk), NO_REASON, state, 0, owner, netns(sk, 0));
     0
 }
 
@@ -254,7 +271,8 @@ pub fn kfree_skb(ctx: BtfTracePointContext) -> i32 {
     if flags & TCP_RST == 0 {
         return 0;
     }
-    let _ = record(view::RECEIVED, cause::REJECTED_INVALID, &skb_endpoints(skb, th), NO_REASON, 0, flags, 0);
+    let _ =
+        record(view::RECEIVED, cause::REJECTED_INVALID, &skb_endpoints(skb, th), NO_REASON, 0, flags, 0, netns(0, skb));
     0
 }
 

@@ -55,6 +55,8 @@ pub struct Aggregator {
     reason_names: BTreeMap<u32, String>,
     coverage: Coverage,
     ephemeral: Option<[u16; 2]>,
+    /// The daemon's own network namespace: where the watched interfaces are.
+    own_netns: Option<u32>,
     counts: KernelCounts,
     recent: VecDeque<Event>,
     delivered: u64,
@@ -108,6 +110,7 @@ impl Aggregator {
             reason_names,
             coverage,
             ephemeral: None,
+            own_netns: None,
             counts: KernelCounts::default(),
             recent: VecDeque::with_capacity(limits.recent),
             delivered: 0,
@@ -119,6 +122,13 @@ impl Aggregator {
     #[must_use]
     pub fn with_ephemeral_ports(mut self, range: Option<[u16; 2]>) -> Self {
         self.ephemeral = range;
+        self
+    }
+
+    /// The daemon's network namespace inode, reported for wire samples.
+    #[must_use]
+    pub fn with_own_netns(mut self, inode: Option<u32>) -> Self {
+        self.own_netns = inode;
         self
     }
 
@@ -267,6 +277,7 @@ impl Aggregator {
             pid: e.pid,
             comm: e.comm.clone(),
             ifindex: e.ifindex,
+            netns: e.netns.or(if e.ifindex.is_some() { self.own_netns } else { None }),
             cgroup: e.cgroup,
             owner: e.cgroup.map(|id| self.owner(id).name),
             payload: e.payload.as_ref().map(|(len, bytes)| Payload::new(*len, bytes)),
@@ -370,6 +381,7 @@ mod tests {
                 ts_ns: ts,
                 cgroup: Some(77),
                 payload: None,
+                netns: Some(4_026_531_840),
             });
         }
         let s = a.snapshot(1.0);

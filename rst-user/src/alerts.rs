@@ -217,6 +217,7 @@ mod tests {
             ts_ns: 0,
             cgroup: None,
             payload: None,
+            netns: None,
         }
     }
 

@@ -228,7 +228,8 @@ pub async fn run(args: RunArgs) -> Result<(), Error> {
         probe.reason_names.clone(),
         probe.coverage.clone(),
     )
-    .with_ephemeral_ports(kernel::ephemeral_ports());
+    .with_ephemeral_ports(kernel::ephemeral_ports())
+    .with_own_netns(kernel::own_netns());
     let mut captures = Ring::open(&mut ebpf, rst_common::maps::CAPTURES)?;
     let mut pcap = pcap_sink(&args, &mut ebpf)?;
     let mut detector = Detector::new(settings.alerts);

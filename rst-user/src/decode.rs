@@ -22,6 +22,8 @@ pub struct Event {
     pub cgroup: Option<u64>,
     /// An RST's payload: its length on the wire and the bytes kept.
     pub payload: Option<(u16, Vec<u8>)>,
+    /// Inode of the network namespace (stack views).
+    pub netns: Option<u32>,
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -57,6 +59,7 @@ pub fn decode(bytes: &[u8]) -> Result<Event, BadLength> {
         tcp_flags: s.tcp_flags,
         ts_ns: s.ts_ns,
         cgroup: (s.cgroup != 0).then_some(s.cgroup),
+        netns: (s.netns != 0).then_some(s.netns),
         payload: (s.payload_len != 0)
             .then(|| (s.payload_len, s.payload[..usize::from(s.payload_caplen).min(s.payload.len())].to_vec())),
     })

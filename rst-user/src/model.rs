@@ -250,6 +250,10 @@ pub struct Recent {
     pub comm: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub ifindex: Option<u32>,
+    /// Inode of the network namespace the reset happened in (as in
+    /// `/proc/<pid>/ns/net`); for wire views, the daemon's own.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub netns: Option<u32>,
     /// The socket's owner (cgroup id and its name), for socket-bound resets.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub cgroup: Option<u64>,
@@ -279,6 +283,7 @@ impl Recent {
             pid: Some(pid),
             comm: Some("nginx".into()),
             ifindex: None,
+            netns: None,
             cgroup: Some(7),
             owner: Some("nginx.service".into()),
             payload: None,

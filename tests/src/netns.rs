@@ -34,6 +34,13 @@ impl Netns {
         format!("/run/netns/{}", self.name)
     }
 
+    /// The namespace's inode (what rstwatch reports as `netns`).
+    #[must_use]
+    pub fn inode(&self) -> u64 {
+        use std::os::unix::fs::MetadataExt as _;
+        std::fs::metadata(self.path()).expect("namespace file").ino()
+    }
+
     /// Runs a command inside the namespace (nsenter keeps /sys, unlike `ip netns exec`).
     #[expect(clippy::must_use_candidate, reason = "also run for its effect")]
     pub fn exec(&self, cmd: &[&str]) -> String {

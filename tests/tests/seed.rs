@@ -32,6 +32,11 @@ fn seed_1_syn_to_closed_port_v4() {
     let recent = d.after.recent("sent", "closed_port", 7001);
     assert_eq!(recent[0]["reason_name"], "NO_SOCKET");
     assert!(recent[0].get("pid").is_none(), "softirq resets are never attributed to a process");
+    assert!(recent[0].get("owner").is_none(), "no socket, no owner");
+    // Each end's namespace (contract §3), and the watching daemon's for the wire.
+    assert_eq!(recent[0]["netns"], rig.pair.b.inode(), "{}", recent[0]);
+    assert_eq!(d.after.recent("received", "refused", 7101)[0]["netns"], rig.pair.a.inode());
+    assert_eq!(d.after.recent("wire_out", "refusal", 7001)[0]["netns"], rig.pair.b.inode());
 }
 
 #[test]

@@ -26,6 +26,13 @@ pub struct Probe {
     pub coverage: Coverage,
 }
 
+/// Inode of this process's network namespace.
+#[must_use]
+pub fn own_netns() -> Option<u32> {
+    use std::os::unix::fs::MetadataExt as _;
+    std::fs::metadata("/proc/self/ns/net").ok().and_then(|m| u32::try_from(m.ino()).ok())
+}
+
 /// This network namespace's ephemeral port range, `ip_local_port_range`.
 #[must_use]
 pub fn ephemeral_ports() -> Option<[u16; 2]> {
@@ -93,6 +100,11 @@ pub fn probe(btf_path: &Path) -> Result<Probe, Error> {
     config.sk_cgroup = off(&mut cov, "sock", &[&["sk_cgrp_data", "cgroup"]], no_owner);
     config.cgroup_kn = off(&mut cov, "cgroup", &[&["kn"]], no_owner);
     config.kn_id = off(&mut cov, "kernfs_node", &[&["id"]], no_owner);
+    let no_netns = "stack resets carry no network namespace";
+    config.sk_net = off(&mut cov, "sock", &[&["__sk_common", "skc_net", "net"]], no_netns);
+    config.skb_dev = off(&mut cov, "sk_buff", &[&["dev"]], no_netns);
+    config.dev_net = off(&mut cov, "net_device", &[&["nd_net", "net"]], no_netns);
+    config.net_inum = off(&mut cov, "net", &[&["ns", "inum"]], no_netns);
     let reasons = btf.enum_values("sk_rst_reason").unwrap_or_default();
     note(
         &mut cov,
