@@ -267,6 +267,26 @@ pub struct Recent {
 
 pub const OTHER: &str = "other";
 
+impl Recent {
+    /// Who and what, for people: the process when the reset ran in it
+    /// (`comm[pid]`), else the socket's owner; then any payload it carried.
+    #[must_use]
+    pub fn who(&self) -> String {
+        let mut who = match (&self.comm, self.pid, &self.owner) {
+            (Some(c), Some(p), _) => format!("{c}[{p}]"),
+            (_, _, Some(o)) => o.clone(),
+            _ => String::new(),
+        };
+        if let Some(p) = &self.payload {
+            if !who.is_empty() {
+                who.push(' ');
+            }
+            who.push_str(&p.summary());
+        }
+        who
+    }
+}
+
 #[cfg(test)]
 impl Recent {
     /// A `linger_abort` sample by `nginx[pid]`, for rendering tests.

@@ -31,14 +31,18 @@ pub fn render(s: &Snapshot) -> String {
     for p in s.ports.iter().take(12) {
         let _ = writeln!(o, "{:<10} {:<24} {:>7} {:>10}", p.view, p.cause, p.port.to_string(), p.count);
     }
+    if !s.owners.is_empty() {
+        let _ = writeln!(o, "\n{:<10} {:<24} {:<32} {:>10}", "VIEW", "CAUSE", "OWNER", "COUNT");
+        for w in s.owners.iter().take(12) {
+            let _ = writeln!(o, "{:<10} {:<24} {:<32} {:>10}", w.view, w.cause, w.owner, w.count);
+        }
+    }
     if !s.recent.is_empty() {
         let _ = writeln!(o, "\nRECENT");
         for r in s.recent.iter().take(8) {
-            let who = match (&r.pid, &r.comm) {
-                (Some(pid), Some(comm)) => format!("  {comm}[{pid}]"),
-                _ => String::new(),
-            };
-            let _ = writeln!(o, "{:<10} {:<24} {} -> {}{who}", r.view, r.cause, r.local, r.remote);
+            let who = r.who();
+            let sep = if who.is_empty() { "" } else { "  " };
+            let _ = writeln!(o, "{:<10} {:<24} {} -> {}{sep}{who}", r.view, r.cause, r.local, r.remote);
         }
     }
     o
@@ -60,5 +64,28 @@ mod tests {
         assert!(text.contains("linger_abort"));
         assert!(text.contains("127.0.0.1:1 -> 127.0.0.1:2  nginx[7]"));
         assert!(render(&Snapshot::default()).contains("no resets yet"));
+    }
+
+    #[test]
+    fn shows_owners_and_payloads() {
+        let mut wire = Recent::example("10.0.0.1:80", "10.0.0.2:9", 0, 0);
+        (wire.pid, wire.comm, wire.owner) = (None, None, None);
+        wire.payload = Some(crate::payload::Payload::new(4, b"bye!"));
+        let s = Snapshot {
+            causes: vec![CauseCount { view: "sent".into(), cause: "linger_abort".into(), count: 2 }],
+            owners: vec![crate::model::OwnerCount {
+                view: "sent".into(),
+                cause: "linger_abort".into(),
+                owner: "nginx.service".into(),
+                cgroup: Some(7),
+                cgroup_path: None,
+                count: 2,
+            }],
+            recent: vec![wire],
+            ..Snapshot::default()
+        };
+        let text = render(&s);
+        assert!(text.contains("OWNER") && text.contains("nginx.service"), "{text}");
+        assert!(text.contains("10.0.0.1:80 -> 10.0.0.2:9  \"bye!\""), "{text}");
     }
 }

@@ -91,22 +91,13 @@ fn recent(f: &mut Frame, area: Rect, app: &App) {
         .recent()
         .into_iter()
         .map(|r| {
-            // The process when the reset ran in it, else the socket's owner; then any payload.
-            let mut who = match (&r.comm, r.pid, &r.owner) {
-                (Some(c), Some(p), _) => format!("{c}[{p}]"),
-                (_, _, Some(o)) => o.clone(),
-                _ => String::new(),
-            };
-            if let Some(p) = &r.payload {
-                who = format!("{who} {}", p.summary()).trim_start().to_string();
-            }
             let secs = r.ts_ns / 1_000_000_000;
             Row::new(vec![
                 format!("{:>5}.{:03}", secs % 100_000, (r.ts_ns / 1_000_000) % 1000),
                 r.view.clone(),
                 r.cause.clone(),
                 format!("{} → {}", r.local, r.remote),
-                who,
+                r.who(),
             ])
         })
         .collect();
