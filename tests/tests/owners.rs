@@ -85,3 +85,35 @@ fn nginx_444_resets_name_its_unit_worker_and_the_clients_cgroup() {
     let line = format!("rstwatch_owner_resets_total{{view=\"sent\",cause=\"linger_abort\",owner=\"{unit}\"}} {n}\n");
     assert!(metrics.contains(&line), "{metrics}");
 }
+
+#[test]
+fn keepalive_timeout_in_a_timer_names_the_sockets_owner_not_a_process() {
+    let rig = Rig::start();
+    let cg = Cgroup::new("rstwatch-keepalive.service");
+    let (client, server) = (addr("10.77.0.1:7121"), addr("10.77.0.2:7120"));
+    // The listener is made in the cgroup; the accepted socket inherits its owner.
+    let listener = cg.run(|| traffic::listen(&rig.pair.b, server));
+    let c = traffic::connect(&rig.pair.a, client, server).expect("connect");
+    let (s, _) = listener.accept().expect("accept");
+    let sock = socket2::SockRef::from(&s);
+    let ka = socket2::TcpKeepalive::new()
+        .with_time(std::time::Duration::from_secs(1))
+        .with_interval(std::time::Duration::from_secs(1))
+        .with_retries(1);
+    sock.set_tcp_keepalive(&ka).expect("keepalive");
+    let d = rig.measure(
+        // The peer goes silent (its link down): the probes go unanswered.
+        |p| drop(p.a.exec(&["ip", "link", "set", "va", "down"])),
+        |d| {
+            d.port("sent", "keepalive_timeout", 7120) > 0
+                && !d.after.recent("sent", "keepalive_timeout", 7120).is_empty()
+        },
+    );
+    assert_eq!(d.port("sent", "keepalive_timeout", 7120), 1, "{}", d.after.json);
+    let r = &d.after.recent("sent", "keepalive_timeout", 7120)[0];
+    assert_eq!(r["owner"], "rstwatch-keepalive.service", "{r}");
+    assert_eq!(r["cgroup"], cg.id());
+    assert!(r.get("pid").is_none() && r.get("comm").is_none(), "a timer reset names no process: {r}");
+    assert_eq!(owner_rows(&d.after.json, "sent", "keepalive_timeout", "rstwatch-keepalive.service")[0]["count"], 1);
+    drop((c, s));
+}
