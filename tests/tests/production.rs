@@ -119,7 +119,7 @@ fn config_errors_name_the_line_and_exit_2() {
 }
 
 #[test]
-fn sighup_reloads_sample_rate_and_interfaces() {
+fn sighup_reloads_sample_rate_and_attaches_and_detaches_interfaces() {
     let pair = Pair::new();
     let cfg = temp("reload.toml");
     std::fs::write(&cfg, "sample_rate = 0\ninterfaces = []\n").unwrap();
@@ -149,6 +149,17 @@ fn sighup_reloads_sample_rate_and_interfaces() {
         s.port("wire_out", "refusal", 7702) == 1 && s.json["samples"]["delivered"].as_u64() > Some(0)
     });
     assert_eq!(s.port("sent", "closed_port", 7702), 1);
+
+    // And back: the interface leaves the config, its programs are detached.
+    std::fs::write(&cfg, "sample_rate = 100\ninterfaces = []\n").unwrap();
+    let status = Command::new("kill").args(["-HUP", &d.pid().to_string()]).status().unwrap();
+    assert!(status.success());
+    wait::until_true("SIGHUP to detach XDP and tc from vb", Duration::from_secs(10), || {
+        !xdp_on_vb(&pair) && pair.tcx_egress_on_vb() == 0
+    });
+    closed(7703);
+    let s = d.wait_for("the stack's view only", |s| s.port("sent", "closed_port", 7703) == 1);
+    assert_eq!(s.port("wire_out", "refusal", 7703), 0, "vb is no longer watched");
     drop(d);
     let _ = std::fs::remove_file(&cfg);
 }
