@@ -32,6 +32,7 @@ const TCP_RST: u8 = 0x04;
 const TCPHDR_FLAGS: u32 = 13;
 /// TCP states are UAPI (`BPF_TCP_*`); see rst-user's kernel/classify.rs.
 const TCP_TIME_WAIT: u8 = 6;
+const TCP_LISTEN: u8 = 10;
 const TCP_NEW_SYN_RECV: u8 = 12;
 
 struct Endpoints {
@@ -215,13 +216,15 @@ pub fn tcp_send_reset(ctx: BtfTracePointContext) -> i32 {
     let reason = if cfg_get!(has_reason) == 1 { ctx.arg::<u32>(2) } else { NO_REASON };
     // The segment that triggered a reply (NULL for resets a socket sends by itself).
     let th: u64 = kread(skb, cfg_get!(skb_data));
-    let flags: u8 = if sk == 0 { kread(th, TCPHDR_FLAGS) } else { 0 };
+    let flags: u8 = kread(th, TCPHDR_FLAGS);
     let cause = sent_cause(reason, sk, th, flags);
-    // As the tracepoint itself does: a full socket's tuple, else the segment's
-    // (timewait and request sockets have no inet_sport).
+    // A connected full socket's own tuple; else the segment's: timewait and
+    // request sockets have no inet_sport, and a listener (answering an ACK
+    // or a bad handshake segment) has no peer — its owner is still the listener's.
     let state: u8 = kread(sk, cfg_get!(sk_state));
     let full = sk != 0 && state != TCP_TIME_WAIT && state != TCP_NEW_SYN_RECV;
-    let e = if full || skb == 0 { sock_endpoints(sk) } else { skb_endpoints(skb, th) };
+    let connected = full && state != TCP_LISTEN;
+    let e = if connected || skb == 0 { sock_endpoints(sk) } else { skb_endpoints(skb, th) };
     if skb != 0 {
         // A reply to a segment: it leaves through the stack's control socket
         // right after this tracepoint, so tc egress will look for it here.

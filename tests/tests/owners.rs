@@ -117,3 +117,26 @@ fn keepalive_timeout_in_a_timer_names_the_sockets_owner_not_a_process() {
     assert_eq!(owner_rows(&d.after.json, "sent", "keepalive_timeout", "rstwatch-keepalive.service")[0]["count"], 1);
     drop((c, s));
 }
+
+#[test]
+fn a_listener_answering_a_stray_ack_names_the_segment_and_the_listeners_owner() {
+    let rig = Rig::start();
+    let cg = Cgroup::new("rstwatch-listener.service");
+    let _listener = cg.run(|| traffic::listen(&rig.pair.b, addr("10.77.0.2:7130")));
+    // An ACK for no connection to a listening port: the stack answers with a
+    // RST on the listener's behalf (the tracepoint gets the listener as sk).
+    let d = rig.measure(
+        |p| assert_eq!(traffic::inject(p, 7131, 7130, 0x10, 5, 1), 1),
+        |d| d.after.port_causes("sent", 7130).iter().map(|c| c.1).sum::<u64>() > 0 && d.total("wire_out") > 0,
+    );
+    let causes = d.after.port_causes("sent", 7130);
+    assert_eq!(causes.iter().map(|c| c.1).sum::<u64>(), 1, "{}", d.after.json);
+    let cause = causes[0].0.as_str();
+    let r = &d.after.recent("sent", cause, 7130)[0];
+    assert_eq!(r["remote"], "10.77.0.1:7131", "the segment's peer, not the listener's empty one: {r}");
+    assert_eq!(r["owner"], "rstwatch-listener.service");
+    assert_eq!(d.after.peer("sent", cause, "10.77.0.1") - d.before.peer("sent", cause, "10.77.0.1"), 1);
+    // tc matched the stack's announcement: not "not_from_stack", nothing missed.
+    assert_eq!(d.port("wire_out", "not_from_stack", 7130), 0, "{}", d.after.json);
+    assert_eq!(d.missed("sent"), 0);
+}
