@@ -193,13 +193,25 @@ fn completions_are_printed() {
 
 #[test]
 fn packaging_files_are_valid_and_name_real_metrics() {
-    let metrics = [
-        "rstwatch_resets_total",
-        "rstwatch_port_resets_total",
-        "rstwatch_samples_dropped_total",
-        "rstwatch_samples_ring_full_total",
-        "rstwatch_build_info",
-    ];
+    // Every metric family the daemon can export (owners included), from the renderer itself.
+    let options = rst_user::output::metrics::Options { owners: true };
+    let text = rst_user::output::metrics::render(&rst_user::model::Snapshot::default(), options);
+    let families: Vec<String> = text
+        .lines()
+        .filter_map(|l| l.strip_prefix("# TYPE "))
+        .filter_map(|l| l.split_whitespace().next())
+        .map(|f| if text.contains(&format!("# TYPE {f} counter")) { format!("{f}_total") } else { f.to_string() })
+        .collect();
+    let metrics: Vec<&str> = families.iter().map(String::as_str).collect();
+    for m in ["rstwatch_resets_total", "rstwatch_owner_resets_total", "rstwatch_alerts_total"] {
+        assert!(metrics.contains(&m), "{m} not in {metrics:?}");
+    }
+    // A name used by a dashboard or rule must be one of them.
+    let named = |expr: &str| {
+        expr.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+            .filter(|w| w.starts_with("rstwatch_"))
+            .all(|w| metrics.contains(&w))
+    };
     let dash: serde_json::Value =
         serde_json::from_str(include_str!("../../packaging/grafana-dashboard.json")).expect("dashboard is JSON");
     let exprs: Vec<String> = dash["panels"]
@@ -208,8 +220,13 @@ fn packaging_files_are_valid_and_name_real_metrics() {
         .iter()
         .flat_map(|p| p["targets"].as_array().unwrap().iter().map(|t| t["expr"].as_str().unwrap().to_string()))
         .collect();
-    for needed in ["closed_port", "rstwatch_samples_dropped_total", "rstwatch_port_resets_total"] {
+    for needed in
+        ["closed_port", "rstwatch_samples_dropped_total", "rstwatch_port_resets_total", "rstwatch_owner_resets_total"]
+    {
         assert!(exprs.iter().any(|e| e.contains(needed)), "dashboard lacks {needed}");
+    }
+    for e in &exprs {
+        assert!(named(e), "dashboard names a metric rstwatch does not export: {e}");
     }
     let alerts = &yaml_rust2::YamlLoader::load_from_str(include_str!("../../packaging/prometheus-alerts.yml"))
         .expect("alerts are YAML")[0];
@@ -219,6 +236,7 @@ fn packaging_files_are_valid_and_name_real_metrics() {
         let expr = r["expr"].as_str().expect("expr");
         assert!(r["alert"].as_str().is_some());
         assert!(expr.contains("up{") || metrics.iter().any(|m| expr.contains(m)), "{expr}");
+        assert!(named(expr), "rule names a metric rstwatch does not export: {expr}");
     }
     let ds = &yaml_rust2::YamlLoader::load_from_str(include_str!("../../packaging/kubernetes/daemonset.yaml"))
         .expect("DaemonSet is YAML")[0];
