@@ -74,7 +74,7 @@ pub struct RunArgs {
     /// Distinct (view, cause, peer) keys counted exactly; the rest counts as peer "other" [default: 4096].
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
     pub peer_keys: Option<u32>,
-    /// Ports and peers listed per (view, cause) in /snapshot and /metrics; the rest is "other" [default: 20].
+    /// Ports, peers and owners listed per (view, cause) in /snapshot and /metrics; the rest is "other" [default: 20].
     #[arg(long, value_name = "N")]
     pub top: Option<usize>,
     /// How often the kernel counters are read, in milliseconds [default: 1000].
