@@ -59,25 +59,21 @@ fn l3<F: Frame>(f: &F) -> Option<(u16, usize)> {
     Some((proto, off))
 }
 
-/// IPv4: (L4 offset, end of the datagram) of the first fragment of a TCP datagram.
+/// IPv4: L4 offset of the first fragment of a TCP datagram.
 #[inline(always)]
-fn ipv4_l4<F: Frame>(f: &F, off: usize) -> Option<(usize, usize)> {
+fn ipv4_l4<F: Frame>(f: &F, off: usize) -> Option<usize> {
     let ver_ihl: u8 = f.read(off)?;
-    let total: [u8; 2] = f.read(off + 2)?;
     let frag: [u8; 2] = f.read(off + 6)?;
     let proto: u8 = f.read(off + 9)?;
     let ihl = usize::from(ver_ihl & 0x0f) * 4;
     let frag_off = u16::from_be_bytes(frag) & 0x1fff;
-    let end = off + usize::from(u16::from_be_bytes(total));
-    (ihl >= 20 && proto == IPPROTO_TCP && frag_off == 0).then_some((off + ihl, end))
+    (ihl >= 20 && proto == IPPROTO_TCP && frag_off == 0).then_some(off + ihl)
 }
 
-/// IPv6: (L4 offset, end of the datagram), walking hop-by-hop, routing,
-/// destination options and the first fragment header.
+/// IPv6: L4 offset, walking hop-by-hop, routing, destination options and
+/// the first fragment header.
 #[inline(always)]
-fn ipv6_l4<F: Frame>(f: &F, off: usize) -> Option<(usize, usize)> {
-    let plen: [u8; 2] = f.read(off + 4)?;
-    let end = off + 40 + usize::from(u16::from_be_bytes(plen));
+fn ipv6_l4<F: Frame>(f: &F, off: usize) -> Option<usize> {
     let mut next: u8 = f.read(off + 6)?;
     let mut l4 = off + 40;
     for _ in 0..4 {
@@ -98,7 +94,18 @@ fn ipv6_l4<F: Frame>(f: &F, off: usize) -> Option<(usize, usize)> {
             _ => break,
         }
     }
-    (next == IPPROTO_TCP).then_some((l4, end))
+    (next == IPPROTO_TCP).then_some(l4)
+}
+
+/// Where the IP datagram at `off` ends, by its own length field (Ethernet
+/// padding is not payload). Read only for RSTs: non-RST segments never pay it.
+#[inline(always)]
+fn ip_end<F: Frame>(f: &F, family: u8, off: usize) -> Option<usize> {
+    if family == AF_INET {
+        Some(off + usize::from(u16::from_be_bytes(f.read::<[u8; 2]>(off + 2)?)))
+    } else {
+        Some(off + 40 + usize::from(u16::from_be_bytes(f.read::<[u8; 2]>(off + 4)?)))
+    }
 }
 
 /// Parses a frame; `None` unless it is a TCP segment with RST set. Non-RST
@@ -106,7 +113,7 @@ fn ipv6_l4<F: Frame>(f: &F, off: usize) -> Option<(usize, usize)> {
 #[inline(always)]
 pub fn parse_rst<F: Frame>(f: &F) -> Option<Rst> {
     let (proto, off) = l3(f)?;
-    let (family, (l4, ip_end)) = match proto {
+    let (family, l4) = match proto {
         ETH_P_IPV4 => (AF_INET, ipv4_l4(f, off)?),
         ETH_P_IPV6 => (AF_INET6, ipv6_l4(f, off)?),
         _ => return None,
@@ -135,7 +142,7 @@ pub fn parse_rst<F: Frame>(f: &F) -> Option<Rst> {
         return Some(rst);
     }
     rst.payload_off = l4 + doff;
-    rst.payload_len = ip_end.saturating_sub(rst.payload_off);
+    rst.payload_len = ip_end(f, family, off).map_or(0, |end| end.saturating_sub(rst.payload_off));
     let seq = u32::from_be_bytes([th[4], th[5], th[6], th[7]]);
     rst.cause = if flags & TCP_ACK == 0 {
         cause::STRAY_REPLY

@@ -59,11 +59,16 @@ fn rst_payloads_are_kept_and_decoded_in_both_directions() {
     let long: Vec<u8> = (0..100u8).collect();
     send(a, VA, frames::frame(&[], Ip::V4(A, B), &rst(7601, 7602, text)));
     send(a, VA, frames::frame(&[], Ip::V4(A, B), &rst(7605, 7606, &long)));
+    // A bare RST padded to Ethernet's 60-byte minimum: padding is not payload.
+    let mut padded = frames::frame(&[], Ip::V4(A, B), &rst(7607, 7608, &[]));
+    padded.resize(60, 0);
+    send(a, VA, padded);
     send_ip(b, &frames::frame(&[], Ip::V4(B, A), &rst(7603, 7604, &diagnostic()))[14..], A);
     let s = wait::until("the three RSTs' samples", Duration::from_secs(10), Duration::from_millis(100), || {
         let s = rig.daemon.snapshot();
         let seen = payload_of(&s, "wire_in", "abort", 7602).is_some()
             && payload_of(&s, "wire_in", "abort", 7606).is_some()
+            && payload_of(&s, "wire_in", "abort", 7608).is_some()
             && payload_of(&s, "wire_out", "not_from_stack", 7603).is_some();
         if seen { Ok(s) } else { Err(s.json["recent"].to_string()) }
     });
@@ -81,6 +86,8 @@ fn rst_payloads_are_kept_and_decoded_in_both_directions() {
         s
     });
     assert_eq!(p["hex"], kept.as_str(), "the first 64 bytes");
+
+    assert!(payload_of(&s, "wire_in", "abort", 7608).is_some_and(|p| p.is_null()), "padding is not payload");
 
     // Through tc egress (bpf_skb_load_bytes), the draft's format decoded.
     let p = payload_of(&s, "wire_out", "not_from_stack", 7603).expect("diagnostic payload");
