@@ -54,6 +54,8 @@ pub struct App {
     pub history: [VecDeque<u64>; 4],
     pub pane: Pane,
     pub selected: [usize; 5],
+    /// The selected cause by name: the selection follows it when the order changes.
+    selected_cause: Option<(String, String)>,
     pub sort: Sort,
     pub paused: bool,
     pub filter: String,
@@ -85,6 +87,7 @@ impl App {
             history: Default::default(),
             pane: Pane::Causes,
             selected: [0; 5],
+            selected_cause: None,
             sort: Sort::Rate,
             paused: false,
             filter: String::new(),
@@ -129,6 +132,22 @@ impl App {
         }
         self.prev = Some(s.clone());
         self.snap = Some(s);
+        self.follow_selected_cause();
+    }
+
+    /// Puts the cause selection back on the cause it was on (rates and sort
+    /// reorder the table), or remembers the one under the cursor.
+    fn follow_selected_cause(&mut self) {
+        let rows = self.causes();
+        let found =
+            self.selected_cause.as_ref().and_then(|(v, c)| rows.iter().position(|r| &r.view == v && &r.cause == c));
+        match found {
+            Some(i) => self.selected[0] = i,
+            None => {
+                self.selected[0] = self.selected[0].min(rows.len().saturating_sub(1));
+                self.selected_cause = rows.get(self.selected[0]).map(|r| (r.view.clone(), r.cause.clone()));
+            }
+        }
     }
 
     pub fn on_error(&mut self, error: String) {
@@ -282,12 +301,16 @@ impl App {
             KeyCode::Char('?') => self.help = true,
             _ => {}
         }
-        if self.pane == Pane::Causes {
-            // a new cause selected: its ports, peers and owners start at the top
+        let moved = matches!(key.code, KeyCode::Down | KeyCode::Up | KeyCode::Char('j' | 'k'));
+        if self.pane == Pane::Causes && moved {
+            // a new cause under the cursor: remember it; its ports, peers and owners start at the top
+            self.selected_cause = None;
             self.selected[1] = 0;
             self.selected[2] = 0;
             self.selected[3] = 0;
         }
+        // a new sort order keeps the selected cause
+        self.follow_selected_cause();
     }
 }
 

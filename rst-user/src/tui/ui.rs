@@ -291,6 +291,23 @@ mod tests {
     }
 
     #[test]
+    fn selection_stays_on_its_cause_when_the_order_changes() {
+        let mut a = app();
+        key(&mut a, KeyCode::Down);
+        key(&mut a, KeyCode::Down);
+        assert_eq!(a.selected_cause().unwrap().cause, "linger_abort");
+        // linger_abort surges: sorted by rate it moves to the top, the selection with it
+        a.on_snapshot(snap(14.0, 30, 200));
+        assert_eq!(a.causes()[0].cause, "linger_abort");
+        assert_eq!(a.selected_cause().unwrap().cause, "linger_abort");
+        // and through a change of sort order
+        key(&mut a, KeyCode::Char('s'));
+        key(&mut a, KeyCode::Char('s'));
+        assert_eq!(a.selected_cause().unwrap().cause, "linger_abort");
+        assert!(screen(&a, 80, 24).contains("sent/linger_abort: a process closed"));
+    }
+
+    #[test]
     fn filter_by_port_and_selection_drive_the_side_panes() {
         let mut a = app();
         key(&mut a, KeyCode::Down);
