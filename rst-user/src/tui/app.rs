@@ -141,12 +141,11 @@ impl App {
         let rows = self.causes();
         let found =
             self.selected_cause.as_ref().and_then(|(v, c)| rows.iter().position(|r| &r.view == v && &r.cause == c));
-        match found {
-            Some(i) => self.selected[0] = i,
-            None => {
-                self.selected[0] = self.selected[0].min(rows.len().saturating_sub(1));
-                self.selected_cause = rows.get(self.selected[0]).map(|r| (r.view.clone(), r.cause.clone()));
-            }
+        if let Some(i) = found {
+            self.selected[0] = i;
+        } else {
+            self.selected[0] = self.selected[0].min(rows.len().saturating_sub(1));
+            self.selected_cause = rows.get(self.selected[0]).map(|r| (r.view.clone(), r.cause.clone()));
         }
     }
 
