@@ -18,7 +18,7 @@ use crate::{
         self, CauseCount, Coverage, OTHER, OwnerCount, PeerCount, PortCount, PortLabel, Recent, SNAPSHOT_VERSION,
         SampleStats, Snapshot, Totals,
     },
-    owners::Owner,
+    owners::{self, Owner},
     payload::Payload,
 };
 
@@ -141,23 +141,24 @@ impl Aggregator {
         self.counts = counts;
     }
 
-    /// cgroup ids counted or sampled that have no name yet.
+    /// Every cgroup id counted or sampled: the owners to name.
     #[must_use]
-    pub fn unnamed_owners(&self) -> Vec<u64> {
+    pub fn owner_ids(&self) -> Vec<u64> {
         let counted = self.counts.owners.iter().map(|(k, _)| k.cgroup);
         let sampled = self.recent.iter().filter_map(|e| e.cgroup);
-        let mut ids: Vec<u64> = counted.chain(sampled).filter(|id| !self.owner_names.contains_key(id)).collect();
+        let mut ids: Vec<u64> = counted.chain(sampled).collect();
         ids.sort_unstable();
         ids.dedup();
         ids
     }
 
-    pub fn name_owners(&mut self, named: impl IntoIterator<Item = (u64, Owner)>) {
-        self.owner_names.extend(named);
+    /// The names of the owners (replaces the previous ones).
+    pub fn set_owner_names(&mut self, names: BTreeMap<u64, Owner>) {
+        self.owner_names = names;
     }
 
     fn owner(&self, cgroup: u64) -> Owner {
-        self.owner_names.get(&cgroup).cloned().unwrap_or_else(|| Owner { name: format!("cgroup:{cgroup}"), path: None })
+        self.owner_names.get(&cgroup).cloned().unwrap_or_else(|| owners::gone(cgroup))
     }
 
     pub fn on_sample(&mut self, ev: Event) {
@@ -389,10 +390,12 @@ mod tests {
         assert_eq!(s.recent.iter().map(|r| r.ts_ns).collect::<Vec<_>>(), vec![3, 2]);
         assert_eq!(s.recent[0].reason_name.as_deref(), Some("TCP_STATE"));
         assert_eq!(s.recent[0].owner.as_deref(), Some("cgroup:77"), "unnamed until resolved");
-        assert_eq!(a.unnamed_owners(), vec![77]);
-        a.name_owners([(77, Owner { name: "nginx.service".into(), path: Some("/x/nginx.service".into()) })]);
+        assert_eq!(a.owner_ids(), vec![77]);
+        a.set_owner_names(BTreeMap::from([(
+            77,
+            Owner { name: "nginx.service".into(), path: Some("/x/nginx.service".into()) },
+        )]));
         assert_eq!(a.snapshot(1.0).recent[0].owner.as_deref(), Some("nginx.service"));
-        assert!(a.unnamed_owners().is_empty());
     }
 
     #[test]
@@ -403,7 +406,10 @@ mod tests {
         k.owners = vec![(key(5), 3), (key(6), 1)];
         k.overflow[(2 * maps::COUNT_SLOTS + cause::slot(view::SENT, cause::LINGER_ABORT)) as usize] = 2;
         a.on_counts(k);
-        a.name_owners([(5, Owner { name: "nginx.service".into(), path: Some("/system.slice/nginx.service".into()) })]);
+        a.set_owner_names(BTreeMap::from([(
+            5,
+            Owner { name: "nginx.service".into(), path: Some("/system.slice/nginx.service".into()) },
+        )]));
         let s = a.snapshot(1.0);
         let rows: Vec<_> = s.owners.iter().map(|o| (o.owner.as_str(), o.cgroup, o.count)).collect();
         assert_eq!(rows, vec![("nginx.service", Some(5), 3), ("other", None, 3)]);

@@ -74,6 +74,13 @@ pub struct RunArgs {
     /// Distinct (view, cause, peer) keys counted exactly; the rest counts as peer "other" [default: 4096].
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
     pub peer_keys: Option<u32>,
+    /// Distinct (view, cause, owner cgroup) keys counted exactly; the rest counts as owner "other" [default: 1024].
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    pub owner_keys: Option<u32>,
+    /// The cgroup v2 mount used to name socket owners [default: found in /proc/self/mountinfo].
+    /// In a container, mount the host's /sys/fs/cgroup and name it here.
+    #[arg(long, value_name = "DIR")]
+    pub cgroup_root: Option<PathBuf>,
     /// Ports, peers and owners listed per (view, cause) in /snapshot and /metrics; the rest is "other" [default: 20].
     #[arg(long, value_name = "N")]
     pub top: Option<usize>,

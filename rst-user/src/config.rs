@@ -25,6 +25,8 @@ pub struct ConfigFile {
     pub ring_bytes: Option<Spanned<u32>>,
     pub port_keys: Option<Spanned<u32>>,
     pub peer_keys: Option<Spanned<u32>>,
+    pub owner_keys: Option<Spanned<u32>>,
+    pub cgroup_root: Option<PathBuf>,
     pub top: Option<usize>,
     pub poll_ms: Option<Spanned<u64>>,
     pub pin_dir: Option<PathBuf>,
@@ -81,7 +83,7 @@ impl Loaded {
         {
             return Err(self.error(r, format!("ring_bytes = {} must be a power of two of at least 4096", r.get_ref())));
         }
-        for k in [&self.file.port_keys, &self.file.peer_keys].into_iter().flatten() {
+        for k in [&self.file.port_keys, &self.file.peer_keys, &self.file.owner_keys].into_iter().flatten() {
             if *k.get_ref() == 0 {
                 return Err(self.error(k, "key budgets must be at least 1"));
             }

@@ -58,6 +58,9 @@ fn settings(args: &RunArgs) -> Result<(Settings, Option<Loaded>), Error> {
     let file = config::load(args.config.as_deref())?;
     let s = Settings::resolve(args, file.as_ref())?;
     check_interfaces(&s, file.as_ref())?;
+    if let Some(dir) = s.cgroup_root.as_deref().filter(|d| !crate::owners::is_cgroup2(d)) {
+        return Err(Error::NoCgroupRoot { dir: dir.to_path_buf() });
+    }
     Ok((s, file))
 }
 
@@ -74,7 +77,12 @@ fn bind(addr: std::net::SocketAddr) -> Result<tokio::net::TcpListener, Error> {
 }
 
 fn load(s: &Settings, fresh: bool, probe: &kernel::Probe) -> Result<Ebpf, Error> {
-    let sizes = loader::Sizes { ring_bytes: s.ring_bytes, port_keys: s.port_keys, peer_keys: s.peer_keys };
+    let sizes = loader::Sizes {
+        ring_bytes: s.ring_bytes,
+        port_keys: s.port_keys,
+        peer_keys: s.peer_keys,
+        owner_keys: s.owner_keys,
+    };
     let pins = match &s.pin_dir {
         None => Vec::new(),
         Some(dir) => {
@@ -235,10 +243,10 @@ pub async fn run(args: RunArgs) -> Result<(), Error> {
     let mut detector = Detector::new(settings.alerts);
     let (tx, rx) = watch::channel(Arc::new(Snapshot::default()));
     let started = Instant::now();
-    let mut owners = Resolver::new();
+    let mut owners = Resolver::new(settings.cgroup_root.clone());
     let mut publish = |agg: &mut Aggregator, detector: &mut Detector, source: &Source| {
         agg.on_counts(source.counts());
-        agg.name_owners(owners.resolve(&agg.unnamed_owners()));
+        agg.set_owner_names(owners.resolve(&agg.owner_ids()));
         let mut snap = agg.snapshot(started.elapsed().as_secs_f64());
         for change in detector.on_snapshot(&snap) {
             log_alert(&change);

@@ -34,6 +34,9 @@ pub enum Error {
     /// The config file is unreadable or wrong.
     #[error("config {} line {line}: {message}", path.display())]
     Config { path: std::path::PathBuf, line: usize, message: String },
+    /// `--cgroup-root` is not a cgroup v2 mount.
+    #[error("{} is not a cgroup v2 mount (no cgroup.procs there): name the host's cgroup2 mount with --cgroup-root, or leave it out to find it", dir.display())]
+    NoCgroupRoot { dir: std::path::PathBuf },
     /// The pin directory cannot be used.
     #[error("cannot keep counters in {}: {detail} (or run with --no-pin)", dir.display())]
     Pin { dir: std::path::PathBuf, detail: String },
@@ -76,7 +79,8 @@ impl Error {
             | Self::NoInterface { .. }
             | Self::AddrInUse { .. }
             | Self::Listen { .. }
-            | Self::Config { .. } => 2,
+            | Self::Config { .. }
+            | Self::NoCgroupRoot { .. } => 2,
             _ => 1,
         }
     }

@@ -26,6 +26,7 @@ pub struct Sizes {
     pub ring_bytes: u32,
     pub port_keys: u32,
     pub peer_keys: u32,
+    pub owner_keys: u32,
 }
 
 fn load_error(e: &dyn std::error::Error) -> Error {
@@ -44,7 +45,8 @@ pub fn load(config: &Config, sizes: &Sizes, pins: &[(&'static str, std::path::Pa
         .override_global("CONFIG", config, true)
         .map_max_entries(maps::SAMPLES, sizes.ring_bytes)
         .map_max_entries(maps::PORTS, sizes.port_keys)
-        .map_max_entries(maps::PEERS, sizes.peer_keys);
+        .map_max_entries(maps::PEERS, sizes.peer_keys)
+        .map_max_entries(maps::OWNERS, sizes.owner_keys);
     for (name, path) in pins {
         loader.map_pin_path(name, path.as_path());
     }

@@ -4,7 +4,7 @@
 //! inode number, so one walk of the cgroup2 mount finds every live id.
 
 use std::{
-    collections::HashMap,
+    collections::{BTreeMap, HashMap},
     path::{Path, PathBuf},
     time::{Duration, Instant},
 };
@@ -57,9 +57,10 @@ fn cgroup2_mount(mountinfo: &str) -> Option<PathBuf> {
 
 /// Walks the cgroup2 mount when an id is unknown, at most every `RESCAN`
 /// (an id not found then is named `cgroup:<id>` for good: no walk per poll).
+/// Remembers only the ids it was last asked about.
 pub struct Resolver {
     root: Option<PathBuf>,
-    known: HashMap<u64, Owner>,
+    known: BTreeMap<u64, Owner>,
     last_scan: Option<Instant>,
 }
 
@@ -67,50 +68,52 @@ const RESCAN: Duration = Duration::from_millis(200);
 /// Directories visited per walk, so a host with a runaway cgroup tree stays cheap.
 const MAX_CGROUPS: usize = 65_536;
 
+/// Whether `dir` is a cgroup v2 mount (or a cgroup in one).
+#[must_use]
+pub fn is_cgroup2(dir: &Path) -> bool {
+    dir.join("cgroup.controllers").exists()
+}
+
 impl Resolver {
-    /// Finds the cgroup2 mount; without one, owners are named by id only (one log line).
+    /// `root`: the cgroup2 mount to walk (`--cgroup-root`), else the one in
+    /// mountinfo; without one, owners are named by id only (one log line).
     #[must_use]
-    pub fn new() -> Self {
-        let root = std::fs::read_to_string("/proc/self/mountinfo").ok().as_deref().and_then(cgroup2_mount);
+    pub fn new(root: Option<PathBuf>) -> Self {
+        let root =
+            root.or_else(|| std::fs::read_to_string("/proc/self/mountinfo").ok().as_deref().and_then(cgroup2_mount));
         match &root {
             Some(r) => tracing::debug!(root = %r.display(), "resolving socket owners under the cgroup2 mount"),
             None => {
                 tracing::warn!("no cgroup2 mount: socket owners are shown as cgroup ids (mount cgroup2 to name them)");
             }
         }
-        Self { root, known: HashMap::new(), last_scan: None }
+        Self { root, known: BTreeMap::new(), last_scan: None }
     }
 
-    /// Names the ids not named yet; returns the new (id, owner) pairs.
-    pub fn resolve(&mut self, ids: &[u64]) -> Vec<(u64, Owner)> {
+    /// Names every id in `ids` (those not found yet as `cgroup:<id>` until
+    /// the next walk may find them) and forgets the others.
+    pub fn resolve(&mut self, ids: &[u64]) -> BTreeMap<u64, Owner> {
+        self.known.retain(|id, _| ids.contains(id));
         let unknown: Vec<u64> = ids.iter().copied().filter(|id| !self.known.contains_key(id)).collect();
-        if unknown.is_empty() {
-            return Vec::new();
-        }
-        let fresh_scan = self.last_scan.is_none_or(|t| t.elapsed() >= RESCAN);
-        if !fresh_scan {
-            return Vec::new();
-        }
-        self.last_scan = Some(Instant::now());
-        let found = self.root.as_deref().map(walk).unwrap_or_default();
-        unknown
-            .into_iter()
-            .map(|id| {
+        if !unknown.is_empty() && self.last_scan.is_none_or(|t| t.elapsed() >= RESCAN) {
+            self.last_scan = Some(Instant::now());
+            let found = self.root.as_deref().map(walk).unwrap_or_default();
+            for id in unknown {
                 let owner = match found.get(&id) {
                     Some(path) => Owner { name: owner_name(path), path: Some(path.clone()) },
-                    None => Owner { name: format!("cgroup:{id}"), path: None },
+                    None => gone(id),
                 };
-                self.known.insert(id, owner.clone());
-                (id, owner)
-            })
-            .collect()
+                self.known.insert(id, owner);
+            }
+        }
+        ids.iter().map(|&id| (id, self.known.get(&id).cloned().unwrap_or_else(|| gone(id)))).collect()
     }
 }
 
-impl Default for Resolver {
-    fn default() -> Self {
-        Self::new()
-    }
+/// The name of a cgroup id not (yet) found under the mount.
+#[must_use]
+pub fn gone(id: u64) -> Owner {
+    Owner { name: format!("cgroup:{id}"), path: None }
 }
 
 /// inode (= cgroup id) -> path relative to `root` ("/" for the root), for every cgroup.
@@ -163,6 +166,22 @@ mod tests {
         assert_eq!(owner_name("/"), "/");
         assert_eq!(owner_name("/batch/jobs"), "/batch/jobs");
         assert_eq!(owner_name("/docker-notanid.scope"), "docker-notanid.scope");
+    }
+
+    #[test]
+    fn walks_the_tree_by_inode_and_forgets_what_is_no_longer_asked_for() {
+        use std::os::unix::fs::MetadataExt as _;
+        let root = std::env::temp_dir().join(format!("rstw-owners-{}", std::process::id()));
+        let unit = root.join("system.slice/web.service");
+        std::fs::create_dir_all(&unit).unwrap();
+        let id = std::fs::metadata(&unit).unwrap().ino();
+        let mut r = Resolver::new(Some(root.clone()));
+        let names = r.resolve(&[id, 1]);
+        assert_eq!(names[&id], Owner { name: "web.service".into(), path: Some("/system.slice/web.service".into()) });
+        assert_eq!(names[&1].name, "cgroup:1", "not under this root");
+        r.resolve(&[id]);
+        assert_eq!(r.known.keys().copied().collect::<Vec<_>>(), vec![id], "memory follows what is counted");
+        let _ = std::fs::remove_dir_all(&root);
     }
 
     #[test]

@@ -68,7 +68,7 @@ fn expected(name: &str, sizes: &Sizes) -> (u32, u32, u32) {
         maps::COUNTS => (4, v, maps::COUNT_SLOTS),
         maps::PORTS => (4, v, sizes.port_keys),
         maps::PEERS => (size_of::<PeerKey>() as u32, v, sizes.peer_keys),
-        maps::OWNERS => (size_of::<OwnerKey>() as u32, v, maps::DEFAULT_OWNER_KEYS),
+        maps::OWNERS => (size_of::<OwnerKey>() as u32, v, sizes.owner_keys),
         maps::OVERFLOW => (4, v, maps::OVERFLOW_SLOTS),
         maps::UNANNOUNCED => (4, v, 1),
         _ => (4, size_of::<SampleState>() as u32, maps::STAT_SLOTS),

@@ -23,6 +23,9 @@ pub struct Settings {
     pub ring_bytes: u32,
     pub port_keys: u32,
     pub peer_keys: u32,
+    pub owner_keys: u32,
+    /// The cgroup2 mount that names owners; None: found in mountinfo.
+    pub cgroup_root: Option<PathBuf>,
     pub top: usize,
     pub poll_ms: u64,
     /// None: counters are not pinned (they start at zero every start).
@@ -72,6 +75,11 @@ impl Settings {
                 .peer_keys
                 .or(f.and_then(|f| f.peer_keys.as_ref().map(|s| *s.get_ref())))
                 .unwrap_or(maps::DEFAULT_PEER_KEYS),
+            owner_keys: args
+                .owner_keys
+                .or(f.and_then(|f| f.owner_keys.as_ref().map(|s| *s.get_ref())))
+                .unwrap_or(maps::DEFAULT_OWNER_KEYS),
+            cgroup_root: args.cgroup_root.clone().or_else(|| f.and_then(|f| f.cgroup_root.clone())),
             top: args.top.or(f.and_then(|f| f.top)).unwrap_or(DEFAULT_TOP),
             poll_ms: args
                 .poll_ms
@@ -115,6 +123,8 @@ impl Settings {
         note(false, "ring_bytes", self.ring_bytes.to_string(), new.ring_bytes.to_string());
         note(false, "port_keys", self.port_keys.to_string(), new.port_keys.to_string());
         note(false, "peer_keys", self.peer_keys.to_string(), new.peer_keys.to_string());
+        note(false, "owner_keys", self.owner_keys.to_string(), new.owner_keys.to_string());
+        note(false, "cgroup_root", format!("{:?}", self.cgroup_root), format!("{:?}", new.cgroup_root));
         note(false, "poll_ms", self.poll_ms.to_string(), new.poll_ms.to_string());
         note(false, "owner_metrics", self.owner_metrics.to_string(), new.owner_metrics.to_string());
         note(false, "pin_dir", format!("{:?}", self.pin_dir), format!("{:?}", new.pin_dir));

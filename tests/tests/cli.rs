@@ -39,6 +39,12 @@ fn unknown_interface_is_one_line_exit_2() {
 }
 
 #[test]
+fn a_cgroup_root_that_is_not_cgroup2_is_one_line_exit_2() {
+    let out = rstwatch(&[], &["run", "--cgroup-root", "/tmp", "--listen", "127.0.0.1:0"]);
+    assert_usage_error(&out, "/tmp is not a cgroup v2 mount");
+}
+
+#[test]
 fn address_in_use_is_one_line_exit_2() {
     let ns = Netns::new("busy");
     let taken: TcpListener = ns.run(|| TcpListener::bind("127.0.0.1:9477").expect("bind"));
