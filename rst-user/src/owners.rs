@@ -93,7 +93,8 @@ impl Resolver {
     /// Names every id in `ids` (those not found yet as `cgroup:<id>` until
     /// the next walk may find them) and forgets the others.
     pub fn resolve(&mut self, ids: &[u64]) -> BTreeMap<u64, Owner> {
-        self.known.retain(|id, _| ids.contains(id));
+        let asked: std::collections::BTreeSet<u64> = ids.iter().copied().collect();
+        self.known.retain(|id, _| asked.contains(id));
         let unknown: Vec<u64> = ids.iter().copied().filter(|id| !self.known.contains_key(id)).collect();
         if !unknown.is_empty() && self.last_scan.is_none_or(|t| t.elapsed() >= RESCAN) {
             self.last_scan = Some(Instant::now());
