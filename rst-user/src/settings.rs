@@ -36,6 +36,11 @@ pub struct Settings {
     pub owner_metrics: bool,
 }
 
+/// A flag wins over a (line-tracked) config value, which wins over the default.
+fn flag_file_default<T: Copy>(flag: Option<T>, file: Option<&toml::Spanned<T>>, default: T) -> T {
+    flag.or(file.map(|s| *s.get_ref())).unwrap_or(default)
+}
+
 impl Settings {
     pub fn resolve(args: &RunArgs, file: Option<&Loaded>) -> Result<Self, Error> {
         let f = file.map(|l| &l.file);
@@ -63,28 +68,21 @@ impl Settings {
             ifaces,
             listen,
             sample_rate: args.sample_rate.or(f.and_then(|f| f.sample_rate)).unwrap_or(DEFAULT_SAMPLE_RATE),
-            ring_bytes: args
-                .ring_bytes
-                .or(f.and_then(|f| f.ring_bytes.as_ref().map(|s| *s.get_ref())))
-                .unwrap_or(maps::DEFAULT_RING_BYTES),
-            port_keys: args
-                .port_keys
-                .or(f.and_then(|f| f.port_keys.as_ref().map(|s| *s.get_ref())))
-                .unwrap_or(maps::DEFAULT_PORT_KEYS),
-            peer_keys: args
-                .peer_keys
-                .or(f.and_then(|f| f.peer_keys.as_ref().map(|s| *s.get_ref())))
-                .unwrap_or(maps::DEFAULT_PEER_KEYS),
-            owner_keys: args
-                .owner_keys
-                .or(f.and_then(|f| f.owner_keys.as_ref().map(|s| *s.get_ref())))
-                .unwrap_or(maps::DEFAULT_OWNER_KEYS),
+            ring_bytes: flag_file_default(
+                args.ring_bytes,
+                f.and_then(|f| f.ring_bytes.as_ref()),
+                maps::DEFAULT_RING_BYTES,
+            ),
+            port_keys: flag_file_default(args.port_keys, f.and_then(|f| f.port_keys.as_ref()), maps::DEFAULT_PORT_KEYS),
+            peer_keys: flag_file_default(args.peer_keys, f.and_then(|f| f.peer_keys.as_ref()), maps::DEFAULT_PEER_KEYS),
+            owner_keys: flag_file_default(
+                args.owner_keys,
+                f.and_then(|f| f.owner_keys.as_ref()),
+                maps::DEFAULT_OWNER_KEYS,
+            ),
             cgroup_root: args.cgroup_root.clone().or_else(|| f.and_then(|f| f.cgroup_root.clone())),
             top: args.top.or(f.and_then(|f| f.top)).unwrap_or(DEFAULT_TOP),
-            poll_ms: args
-                .poll_ms
-                .or(f.and_then(|f| f.poll_ms.as_ref().map(|s| *s.get_ref())))
-                .unwrap_or(DEFAULT_POLL_MS),
+            poll_ms: flag_file_default(args.poll_ms, f.and_then(|f| f.poll_ms.as_ref()), DEFAULT_POLL_MS),
             pin_dir: pin.then_some(pin_dir),
             summary_seconds: args
                 .summary_seconds
