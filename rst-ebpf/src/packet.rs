@@ -39,9 +39,10 @@ pub struct Rst {
     pub flags: u8,
     /// The segment's cause from its own header (contract §2, wire views).
     pub cause: u8,
-    /// Where its payload starts in the frame, and its length by the IP header.
+    /// Where its IP header and its payload start in the frame (payload: 0
+    /// when the TCP header is cut); the length is read only for samples.
+    pub ip_off: usize,
     pub payload_off: usize,
-    pub payload_len: usize,
 }
 
 /// L3 protocol and L3 offset after skipping VLAN tags.
@@ -97,15 +98,20 @@ fn ipv6_l4<F: Frame>(f: &F, off: usize) -> Option<usize> {
     (next == IPPROTO_TCP).then_some(l4)
 }
 
-/// Where the IP datagram at `off` ends, by its own length field (Ethernet
-/// padding is not payload). Read only for RSTs: non-RST segments never pay it.
+/// Bytes of payload an RST carries, by its IP length field (Ethernet padding
+/// is not payload). Read only for sampled RSTs: counting never pays it.
 #[inline(always)]
-fn ip_end<F: Frame>(f: &F, family: u8, off: usize) -> Option<usize> {
-    if family == AF_INET {
-        Some(off + usize::from(u16::from_be_bytes(f.read::<[u8; 2]>(off + 2)?)))
-    } else {
-        Some(off + 40 + usize::from(u16::from_be_bytes(f.read::<[u8; 2]>(off + 4)?)))
+fn payload_len<F: Frame>(f: &F, rst: &Rst) -> usize {
+    if rst.payload_off == 0 {
+        return 0;
     }
+    let off = rst.ip_off;
+    let end = if rst.family == AF_INET {
+        f.read::<[u8; 2]>(off + 2).map(|l| off + usize::from(u16::from_be_bytes(l)))
+    } else {
+        f.read::<[u8; 2]>(off + 4).map(|l| off + 40 + usize::from(u16::from_be_bytes(l)))
+    };
+    end.map_or(0, |end| end.saturating_sub(rst.payload_off))
 }
 
 /// Parses a frame; `None` unless it is a TCP segment with RST set. Non-RST
@@ -132,7 +138,7 @@ pub fn parse_rst<F: Frame>(f: &F) -> Option<Rst> {
         dst = f.read(off + 24)?;
     }
     let mut rst =
-        Rst { family, src, dst, sport: 0, dport: 0, flags, cause: cause::MALFORMED, payload_off: 0, payload_len: 0 };
+        Rst { family, src, dst, sport: 0, dport: 0, flags, cause: cause::MALFORMED, ip_off: off, payload_off: 0 };
     // One read of the whole fixed header (the verifier tracks it best this way).
     let Some(th) = f.read::<[u8; TCP_HLEN]>(l4) else { return Some(rst) };
     rst.sport = u16::from_be_bytes([th[0], th[1]]);
@@ -142,7 +148,6 @@ pub fn parse_rst<F: Frame>(f: &F) -> Option<Rst> {
         return Some(rst);
     }
     rst.payload_off = l4 + doff;
-    rst.payload_len = ip_end(f, family, off).map_or(0, |end| end.saturating_sub(rst.payload_off));
     let seq = u32::from_be_bytes([th[4], th[5], th[6], th[7]]);
     rst.cause = if flags & TCP_ACK == 0 {
         cause::STRAY_REPLY
@@ -181,8 +186,9 @@ pub fn observe<F: Frame>(f: &F, view: u8, inbound: bool, ifindex: u32, from_stac
         s.cause = rst.cause;
         s.family = rst.family;
         s.tcp_flags = rst.flags;
-        s.payload_len = rst.payload_len.min(usize::from(u16::MAX)) as u16;
-        let n = rst.payload_len.min(PAYLOAD_BYTES).min(f.len().saturating_sub(rst.payload_off));
+        let len = payload_len(f, &rst);
+        s.payload_len = len.min(usize::from(u16::MAX)) as u16;
+        let n = len.min(PAYLOAD_BYTES).min(f.len().saturating_sub(rst.payload_off));
         if n > 0 && f.load_into(rst.payload_off, &mut s.payload, n) {
             s.payload_caplen = n as u8;
         }

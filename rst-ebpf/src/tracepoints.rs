@@ -161,14 +161,20 @@ fn sent_cause(reason: u32, sk: u64, th: u64, flags: u8) -> u8 {
     }
 }
 
-/// Counts and samples one reset; returns whether the sample went out.
-/// `cgroup`: the owner of the socket the reset belongs to, 0 when none;
-/// `netns`: the namespace's inode.
+/// Where a reset came from: its socket (0: none), the segment it answers
+/// (0: none), and the owner of the socket it belongs to (0: none).
+struct Origin {
+    sk: u64,
+    skb: u64,
+    cgroup: u64,
+}
+
+/// Counts and samples one reset; returns whether the sample went out. The
+/// namespace is read only for a sample that goes out.
 #[inline(always)]
-#[expect(clippy::too_many_arguments, reason = "one sample's fields")]
-fn record(view: u8, cause: u8, e: &Endpoints, reason: u32, state: u8, flags: u8, cgroup: u64, netns: u32) -> bool {
+fn record(view: u8, cause: u8, e: &Endpoints, reason: u32, state: u8, flags: u8, o: &Origin) -> bool {
     counters::count(view, cause, e.lport, e.family, &e.remote);
-    counters::count_owner(view, cause, cgroup);
+    counters::count_owner(view, cause, o.cgroup);
     counters::emit(|s| {
         s.local_addr = e.local;
         s.remote_addr = e.remote;
@@ -180,8 +186,8 @@ fn record(view: u8, cause: u8, e: &Endpoints, reason: u32, state: u8, flags: u8,
         s.family = e.family;
         s.state = state;
         s.tcp_flags = flags;
-        s.cgroup = cgroup;
-        s.netns = netns;
+        s.cgroup = o.cgroup;
+        s.netns = netns(o.sk, o.skb);
         if cause::runs_in_process(cause) {
             s.pid = (bpf_get_current_pid_tgid() >> 32) as u32;
             s.comm = bpf_get_current_comm().unwrap_or_default();
@@ -237,9 +243,8 @@ pub fn tcp_send_reset(ctx: BtfTracePointContext) -> i32 {
             remote: e.remote,
         });
     }
-    let owner = if full { owner_cgroup(sk) } else { 0 };
-    let ns = netns(sk, skb);
-    if record(view::SENT, cause, &e, reason, 0, flags, owner, ns) && skb != 0 && counters::capturing() {
+    let origin = Origin { sk, skb, cgroup: if full { owner_cgroup(sk) } else { 0 } };
+    if record(view::SENT, cause, &e, reason, 0, flags, &origin) && skb != 0 && counters::capturing() {
         capture_trigger(skb, cause);
     }
     0
@@ -251,8 +256,8 @@ pub fn tcp_receive_reset(ctx: BtfTracePointContext) -> i32 {
     // tcp_reset() fires this before tcp_done(): the state is still the one the reset hit.
     let state: u8 = kread(sk, cfg_get!(sk_state));
     let cause = if let Some(i) = slot(u64::from(state), STATE_SLOTS) { cfg_get!(state_cause[i]) } else { cause::OTHER };
-    let owner = if state == TCP_TIME_WAIT || state == TCP_NEW_SYN_RECV { 0 } else { owner_cgroup(sk) };
-    let _ = record(view::RECEIVED, cause, &sock_endpoints(sk), NO_REASON, state, 0, owner, netns(sk, 0));
+    let cgroup = if state == TCP_TIME_WAIT || state == TCP_NEW_SYN_RECV { 0 } else { owner_cgroup(sk) };
+    let _ = record(view::RECEIVED, cause, &sock_endpoints(sk), NO_REASON, state, 0, &Origin { sk, skb: 0, cgroup });
     0
 }
 
@@ -274,8 +279,15 @@ pub fn kfree_skb(ctx: BtfTracePointContext) -> i32 {
     if flags & TCP_RST == 0 {
         return 0;
     }
-    let _ =
-        record(view::RECEIVED, cause::REJECTED_INVALID, &skb_endpoints(skb, th), NO_REASON, 0, flags, 0, netns(0, skb));
+    let _ = record(
+        view::RECEIVED,
+        cause::REJECTED_INVALID,
+        &skb_endpoints(skb, th),
+        NO_REASON,
+        0,
+        flags,
+        &Origin { sk: 0, skb, cgroup: 0 },
+    );
     0
 }
 
