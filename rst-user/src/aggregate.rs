@@ -60,8 +60,6 @@ pub struct Aggregator {
     counts: KernelCounts,
     recent: VecDeque<Event>,
     delivered: u64,
-    /// cgroup id -> owner, as resolved so far.
-    owner_names: BTreeMap<u64, Owner>,
 }
 
 fn peer_addr(k: &PeerKey) -> IpAddr {
@@ -114,7 +112,6 @@ impl Aggregator {
             counts: KernelCounts::default(),
             recent: VecDeque::with_capacity(limits.recent),
             delivered: 0,
-            owner_names: BTreeMap::new(),
         }
     }
 
@@ -152,15 +149,6 @@ impl Aggregator {
         ids
     }
 
-    /// The names of the owners (replaces the previous ones).
-    pub fn set_owner_names(&mut self, names: BTreeMap<u64, Owner>) {
-        self.owner_names = names;
-    }
-
-    fn owner(&self, cgroup: u64) -> Owner {
-        self.owner_names.get(&cgroup).cloned().unwrap_or_else(|| owners::gone(cgroup))
-    }
-
     pub fn on_sample(&mut self, ev: Event) {
         self.delivered += 1;
         if self.limits.recent == 0 {
@@ -172,8 +160,10 @@ impl Aggregator {
         self.recent.push_back(ev);
     }
 
+    /// The snapshot; `names` names the owners' cgroup ids (see `owners::Resolver`).
     #[must_use]
-    pub fn snapshot(&self, uptime_seconds: f64) -> Snapshot {
+    pub fn snapshot(&self, uptime_seconds: f64, names: &BTreeMap<u64, Owner>) -> Snapshot {
+        let owner = |id: u64| names.get(&id).cloned().unwrap_or_else(|| owners::gone(id));
         let k = &self.counts;
         let mut totals = Totals::default();
         let mut causes = Vec::new();
@@ -229,7 +219,7 @@ impl Aggregator {
         )
         .into_iter()
         .map(|(v, c, id, n)| {
-            let owner = id.map(|id| self.owner(id));
+            let owner = id.map(owner);
             OwnerCount {
                 view: model::view_name(v).into(),
                 cause: model::cause_name(c).into(),
@@ -256,7 +246,7 @@ impl Aggregator {
                 ring_full,
                 rate_limited,
             },
-            recent: self.recent.iter().rev().map(|e| self.recent_row(e)).collect(),
+            recent: self.recent.iter().rev().map(|e| self.recent_row(e, owner)).collect(),
             coverage: self.coverage.clone(),
             ephemeral_ports: self.ephemeral,
             // filled by the alert detector, which runs on this snapshot
@@ -266,7 +256,7 @@ impl Aggregator {
         }
     }
 
-    fn recent_row(&self, e: &Event) -> Recent {
+    fn recent_row(&self, e: &Event, owner: impl Fn(u64) -> Owner) -> Recent {
         Recent {
             view: model::view_name(e.view).into(),
             cause: model::cause_name(e.cause).into(),
@@ -280,7 +270,7 @@ impl Aggregator {
             ifindex: e.ifindex,
             netns: e.netns.or(if e.ifindex.is_some() { self.own_netns } else { None }),
             cgroup: e.cgroup,
-            owner: e.cgroup.map(|id| self.owner(id).name),
+            owner: e.cgroup.map(|id| owner(id).name),
             payload: e.payload.as_ref().map(|(len, bytes)| Payload::new(*len, bytes)),
             ts_ns: e.ts_ns,
         }
@@ -336,7 +326,7 @@ mod tests {
 
     #[test]
     fn totals_and_causes_come_from_kernel_counts() {
-        let s = agg(10).snapshot(1.0);
+        let s = agg(10).snapshot(1.0, &BTreeMap::new());
         assert_eq!(s.totals, Totals { sent: 10, received: 10, wire_in: 4, wire_out: 0 });
         assert_eq!(s.causes.len(), 3);
         assert_eq!(s.causes[0], CauseCount { view: "sent".into(), cause: "closed_port".into(), count: 10 });
@@ -344,7 +334,7 @@ mod tests {
 
     #[test]
     fn ports_keep_top_n_and_sum_the_rest_with_overflow_as_other() {
-        let s = agg(2).snapshot(1.0);
+        let s = agg(2).snapshot(1.0, &BTreeMap::new());
         let rows: Vec<_> = s.ports.iter().map(|p| (p.port.clone(), p.count)).collect();
         assert_eq!(
             rows,
@@ -358,7 +348,7 @@ mod tests {
 
     #[test]
     fn peers_and_sample_stats() {
-        let s = agg(10).snapshot(1.0);
+        let s = agg(10).snapshot(1.0, &BTreeMap::new());
         assert_eq!(s.peers[0].addr, "10.0.0.1");
         assert_eq!(s.peers[0].cause, "refused");
         assert_eq!(s.samples, SampleStats { delivered: 0, dropped: 5, ring_full: 2, rate_limited: 3 });
@@ -385,17 +375,15 @@ mod tests {
                 netns: Some(4_026_531_840),
             });
         }
-        let s = a.snapshot(1.0);
+        let s = a.snapshot(1.0, &BTreeMap::new());
         assert_eq!(s.samples.delivered, 3);
         assert_eq!(s.recent.iter().map(|r| r.ts_ns).collect::<Vec<_>>(), vec![3, 2]);
         assert_eq!(s.recent[0].reason_name.as_deref(), Some("TCP_STATE"));
         assert_eq!(s.recent[0].owner.as_deref(), Some("cgroup:77"), "unnamed until resolved");
         assert_eq!(a.owner_ids(), vec![77]);
-        a.set_owner_names(BTreeMap::from([(
-            77,
-            Owner { name: "nginx.service".into(), path: Some("/x/nginx.service".into()) },
-        )]));
-        assert_eq!(a.snapshot(1.0).recent[0].owner.as_deref(), Some("nginx.service"));
+        let names =
+            BTreeMap::from([(77, Owner { name: "nginx.service".into(), path: Some("/x/nginx.service".into()) })]);
+        assert_eq!(a.snapshot(1.0, &names).recent[0].owner.as_deref(), Some("nginx.service"));
     }
 
     #[test]
@@ -406,11 +394,11 @@ mod tests {
         k.owners = vec![(key(5), 3), (key(6), 1)];
         k.overflow[(2 * maps::COUNT_SLOTS + cause::slot(view::SENT, cause::LINGER_ABORT)) as usize] = 2;
         a.on_counts(k);
-        a.set_owner_names(BTreeMap::from([(
+        let names = BTreeMap::from([(
             5,
             Owner { name: "nginx.service".into(), path: Some("/system.slice/nginx.service".into()) },
-        )]));
-        let s = a.snapshot(1.0);
+        )]);
+        let s = a.snapshot(1.0, &names);
         let rows: Vec<_> = s.owners.iter().map(|o| (o.owner.as_str(), o.cgroup, o.count)).collect();
         assert_eq!(rows, vec![("nginx.service", Some(5), 3), ("other", None, 3)]);
         assert_eq!(s.owners[0].cgroup_path.as_deref(), Some("/system.slice/nginx.service"));

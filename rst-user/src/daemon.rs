@@ -246,8 +246,8 @@ pub async fn run(args: RunArgs) -> Result<(), Error> {
     let mut owners = Resolver::new(settings.cgroup_root.clone());
     let mut publish = |agg: &mut Aggregator, detector: &mut Detector, source: &Source| {
         agg.on_counts(source.counts());
-        agg.set_owner_names(owners.resolve(&agg.owner_ids()));
-        let mut snap = agg.snapshot(started.elapsed().as_secs_f64());
+        let names = owners.resolve(&agg.owner_ids());
+        let mut snap = agg.snapshot(started.elapsed().as_secs_f64(), names);
         for change in detector.on_snapshot(&snap) {
             log_alert(&change);
         }

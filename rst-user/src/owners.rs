@@ -90,9 +90,9 @@ impl Resolver {
         Self { root, known: BTreeMap::new(), last_scan: None }
     }
 
-    /// Names every id in `ids` (those not found yet as `cgroup:<id>` until
-    /// the next walk may find them) and forgets the others.
-    pub fn resolve(&mut self, ids: &[u64]) -> BTreeMap<u64, Owner> {
+    /// Names the ids in `ids` it can (an id missing from the answer is not
+    /// walked for yet: show it as [`gone`]) and forgets the others.
+    pub fn resolve(&mut self, ids: &[u64]) -> &BTreeMap<u64, Owner> {
         let asked: std::collections::BTreeSet<u64> = ids.iter().copied().collect();
         self.known.retain(|id, _| asked.contains(id));
         let unknown: Vec<u64> = ids.iter().copied().filter(|id| !self.known.contains_key(id)).collect();
@@ -107,7 +107,7 @@ impl Resolver {
                 self.known.insert(id, owner);
             }
         }
-        ids.iter().map(|&id| (id, self.known.get(&id).cloned().unwrap_or_else(|| gone(id)))).collect()
+        &self.known
     }
 }
 
@@ -177,7 +177,7 @@ mod tests {
         std::fs::create_dir_all(&unit).unwrap();
         let id = std::fs::metadata(&unit).unwrap().ino();
         let mut r = Resolver::new(Some(root.clone()));
-        let names = r.resolve(&[id, 1]);
+        let names = r.resolve(&[id, 1]).clone();
         assert_eq!(names[&id], Owner { name: "web.service".into(), path: Some("/system.slice/web.service".into()) });
         assert_eq!(names[&1].name, "cgroup:1", "not under this root");
         r.resolve(&[id]);

@@ -91,7 +91,7 @@ fn userspace() -> f64 {
     for i in 0..N {
         agg.on_sample(decode::decode(&records[i % records.len()]).expect("valid record"));
     }
-    let s = agg.snapshot(1.0);
+    let s = agg.snapshot(1.0, &std::collections::BTreeMap::new());
     assert_eq!(s.samples.delivered, N as u64);
     N as f64 / start.elapsed().as_secs_f64()
 }
