@@ -38,13 +38,16 @@ fn addr(family: u8, raw: [u8; 16]) -> IpAddr {
     }
 }
 
+/// One ring-buffer record as the kernel wrote it, if `bytes` holds a whole one.
+#[must_use]
+pub fn record<T: aya::Pod>(bytes: &[u8]) -> Option<T> {
+    // SAFETY: T is plain data (any bit pattern is valid); the length is checked.
+    (bytes.len() >= size_of::<T>()).then(|| unsafe { std::ptr::read_unaligned(bytes.as_ptr().cast::<T>()) })
+}
+
 /// Decodes one ring-buffer record.
 pub fn decode(bytes: &[u8]) -> Result<Event, BadLength> {
-    if bytes.len() < SAMPLE_SIZE {
-        return Err(BadLength(bytes.len()));
-    }
-    // SAFETY: Sample is repr(C) plain data, any bit pattern is valid; length checked above.
-    let s: Sample = unsafe { std::ptr::read_unaligned(bytes.as_ptr().cast()) };
+    let s: Sample = record(bytes).ok_or(BadLength(bytes.len()))?;
     let comm_len = s.comm.iter().position(|&b| b == 0).unwrap_or(s.comm.len());
     Ok(Event {
         view: s.view,

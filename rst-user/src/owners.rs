@@ -55,6 +55,12 @@ fn cgroup2_mount(mountinfo: &str) -> Option<PathBuf> {
     })
 }
 
+/// This host's cgroup v2 mount, from `/proc/self/mountinfo`.
+#[must_use]
+pub fn cgroup2_root() -> Option<PathBuf> {
+    std::fs::read_to_string("/proc/self/mountinfo").ok().as_deref().and_then(cgroup2_mount)
+}
+
 /// Walks the cgroup2 mount when an id is unknown, at most every `RESCAN`
 /// (an id not found then is named `cgroup:<id>` for good: no walk per poll).
 /// Remembers only the ids it was last asked about.
@@ -79,8 +85,7 @@ impl Resolver {
     /// mountinfo; without one, owners are named by id only (one log line).
     #[must_use]
     pub fn new(root: Option<PathBuf>) -> Self {
-        let root =
-            root.or_else(|| std::fs::read_to_string("/proc/self/mountinfo").ok().as_deref().and_then(cgroup2_mount));
+        let root = root.or_else(cgroup2_root);
         match &root {
             Some(r) => tracing::debug!(root = %r.display(), "resolving socket owners under the cgroup2 mount"),
             None => {

@@ -7,16 +7,11 @@ use std::{
     time::Duration,
 };
 
-/// Where cgroup v2 is mounted (`/sys/fs/cgroup` or, on hybrid hosts, `/sys/fs/cgroup/unified`).
+/// Where cgroup v2 is mounted (`/sys/fs/cgroup` or, on hybrid hosts, `/sys/fs/cgroup/unified`),
+/// found as the daemon finds it.
 #[must_use]
 pub fn mount() -> PathBuf {
-    let info = std::fs::read_to_string("/proc/self/mountinfo").expect("reading mountinfo");
-    info.lines()
-        .find_map(|l| {
-            let (left, right) = l.split_once(" - ")?;
-            right.starts_with("cgroup2 ").then(|| PathBuf::from(left.split_whitespace().nth(4).expect("mount point")))
-        })
-        .expect("a cgroup2 mount (rstwatch names owners by their cgroup v2)")
+    rst_user::owners::cgroup2_root().expect("a cgroup2 mount (rstwatch names owners by their cgroup v2)")
 }
 
 /// `rstwatch-test-<pid>.slice/<unit>` under the cgroup2 mount.

@@ -17,7 +17,7 @@ use pcap_file::{
     DataLink, TsResolution,
     pcap::{PcapHeader, PcapPacket, PcapWriter},
 };
-use rst_common::event::{CAPTURE_BYTES, CAPTURE_SIZE, CAPTURE_TRIGGER, Capture};
+use rst_common::event::{CAPTURE_BYTES, CAPTURE_TRIGGER, Capture};
 
 use crate::{error::Error, model};
 
@@ -34,10 +34,7 @@ pub struct PcapSink {
 /// Decodes one `CAPTURES` record.
 #[must_use]
 pub fn decode(bytes: &[u8]) -> Option<Capture> {
-    (bytes.len() >= CAPTURE_SIZE).then(|| {
-        // SAFETY: Capture is repr(C) plain data; the length is checked.
-        unsafe { std::ptr::read_unaligned(bytes.as_ptr().cast::<Capture>()) }
-    })
+    crate::decode::record(bytes)
 }
 
 fn monotonic_now() -> Duration {
