@@ -140,3 +140,30 @@ fn a_listener_answering_a_stray_ack_names_the_segment_and_the_listeners_owner() 
     assert_eq!(d.port("wire_out", "not_from_stack", 7130), 0, "{}", d.after.json);
     assert_eq!(d.missed("sent"), 0);
 }
+
+#[test]
+fn owners_past_the_key_budget_are_counted_as_other() {
+    let rig = Rig::start_with(&["--iface", VB, "--owner-keys", "1"]);
+    let (first, second) = (Cgroup::new("rstwatch-first.service"), Cgroup::new("rstwatch-second.service"));
+    let server = addr("10.77.0.2:7140");
+    // Each cgroup's client is refused once: two owners of received/refused, room for one.
+    let d = rig.measure(
+        |p| {
+            first.run(|| traffic::syn_to_closed_port(&p.a, addr("10.77.0.1:7141"), server));
+            second.run(|| traffic::syn_to_closed_port(&p.a, addr("10.77.0.1:7142"), server));
+        },
+        |d| d.port("received", "refused", 7141) + d.port("received", "refused", 7142) == 2,
+    );
+    let rows: Vec<&Value> = d.after.json["owners"]
+        .as_array()
+        .map(Vec::as_slice)
+        .unwrap_or_default()
+        .iter()
+        .filter(|r| r["view"] == "received" && r["cause"] == "refused")
+        .collect();
+    let named: Vec<&str> = rows.iter().filter_map(|r| r["owner"].as_str()).collect();
+    assert_eq!(rows.len(), 2, "{rows:?}");
+    assert!(named.contains(&"other"), "the second owner overflowed: {named:?}");
+    assert!(named.contains(&"rstwatch-first.service"), "{named:?}");
+    assert_eq!(rows.iter().filter_map(|r| r["count"].as_u64()).sum::<u64>(), 2, "nothing lost: {rows:?}");
+}
