@@ -72,8 +72,10 @@ pub struct SampleState {
     /// Start of the current one-second window (coarse ns) and samples in it.
     pub window_start: u64,
     pub window_count: u64,
+    /// `--pcap`: packet captures of sampled resets lost because their ring was full.
+    pub captures_lost: u64,
 }
-const _: () = assert!(size_of::<SampleState>() == 40);
+const _: () = assert!(size_of::<SampleState>() == 48);
 
 #[cfg(feature = "user")]
 unsafe impl aya::Pod for SampleState {}

@@ -124,12 +124,17 @@ pub fn capturing() -> bool {
     SETTINGS.get(maps::SETTING_CAPTURE).is_some_and(|v| *v != 0)
 }
 
-/// Sends packet bytes for a reset that was just sampled (best effort: the
-/// pcap files are a bounded excerpt, the counts are elsewhere). `fill`
+/// Sends packet bytes for a reset that was just sampled (the pcap files are
+/// a bounded excerpt, the counts are elsewhere; a full ring is counted). `fill`
 /// writes `data` in place and returns how many bytes are valid (0: none).
 #[inline(always)]
 pub fn capture(view: u8, cause: u8, kind: u8, fill: impl FnOnce(&mut [u8; CAPTURE_BYTES]) -> u32) {
-    let Some(mut entry) = CAPTURES.reserve::<Capture>(0) else { return };
+    let Some(mut entry) = CAPTURES.reserve::<Capture>(0) else {
+        if let Some(st) = STATS.get_ptr_mut(0) {
+            add(unsafe { &raw mut (*st).captures_lost });
+        }
+        return;
+    };
     // SAFETY: the reserved record is ours until submit/discard; zeroed before use.
     let c = unsafe {
         let p = entry.as_mut_ptr();

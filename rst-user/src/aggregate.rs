@@ -245,6 +245,7 @@ impl Aggregator {
                 dropped: ring_full + rate_limited,
                 ring_full,
                 rate_limited,
+                captures_lost: k.samples.captures_lost,
             },
             recent: self.recent.iter().rev().map(|e| self.recent_row(e, owner)).collect(),
             coverage: self.coverage.clone(),
@@ -310,6 +311,7 @@ mod tests {
         )];
         k.samples.ring_full = 2;
         k.samples.rate_limited = 3;
+        k.samples.captures_lost = 4;
         k
     }
 
@@ -351,7 +353,10 @@ mod tests {
         let s = agg(10).snapshot(1.0, &BTreeMap::new());
         assert_eq!(s.peers[0].addr, "10.0.0.1");
         assert_eq!(s.peers[0].cause, "refused");
-        assert_eq!(s.samples, SampleStats { delivered: 0, dropped: 5, ring_full: 2, rate_limited: 3 });
+        assert_eq!(
+            s.samples,
+            SampleStats { delivered: 0, dropped: 5, ring_full: 2, rate_limited: 3, captures_lost: 4 }
+        );
     }
 
     #[test]

@@ -231,6 +231,10 @@ pub struct SampleStats {
     pub dropped: u64,
     pub ring_full: u64,
     pub rate_limited: u64,
+    /// `--pcap`: packet captures lost because their ring was full (not in `dropped`:
+    /// the samples themselves went out).
+    #[serde(default)]
+    pub captures_lost: u64,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

@@ -65,6 +65,7 @@ impl Source {
             samples.emitted += cpu.emitted;
             samples.ring_full += cpu.ring_full;
             samples.rate_limited += cpu.rate_limited;
+            samples.captures_lost += cpu.captures_lost;
         }
         KernelCounts {
             causes: sum_array(&self.counts),

@@ -54,3 +54,36 @@ fn pcap_files_hold_triggers_and_resets_readable_by_tcpdump_and_rotate() {
     drop(rig);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// The daemon stopped (SIGSTOP) while a SYN storm is sampled with captures:
+/// with a sample ring larger than the 256 KiB capture ring, the capture ring
+/// fills first, and every capture that did not fit is counted.
+#[test]
+fn captures_that_do_not_fit_their_ring_are_counted() {
+    let dir = std::env::temp_dir().join(format!("rstw-pcap-lost-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let rig = Rig::start_with(&[
+        "--iface",
+        VB,
+        "--pcap",
+        dir.to_str().unwrap(),
+        "--sample-rate",
+        "100000",
+        "--ring-bytes",
+        "1048576",
+    ]);
+    let pid = libc::pid_t::try_from(rig.daemon.pid()).expect("pid fits");
+    // SAFETY: signalling the test's own daemon.
+    unsafe { libc::kill(pid, libc::SIGSTOP) };
+    let sent = rst_tests::flood::closed_port_storm(&rig.pair, 7995, std::time::Duration::from_millis(500));
+    // SAFETY: as above.
+    unsafe { libc::kill(pid, libc::SIGCONT) };
+    assert!(sent > 5000, "the storm sent {sent} SYNs");
+    let s = rig.daemon.wait_for("the storm counted", |s| s.port("sent", "closed_port", 7995) > 5000);
+    let lost = s.json["samples"]["captures_lost"].as_u64().expect("captures_lost");
+    assert!(lost > 0, "a 256 KiB capture ring cannot hold {sent} captures: {}", s.json["samples"]);
+    let metrics = rig.daemon.get("/metrics");
+    assert!(metrics.contains("rstwatch_captures_lost_total "), "{metrics}");
+    drop(rig);
+    let _ = std::fs::remove_dir_all(&dir);
+}

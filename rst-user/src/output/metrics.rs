@@ -99,30 +99,27 @@ impl Collector for SnapshotCollector {
                 &owner_rows(s),
             )?;
         }
-        plain_counter(
-            &mut enc,
-            "rstwatch_samples_delivered",
-            "Reset samples read from the ring buffer.",
-            s.samples.delivered,
-        )?;
-        plain_counter(
-            &mut enc,
-            "rstwatch_samples_dropped",
-            "Reset samples not delivered (ring full or rate-limited); counts stay exact.",
-            s.samples.dropped,
-        )?;
-        plain_counter(
-            &mut enc,
-            "rstwatch_samples_ring_full",
-            "Reset samples lost because the ring buffer was full.",
-            s.samples.ring_full,
-        )?;
-        plain_counter(
-            &mut enc,
-            "rstwatch_samples_rate_limited",
-            "Reset samples skipped by the per-CPU sample rate limit.",
-            s.samples.rate_limited,
-        )?;
+        for (name, help, value) in [
+            ("rstwatch_samples_delivered", "Reset samples read from the ring buffer.", s.samples.delivered),
+            (
+                "rstwatch_samples_dropped",
+                "Reset samples not delivered (ring full or rate-limited); counts stay exact.",
+                s.samples.dropped,
+            ),
+            ("rstwatch_samples_ring_full", "Reset samples lost because the ring buffer was full.", s.samples.ring_full),
+            (
+                "rstwatch_samples_rate_limited",
+                "Reset samples skipped by the per-CPU sample rate limit.",
+                s.samples.rate_limited,
+            ),
+            (
+                "rstwatch_captures_lost",
+                "Packet captures of sampled resets (--pcap) lost because their ring buffer was full.",
+                s.samples.captures_lost,
+            ),
+        ] {
+            plain_counter(&mut enc, name, help, value)?;
+        }
         let alerts: Vec<_> = ["port_scan", "listener_down", "rst_flood"]
             .iter()
             .map(|k| (vec![("kind", (*k).to_string())], s.alerts_started.get(*k).copied().unwrap_or(0)))
