@@ -48,6 +48,12 @@ pub struct Config {
     pub skb_dev: u32,
     pub dev_net: u32,
     pub net_inum: u32,
+    /// The route of a segment with no socket, for the kernel's own check in
+    /// `tcp_v{4,6}_send_reset` (kernels < 6.10, counted by fentry):
+    /// `sk_buff._skb_refdst`, `rtable.rt_type`, `rt6_info.rt6i_flags`.
+    pub skb_refdst: u32,
+    pub rt_type: u32,
+    pub rt6i_flags: u32,
     /// `enum sk_rst_reason` value -> cause code (or a `REFINE_*` marker).
     pub reason_cause: [u8; REASON_SLOTS],
     /// TCP state (before the reset) -> `received` cause code.
@@ -85,13 +91,16 @@ impl Config {
         skb_dev: ABSENT,
         dev_net: ABSENT,
         net_inum: ABSENT,
+        skb_refdst: ABSENT,
+        rt_type: ABSENT,
+        rt6i_flags: ABSENT,
         reason_cause: [crate::cause::UNSPECIFIED; REASON_SLOTS],
         state_cause: [crate::cause::OTHER; STATE_SLOTS],
         rst_drop_reasons: [0; DROP_REASON_BYTES],
     };
 }
 
-const _: () = assert!(size_of::<Config>() == 23 * 4 + REASON_SLOTS + STATE_SLOTS + DROP_REASON_BYTES);
+const _: () = assert!(size_of::<Config>() == 26 * 4 + REASON_SLOTS + STATE_SLOTS + DROP_REASON_BYTES);
 
 #[cfg(feature = "user")]
 unsafe impl aya::Pod for Config {}

@@ -8,6 +8,7 @@
 
 mod config;
 mod counters;
+mod fentry;
 mod packet;
 mod tc;
 mod tracepoints;

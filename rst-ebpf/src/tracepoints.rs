@@ -27,15 +27,15 @@ use crate::{
 
 /// Linux ABI address family number of IPv6 sockets.
 const LINUX_AF_INET6: u16 = 10;
-const TCP_SYN: u8 = 0x02;
-const TCP_RST: u8 = 0x04;
-const TCPHDR_FLAGS: u32 = 13;
+pub(crate) const TCP_SYN: u8 = 0x02;
+pub(crate) const TCP_RST: u8 = 0x04;
+pub(crate) const TCPHDR_FLAGS: u32 = 13;
 /// TCP states are UAPI (`BPF_TCP_*`); see rst-user's kernel/classify.rs.
-const TCP_TIME_WAIT: u8 = 6;
+pub(crate) const TCP_TIME_WAIT: u8 = 6;
 const TCP_LISTEN: u8 = 10;
-const TCP_NEW_SYN_RECV: u8 = 12;
+pub(crate) const TCP_NEW_SYN_RECV: u8 = 12;
 
-struct Endpoints {
+pub(crate) struct Endpoints {
     family: u8,
     local: [u8; 16],
     remote: [u8; 16],
@@ -44,7 +44,7 @@ struct Endpoints {
 }
 
 #[inline(always)]
-fn kread<T: Copy + Default>(base: u64, off: u32) -> T {
+pub(crate) fn kread<T: Copy + Default>(base: u64, off: u32) -> T {
     if base == 0 || off == ABSENT {
         return T::default();
     }
@@ -89,7 +89,7 @@ fn sock_endpoints(sk: u64) -> Endpoints {
 /// local end): the reset a socketless reply answers, or a dropped RST. `th`
 /// is its TCP header.
 #[inline(always)]
-fn skb_endpoints(skb: u64, th: u64) -> Endpoints {
+pub(crate) fn skb_endpoints(skb: u64, th: u64) -> Endpoints {
     let mut e = Endpoints { family: AF_INET, local: [0; 16], remote: [0; 16], lport: 0, rport: 0 };
     let head: u64 = kread(skb, cfg_get!(skb_head));
     let nh: u16 = kread(skb, cfg_get!(skb_network_header));
@@ -163,16 +163,16 @@ fn sent_cause(reason: u32, sk: u64, th: u64, flags: u8) -> u8 {
 
 /// Where a reset came from: its socket (0: none), the segment it answers
 /// (0: none), and the owner of the socket it belongs to (0: none).
-struct Origin {
-    sk: u64,
-    skb: u64,
-    cgroup: u64,
+pub(crate) struct Origin {
+    pub sk: u64,
+    pub skb: u64,
+    pub cgroup: u64,
 }
 
 /// Counts and samples one reset; returns whether the sample went out. The
 /// namespace is read only for a sample that goes out.
 #[inline(always)]
-fn record(view: u8, cause: u8, e: &Endpoints, reason: u32, state: u8, flags: u8, o: &Origin) -> bool {
+pub(crate) fn record(view: u8, cause: u8, e: &Endpoints, reason: u32, state: u8, flags: u8, o: &Origin) -> bool {
     counters::count(view, cause, e.lport, e.family, &e.remote);
     counters::count_owner(view, cause, o.cgroup);
     counters::emit(|s| {
@@ -195,9 +195,23 @@ fn record(view: u8, cause: u8, e: &Endpoints, reason: u32, state: u8, flags: u8,
     })
 }
 
+/// A reply to a segment leaves through the stack's control socket right
+/// after it is counted: tc egress looks for it by this tuple.
+#[inline(always)]
+pub(crate) fn announce(e: &Endpoints) {
+    counters::announce_stack_rst(&FlowKey {
+        family: e.family,
+        _pad: [0; 3],
+        lport: e.lport,
+        rport: e.rport,
+        local: e.local,
+        remote: e.remote,
+    });
+}
+
 /// The triggering segment's bytes from its IP header on, for `--pcap`.
 #[inline(always)]
-fn capture_trigger(skb: u64, cause: u8) {
+pub(crate) fn capture_trigger(skb: u64, cause: u8) {
     let head: u64 = kread(skb, cfg_get!(skb_head));
     let nh: u16 = kread(skb, cfg_get!(skb_network_header));
     if head == 0 {
@@ -232,16 +246,7 @@ pub fn tcp_send_reset(ctx: BtfTracePointContext) -> i32 {
     let connected = full && state != TCP_LISTEN;
     let e = if connected || skb == 0 { sock_endpoints(sk) } else { skb_endpoints(skb, th) };
     if skb != 0 {
-        // A reply to a segment: it leaves through the stack's control socket
-        // right after this tracepoint, so tc egress will look for it here.
-        counters::announce_stack_rst(&FlowKey {
-            family: e.family,
-            _pad: [0; 3],
-            lport: e.lport,
-            rport: e.rport,
-            local: e.local,
-            remote: e.remote,
-        });
+        announce(&e);
     }
     let origin = Origin { sk, skb, cgroup: if full { owner_cgroup(sk) } else { 0 } };
     if record(view::SENT, cause, &e, reason, 0, flags, &origin) && skb != 0 && counters::capturing() {

@@ -1,5 +1,6 @@
 //! `wire_in`: every RST arriving on a watched interface. Always XDP_PASS.
-//! Checked on Linux 6.18 (native on veth, generic on lo).
+//! Checked on Linux 6.18 (native on veth, generic on lo), and 5.10, 6.1, 6.12
+//! in the kernel matrix (`cargo xtask test --kernels`).
 
 use aya_ebpf::{
     EbpfContext, bindings::xdp_action, check_bounds_signed, helpers::bpf_xdp_load_bytes, macros::xdp,
@@ -33,9 +34,38 @@ impl Frame for XdpContext {
     }
 }
 
+/// An XDP frame on a kernel without `bpf_xdp_load_bytes` (< 5.18): the
+/// same parsing and counting, no payload copy (the verifier rejects a
+/// program that names an unknown helper, so this is a program of its own).
+struct NoLoadBytes<'a>(&'a XdpContext);
+
+impl Frame for NoLoadBytes<'_> {
+    #[inline(always)]
+    fn read<T: Copy>(&self, off: usize) -> Option<T> {
+        self.0.read(off)
+    }
+
+    #[inline(always)]
+    fn len(&self) -> usize {
+        Frame::len(self.0)
+    }
+
+    #[inline(always)]
+    fn load_into(&self, _off: usize, _buf: &mut [u8; PAYLOAD_BYTES], _n: usize) -> bool {
+        false
+    }
+}
+
 #[xdp]
 pub fn rst_xdp(ctx: XdpContext) -> u32 {
     packet::observe(&ctx, view::WIRE_IN, true, ctx.ingress_ifindex() as u32, |_| true);
+    xdp_action::XDP_PASS
+}
+
+/// `rst_xdp` for kernels < 5.18 (no payload bytes in samples).
+#[xdp]
+pub fn rst_xdp_no_payload(ctx: XdpContext) -> u32 {
+    packet::observe(&NoLoadBytes(&ctx), view::WIRE_IN, true, ctx.ingress_ifindex() as u32, |_| true);
     xdp_action::XDP_PASS
 }
 

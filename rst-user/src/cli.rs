@@ -37,6 +37,10 @@ pub enum Command {
         #[arg(value_enum)]
         shell: clap_complete::Shell,
     },
+    /// Internal: started by `run` on kernels without TCX (< 6.6); waits until its
+    /// daemon is gone (its stdin closes), then removes the daemon's tc egress filters.
+    #[command(hide = true, name = "tc-reaper")]
+    TcReaper,
 }
 
 #[derive(Args, Debug)]
@@ -100,7 +104,8 @@ pub struct RunArgs {
     /// Log a one-line summary every this many seconds; 0 never [default: 300].
     #[arg(long, value_name = "SECONDS")]
     pub summary_seconds: Option<u64>,
-    /// The kernel's BTF (struct offsets and enum values are read from it).
+    /// The running kernel's BTF (struct offsets and enum values are read from it). Only for
+    /// a kernel that exposes it elsewhere: it must be this kernel's own BTF.
     #[arg(long, value_name = "FILE", default_value = crate::kernel::VMLINUX)]
     pub btf: PathBuf,
     /// Write pcap files of sampled resets here: per cause, the segments that triggered

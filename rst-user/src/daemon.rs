@@ -173,23 +173,36 @@ fn start_programs(args: &RunArgs, settings: &Settings, probe: &kernel::Probe) ->
     let mut ebpf = load(settings, args.fresh, probe)?;
     loader::set_sample_rate(&mut ebpf, settings.sample_rate)?;
     let btf = loader::kernel_btf(&args.btf)?;
+    // A missing tracepoint was reported once by the probe; its view stays at zero.
     for (name, present) in [("tcp_send_reset", probe.has_send_reset), ("tcp_receive_reset", probe.has_receive_reset)] {
         if present {
             loader::attach_tracepoint(&mut ebpf, &btf, name, name)?;
-        } else {
-            tracing::warn!("tracepoint tcp:{name} is missing on this kernel: its view stays at zero");
         }
+    }
+    let mut sent_programs = vec!["tcp_send_reset"];
+    if probe.has_send_reset && !probe.send_reset_has_socketless {
+        for (program, function) in loader::SENT_NO_FULL_SOCKET {
+            loader::attach_fentry(&mut ebpf, &btf, program, function)?;
+            sent_programs.push(program);
+        }
+        tracing::info!("kernel < 6.10: resets without a full socket are counted at tcp_v4/v6_send_reset (fentry)");
     }
     if probe.has_rejected {
         loader::attach_btf_tracepoint(&mut ebpf, &btf, "kfree_skb", "skb", "kfree_skb")?;
     }
-    let mut wire = Wire::default();
+    let mode = loader::WireMode {
+        xdp_program: if probe.has_xdp_load_bytes { loader::XDP_PROGRAM } else { loader::XDP_PROGRAM_NO_PAYLOAD },
+        tcx: probe.has_tcx,
+    };
+    let mut wire = Wire::new(mode);
     wire.sync(&mut ebpf, &settings.ifaces, true)?;
     if settings.ifaces.is_empty() {
         tracing::info!("no interface watched: wire_in/wire_out stay at zero (add --iface IF)");
     }
-    let programs = [(rst_common::view::SENT, "tcp_send_reset"), (rst_common::view::RECEIVED, "tcp_receive_reset")]
+    let programs = sent_programs
         .into_iter()
+        .map(|p| (rst_common::view::SENT, p))
+        .chain([(rst_common::view::RECEIVED, "tcp_receive_reset")])
         .filter_map(|(v, name)| loader::program_fd(&ebpf, name).map(|fd| (v, fd)))
         .collect();
     let source = Source::new(&mut ebpf, programs)?;

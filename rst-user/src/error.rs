@@ -11,7 +11,7 @@ pub enum Error {
     )]
     NotPermitted,
     /// The kernel exposes no BTF.
-    #[error("cannot read kernel BTF at {} ({detail}): rstwatch needs a kernel built with CONFIG_DEBUG_INFO_BTF=y, or the kernel's BTF named with --btf FILE", path.display())]
+    #[error("cannot read kernel BTF at {} ({detail}): rstwatch needs a kernel built with CONFIG_DEBUG_INFO_BTF=y (Debian >= 11, Ubuntu >= 20.10, RHEL >= 8.2 have it); its BTF tracepoints and fentry programs are checked against the running kernel's own BTF, so a BTF file from elsewhere cannot stand in for it", path.display())]
     NoBtf { path: std::path::PathBuf, detail: String },
     /// tracefs is neither mounted nor mountable.
     #[error(

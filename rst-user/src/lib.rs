@@ -19,6 +19,7 @@ pub mod owners;
 pub mod payload;
 pub mod pins;
 pub mod privileges;
+pub mod reaper;
 pub mod settings;
 pub mod source;
 pub mod tui;

@@ -5,7 +5,9 @@
 use aya::{
     Btf, Ebpf, EbpfLoader, Endianness,
     programs::{
-        BtfTracePoint, SchedClassifier, TcAttachType, Xdp, XdpMode, tc, tc::SchedClassifierLinkId, xdp::XdpLinkId,
+        BtfTracePoint, FEntry, SchedClassifier, TcAttachType, Xdp, XdpMode,
+        tc::{self, NlOptions, SchedClassifierLinkId, TcAttachOptions, TcHandle},
+        xdp::XdpLinkId,
     },
 };
 use rst_common::{config::Config, maps};
@@ -13,6 +15,15 @@ use rst_common::{config::Config, maps};
 use crate::error::{Error, chain};
 
 pub const XDP_PROGRAM: &str = "rst_xdp";
+/// `rst_xdp` without the payload copy, for kernels without `bpf_xdp_load_bytes` (< 5.18).
+pub const XDP_PROGRAM_NO_PAYLOAD: &str = "rst_xdp_no_payload";
+/// fentry programs counting `sent` resets with no full socket (kernels < 6.10): (program, kernel function).
+pub const SENT_NO_FULL_SOCKET: [(&str, &str); 2] =
+    [("sent_no_full_socket_v4", "tcp_v4_send_reset"), ("sent_no_full_socket_v6", "tcp_v6_send_reset")];
+/// Our legacy tc filter's own priority and handle (kernels without TCX), so
+/// that a stale one is ours to find, and a second one cannot be added.
+const TC_PRIORITY: u16 = 0x7277;
+const TC_HANDLE: TcHandle = TcHandle::new(0, 0x7277);
 pub const TC_PROGRAM: &str = "rst_tc_egress";
 /// Programs that do nothing: baselines for measuring the hooks' own cost.
 pub const EMPTY_XDP: &str = "empty_xdp";
@@ -103,6 +114,14 @@ pub fn attach_btf_tracepoint(
     Ok(())
 }
 
+/// Loads fentry program `program_name` on kernel function `function` and attaches it.
+pub fn attach_fentry(ebpf: &mut Ebpf, btf: &Btf, program_name: &str, function: &str) -> Result<(), Error> {
+    let p: &mut FEntry = program(ebpf, program_name)?;
+    p.load(function, btf).map_err(|e| load_error(&e))?;
+    p.attach().map_err(|e| Error::Attach { what: format!("fentry {function}"), detail: chain(&e) })?;
+    Ok(())
+}
+
 /// Turns packet captures of sampled resets on or off (`--pcap`).
 pub fn set_capture(ebpf: &mut Ebpf, on: bool) -> Result<(), Error> {
     set_setting(ebpf, maps::SETTING_CAPTURE, u32::from(on))
@@ -114,6 +133,7 @@ pub fn program_fd(ebpf: &Ebpf, name: &str) -> Option<std::os::fd::RawFd> {
     use std::os::fd::{AsFd as _, AsRawFd as _};
     let fd = match ebpf.program(name)? {
         aya::programs::Program::BtfTracePoint(p) => p.fd().ok()?.as_fd().as_raw_fd(),
+        aya::programs::Program::FEntry(p) => p.fd().ok()?.as_fd().as_raw_fd(),
         _ => return None,
     };
     Some(fd)
@@ -143,34 +163,55 @@ pub struct WireLinks {
     tc: SchedClassifierLinkId,
 }
 
+/// How this kernel's wire hooks are attached.
+#[derive(Clone, Copy, Debug)]
+pub struct WireMode {
+    /// [`XDP_PROGRAM`] or, without `bpf_xdp_load_bytes`, [`XDP_PROGRAM_NO_PAYLOAD`].
+    pub xdp_program: &'static str,
+    /// tc egress through a TCX link (kernel >= 6.6), else a clsact filter.
+    pub tcx: bool,
+}
+
 /// Attaches XDP (ingress) and tc egress to one interface (both or neither).
-pub fn attach_wire(ebpf: &mut Ebpf, iface: &str) -> Result<WireLinks, Error> {
-    let prog = xdp(ebpf, XDP_PROGRAM)?;
+pub fn attach_wire(ebpf: &mut Ebpf, iface: &str, mode: WireMode) -> Result<WireLinks, Error> {
+    let prog = xdp(ebpf, mode.xdp_program)?;
     // Default lets the kernel use native XDP where the driver has it, generic otherwise.
     let xdp_link = prog
         .attach(iface, XdpMode::Default)
         .or_else(|_| prog.attach(iface, XdpMode::Skb))
         .map_err(|e| Error::Attach { what: format!("XDP on {iface}"), detail: chain(&e) })?;
     let prog = tc(ebpf, TC_PROGRAM)?;
-    if !aya::util::KernelVersion::current().is_ok_and(|v| v >= aya::util::KernelVersion::new(6, 6, 0)) {
-        tracing::warn!(
-            iface,
-            "kernel < 6.6 has no TCX: tc egress uses a clsact filter, which a killed daemon leaves behind"
-        );
+    let attached = if mode.tcx {
+        prog.attach(iface, TcAttachType::Egress)
+    } else {
         let _ = tc::qdisc_add_clsact(iface);
-    }
-    match prog.attach(iface, TcAttachType::Egress) {
+        // A daemon killed before it could detach (SIGKILL, a crash) leaves its
+        // clsact filter counting; it is ours by name: remove it first, so the wire is counted once.
+        if remove_tc_filters(iface) {
+            tracing::warn!(iface, "removed a tc egress filter left by an earlier rstwatch that did not exit cleanly");
+        }
+        let options = NlOptions { priority: TC_PRIORITY, handle: TC_HANDLE, ..NlOptions::default() };
+        prog.attach_with_options(iface, TcAttachType::Egress, TcAttachOptions::Netlink(options))
+    };
+    match attached {
         Ok(tc_link) => Ok(WireLinks { xdp: xdp_link, tc: tc_link }),
         Err(e) => {
-            let _ = xdp(ebpf, XDP_PROGRAM)?.detach(xdp_link);
+            let _ = xdp(ebpf, mode.xdp_program)?.detach(xdp_link);
             Err(Error::Attach { what: format!("tc egress on {iface}"), detail: chain(&e) })
         }
     }
 }
 
+/// Removes every legacy tc egress filter of ours (by program name) from
+/// `iface`; true if there was one.
+#[must_use]
+pub fn remove_tc_filters(iface: &str) -> bool {
+    tc::qdisc_detach_program(iface, TcAttachType::Egress, TC_PROGRAM).is_ok()
+}
+
 /// Detaches one interface's programs.
-pub fn detach_wire(ebpf: &mut Ebpf, links: WireLinks) -> Result<(), Error> {
+pub fn detach_wire(ebpf: &mut Ebpf, links: WireLinks, mode: WireMode) -> Result<(), Error> {
     let detail = |e: aya::programs::ProgramError| Error::Attach { what: "detaching".into(), detail: chain(&e) };
-    xdp(ebpf, XDP_PROGRAM)?.detach(links.xdp).map_err(detail)?;
+    xdp(ebpf, mode.xdp_program)?.detach(links.xdp).map_err(detail)?;
     tc(ebpf, TC_PROGRAM)?.detach(links.tc).map_err(detail)
 }

@@ -1,7 +1,7 @@
 //! rstwatch: parse the command line, run the command, map errors to one line
 //! and an exit code (2: usage or environment, 1: runtime).
 
-use rst_user::{cli, client, daemon, error, tui};
+use rst_user::{cli, client, daemon, error, reaper, tui};
 
 use std::{io::IsTerminal as _, process::ExitCode};
 
@@ -34,6 +34,10 @@ fn main() -> ExitCode {
         }
         cli::Command::Snapshot(a) => client::snapshot(a.listen, a.json),
         cli::Command::Top(a) => tui::run(a.listen),
+        cli::Command::TcReaper => {
+            reaper::run();
+            Ok(())
+        }
         cli::Command::Completions { shell } => {
             clap_complete::generate(
                 shell,

@@ -74,16 +74,22 @@ impl Source {
             owners: self.owners.iter().filter_map(Result::ok).map(|(k, v)| (k, v.iter().sum())).collect(),
             overflow: sum_array(&self.overflow),
             samples,
-            missed: self
-                .programs
-                .iter()
-                .map(|&(v, fd)| {
-                    let unannounced =
-                        if v == rst_common::view::SENT { sum_array(&self.unannounced).iter().sum() } else { 0 };
-                    (v, recursion_misses(fd) + unannounced)
-                })
-                .collect(),
+            missed: self.missed(),
         }
+    }
+
+    /// Per view: the kernel's recursion misses of its programs (a view may
+    /// have several: tracepoint and fentry), plus for `sent` the stack resets
+    /// tc saw leaving without their event.
+    fn missed(&self) -> Vec<(u8, u64)> {
+        let mut missed = std::collections::BTreeMap::new();
+        for &(v, fd) in &self.programs {
+            *missed.entry(v).or_insert(0) += recursion_misses(fd);
+        }
+        if let Some(sent) = missed.get_mut(&rst_common::view::SENT) {
+            *sent += sum_array(&self.unannounced).iter().sum::<u64>();
+        }
+        missed.into_iter().collect()
     }
 
     /// Waits for samples, then hands at most `max` of them to `f` (so a storm

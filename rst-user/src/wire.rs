@@ -8,8 +8,10 @@ use aya::Ebpf;
 
 use crate::{error::Error, loader};
 
-#[derive(Default)]
 pub struct Wire {
+    mode: loader::WireMode,
+    /// Removes our legacy tc filters if the daemon dies without detaching (no TCX).
+    _reaper: Option<crate::reaper::Reaper>,
     /// Attached interfaces: name -> (ifindex at attach time, links).
     links: BTreeMap<String, (u32, loader::WireLinks)>,
     /// Wanted but absent (or failing) interfaces, logged once each time they go.
@@ -24,6 +26,12 @@ fn ifindex(name: &str) -> u32 {
 }
 
 impl Wire {
+    #[must_use]
+    pub fn new(mode: loader::WireMode) -> Self {
+        let reaper = if mode.tcx { None } else { crate::reaper::start() };
+        Self { mode, _reaper: reaper, links: BTreeMap::new(), absent: BTreeSet::new(), want: Vec::new() }
+    }
+
     /// Attaches what is new in `want`, detaches what is gone. `strict`: the
     /// first failure is an error (at start); else it is logged (reload).
     pub fn sync(&mut self, ebpf: &mut Ebpf, want: &[String], strict: bool) -> Result<(), Error> {
@@ -31,7 +39,7 @@ impl Wire {
         let gone: Vec<String> = self.links.keys().filter(|k| !want.contains(k)).cloned().collect();
         for iface in gone {
             if let Some((_, links)) = self.links.remove(&iface) {
-                match loader::detach_wire(ebpf, links) {
+                match loader::detach_wire(ebpf, links, self.mode) {
                     Ok(()) => tracing::info!(iface, "stopped watching interface"),
                     Err(e) => tracing::warn!(iface, "detaching: {e}"),
                 }
@@ -43,7 +51,7 @@ impl Wire {
                 continue;
             }
             let index = ifindex(iface);
-            match loader::attach_wire(ebpf, iface) {
+            match loader::attach_wire(ebpf, iface, self.mode) {
                 Ok(links) => {
                     tracing::info!(iface, "watching interface (XDP ingress, tc egress)");
                     self.links.insert(iface.clone(), (index, links));
@@ -68,7 +76,7 @@ impl Wire {
         for iface in vanished {
             if let Some((_, links)) = self.links.remove(&iface) {
                 // The kernel already dropped the programs with the device; this only frees our handles.
-                let _ = loader::detach_wire(ebpf, links);
+                let _ = loader::detach_wire(ebpf, links, self.mode);
             }
             tracing::warn!(iface, "interface disappeared; it will be watched again when it is back");
             self.absent.insert(iface);

@@ -72,6 +72,17 @@ impl Daemon {
     /// Like [`Daemon::start`] with a given pin directory (kept on drop) and environment.
     #[must_use]
     pub fn start_with(ns: &Netns, pins: &Path, args: &[&str], env: &[(&str, &str)]) -> Self {
+        Self::spawn(ns, pins, args, env, Stdio::inherit())
+    }
+
+    /// Like [`Daemon::start_with`], its log (stderr) written to `log`.
+    #[must_use]
+    pub fn start_logged(ns: &Netns, pins: &Path, args: &[&str], log: &Path) -> Self {
+        let file = std::fs::File::create(log).expect("creating the daemon's log");
+        Self::spawn(ns, pins, args, &[], Stdio::from(file))
+    }
+
+    fn spawn(ns: &Netns, pins: &Path, args: &[&str], env: &[(&str, &str)], stderr: Stdio) -> Self {
         // Like systemd, name the daemon's own pid in WATCHDOG_PID (sh execs nsenter, which execs rstwatch).
         let child = Command::new("sh")
             .args(["-c", "WATCHDOG_PID=$$ exec \"$@\"", "sh", "nsenter"])
@@ -82,6 +93,7 @@ impl Daemon {
             .args(args)
             .envs(env.iter().copied())
             .stdout(Stdio::null())
+            .stderr(stderr)
             .spawn()
             .expect("starting rstwatch");
         let mut d = Self { ns: ns.path(), child: Some(child), own_pins: None };

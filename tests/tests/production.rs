@@ -64,34 +64,6 @@ fn notify_ready_then_watchdog_and_sigterm_leaves_nothing_attached() {
     let _ = std::fs::remove_file(&path);
 }
 
-#[test]
-fn restart_keeps_counting_and_fresh_starts_from_zero() {
-    let pair = Pair::new();
-    let pins = daemon::Pins::new();
-    let count = |d: &Daemon| d.snapshot().port("sent", "closed_port", 7601);
-    let closed = |n| {
-        for _ in 0..n {
-            traffic::syn_to_closed_port(&pair.a, "10.77.0.1:0".parse().unwrap(), "10.77.0.2:7601".parse().unwrap());
-        }
-    };
-    let mut d = Daemon::start_with(&pair.b, &pins.0, &[], &[]);
-    closed(3);
-    d.wait_for("3 resets", |s| s.port("sent", "closed_port", 7601) == 3);
-    let before = d.snapshot().total("sent");
-    assert_eq!(d.stop().code(), Some(0));
-
-    let mut d = Daemon::start_with(&pair.b, &pins.0, &[], &[]);
-    assert_eq!(count(&d), 3, "a restart keeps the pinned counters");
-    assert!(d.snapshot().total("sent") >= before);
-    closed(1);
-    d.wait_for("4 resets", |s| s.port("sent", "closed_port", 7601) == 4);
-    assert_eq!(d.stop().code(), Some(0));
-
-    let d = Daemon::start_with(&pair.b, &pins.0, &["--fresh"], &[]);
-    assert_eq!(count(&d), 0, "--fresh starts from zero");
-    drop(d);
-}
-
 fn run_with_config(text: &str) -> (Option<i32>, String) {
     let path = temp("bad.toml");
     std::fs::write(&path, text).unwrap();

@@ -3,6 +3,7 @@
 
 mod bench;
 mod install;
+mod kernels;
 mod toolchain;
 mod tools;
 
@@ -53,6 +54,13 @@ enum Task {
     Test {
         /// Only tests whose name contains this.
         filter: Option<String>,
+        /// Then run the kernel test set inside Debian's 5.10, 6.1 and 6.12 kernels under QEMU
+        /// (downloaded once into target/kernels) and print one table row per kernel.
+        #[arg(long)]
+        kernels: bool,
+        /// Only the kernel test set, only in this kernel series (5.10, 6.1 or 6.12; repeatable).
+        #[arg(long, value_name = "SERIES", value_parser = clap::builder::PossibleValuesParser::new(kernels::MATRIX))]
+        kernel: Vec<String>,
     },
 }
 
@@ -155,7 +163,37 @@ fn run(release: bool, args: &[String]) -> Result<ExitCode> {
     Ok(if top.success() { code(status) } else { code(top) })
 }
 
-fn test(filter: Option<&str>) -> Result<()> {
+fn test(filter: Option<&str>, with_kernels: bool, only: &[String]) -> Result<()> {
+    let mut rows = Vec::new();
+    if only.is_empty() {
+        host_tests(filter)?;
+        rows.extend(std::fs::read_to_string(host_row()).ok().map(|r| (kernels::host_release(), r)));
+    }
+    let series: Vec<String> = if !only.is_empty() {
+        only.to_vec()
+    } else if with_kernels {
+        kernels::MATRIX.iter().map(ToString::to_string).collect()
+    } else {
+        return Ok(());
+    };
+    let outcomes = matrix(&series, filter)?;
+    let failed: Vec<String> = outcomes.iter().filter(|o| !o.passed).map(|o| o.release.clone()).collect();
+    rows.extend(outcomes.into_iter().map(|o| (o.release, o.row.unwrap_or_default())));
+    let table = kernels::table(&rows);
+    println!("{table}");
+    let _ = std::fs::write(workspace().join("target").join("kernels").join("table.md"), &table);
+    if !failed.is_empty() {
+        bail!("the kernel test set failed on {}", failed.join(", "));
+    }
+    Ok(())
+}
+
+/// Where the host's integration run writes its kernel table row.
+fn host_row() -> PathBuf {
+    workspace().join("target").join("kernels").join("host.row")
+}
+
+fn host_tests(filter: Option<&str>) -> Result<()> {
     let bin = build(false)?;
     tools::ensure()?;
     let f: Vec<&str> = filter.into_iter().collect();
@@ -168,13 +206,36 @@ fn test(filter: Option<&str>) -> Result<()> {
             "the integration tests create network namespaces and load eBPF programs: run `sudo -E cargo xtask test` (unit tests passed)"
         );
     }
+    let _ = std::fs::create_dir_all(host_row().parent().expect("folder"));
+    let _ = std::fs::remove_file(host_row());
     let mut integ = vec!["test", "--package", "rst-tests", "--", "--test-threads=1"];
     integ.extend(&f);
-    let status = Command::new("cargo").args(&integ).env("RSTWATCH_BIN", &bin).current_dir(workspace()).status()?;
+    let status = Command::new("cargo")
+        .args(&integ)
+        .env("RSTWATCH_BIN", &bin)
+        .env("RSTWATCH_MATRIX_ROW", host_row())
+        .current_dir(workspace())
+        .status()?;
     if !status.success() {
         bail!("integration tests failed");
     }
     Ok(())
+}
+
+/// The kernel test set in each of `series`, one VM after the other (2 cores: one guest at a time).
+fn matrix(series: &[String], filter: Option<&str>) -> Result<Vec<kernels::Outcome>> {
+    toolchain::ensure(&workspace().join("target"))?;
+    kernels::ensure_tools()?;
+    let fetched = series.iter().map(|s| kernels::fetch(s)).collect::<Result<Vec<_>>>()?;
+    let bins = kernels::build_guest_binaries()?;
+    let accel = kernels::choose_accel(&fetched[0]);
+    let mut outcomes = Vec::new();
+    for k in &fetched {
+        let o = kernels::run_kernel(k, accel, &bins, filter)?;
+        eprintln!("xtask: {} {} in {} s", o.release, if o.passed { "passed" } else { "FAILED" }, o.seconds);
+        outcomes.push(o);
+    }
+    Ok(outcomes)
 }
 
 fn main() -> ExitCode {
@@ -193,7 +254,7 @@ fn main() -> ExitCode {
             Ok(ExitCode::SUCCESS)
         }),
         Task::Bench => bench::run().map(|()| ExitCode::SUCCESS),
-        Task::Test { filter } => test(filter.as_deref()).map(|()| ExitCode::SUCCESS),
+        Task::Test { filter, kernels, kernel } => test(filter.as_deref(), kernels, &kernel).map(|()| ExitCode::SUCCESS),
     };
     result.unwrap_or_else(|e| {
         eprintln!("xtask: error: {e:#}");

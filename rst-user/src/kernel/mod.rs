@@ -21,6 +21,13 @@ pub struct Probe {
     pub has_receive_reset: bool,
     /// `skb:kfree_skb` with its drop reason, and the RST drop reasons in BTF.
     pub has_rejected: bool,
+    /// `tcp:tcp_send_reset` fires for resets without a full socket too (>= 6.10);
+    /// else fentry on `tcp_v{4,6}_send_reset` counts those.
+    pub send_reset_has_socketless: bool,
+    /// XDP programs may call `bpf_xdp_load_bytes` (>= 5.18): payloads in `wire_in` samples.
+    pub has_xdp_load_bytes: bool,
+    /// tc egress attaches through TCX links (>= 6.6).
+    pub has_tcx: bool,
     pub release: String,
     /// What this kernel supports, and what degrades without it.
     pub coverage: Coverage,
@@ -137,14 +144,38 @@ pub fn probe(btf_path: &Path) -> Result<Probe, Error> {
     note(&mut cov, "tracepoint:skb:kfree_skb.reason", kfree, "received/rejected_invalid is not counted");
     note(&mut cov, "btf:enum skb_drop_reason.TCP_RESET", has_drop_reasons, "received/rejected_invalid is not counted");
     let has_rejected = kfree && has_drop_reasons;
+    // Both arrived in 6.10: the tracepoint's `reason` and its firing without a full socket.
+    let send_reset_has_socketless = config.has_reason == 1;
+    if !send_reset_has_socketless {
+        let no_route = "resets to segments not routed to this host may be counted as sent";
+        config.skb_refdst = off(&mut cov, "sk_buff", &[&["_skb_refdst"]], no_route);
+        config.rt_type = off(&mut cov, "rtable", &[&["rt_type"]], no_route);
+        config.rt6i_flags = off(&mut cov, "rt6_info", &[&["rt6i_flags"]], no_route);
+    }
+    let helpers = btf.enum_values("bpf_func_id").unwrap_or_default();
+    let has_xdp_load_bytes = helpers.iter().any(|(n, _)| n == "BPF_FUNC_xdp_load_bytes");
+    note(
+        &mut cov,
+        "helper:bpf_xdp_load_bytes",
+        has_xdp_load_bytes,
+        "wire_in samples carry no payload bytes (kernel < 5.18)",
+    );
     let tcx = aya::util::KernelVersion::current().is_ok_and(|v| v >= aya::util::KernelVersion::new(6, 6, 0));
-    note(&mut cov, "tcx", tcx, "tc egress uses a clsact filter, which a killed daemon leaves behind");
+    note(
+        &mut cov,
+        "tcx",
+        tcx,
+        "tc egress uses a clsact filter (kernel < 6.6): a daemon killed with SIGKILL leaves it until its next start removes it",
+    );
     Ok(Probe {
         config,
         reason_names,
         has_send_reset: send.is_some(),
         has_receive_reset: recv.is_some(),
         has_rejected,
+        send_reset_has_socketless,
+        has_xdp_load_bytes,
+        has_tcx: tcx,
         release: release(),
         coverage: cov,
     })
