@@ -169,7 +169,23 @@ fn reload(args: &RunArgs, current: &mut Settings, ebpf: &mut Ebpf, wire: &mut Wi
 }
 
 /// Loads, attaches the tracepoints and the watched interfaces, and opens the maps.
-fn start_programs(args: &RunArgs, settings: &Settings, probe: &kernel::Probe) -> Result<(Ebpf, Wire, Source), Error> {
+/// A program that does not load or attach on this kernel (say, a verifier
+/// rejection) disables only its own hook, with one line in the coverage.
+fn optional(probe: &mut kernel::Probe, feature: &str, without: &str, result: Result<(), Error>) -> bool {
+    match result {
+        Ok(()) => true,
+        Err(e) => {
+            kernel::note(&mut probe.coverage, feature, false, &format!("{without} ({e})"));
+            false
+        }
+    }
+}
+
+fn start_programs(
+    args: &RunArgs,
+    settings: &Settings,
+    probe: &mut kernel::Probe,
+) -> Result<(Ebpf, Wire, Source), Error> {
     let mut ebpf = load(settings, args.fresh, probe)?;
     loader::set_sample_rate(&mut ebpf, settings.sample_rate)?;
     let btf = loader::kernel_btf(&args.btf)?;
@@ -182,13 +198,17 @@ fn start_programs(args: &RunArgs, settings: &Settings, probe: &kernel::Probe) ->
     let mut sent_programs = vec!["tcp_send_reset"];
     if probe.has_send_reset && !probe.send_reset_has_socketless {
         for (program, function) in loader::SENT_NO_FULL_SOCKET {
-            loader::attach_fentry(&mut ebpf, &btf, program, function)?;
-            sent_programs.push(program);
+            let attached = loader::attach_fentry(&mut ebpf, &btf, program, function);
+            let without = "sent resets without a full socket (closed port, TIME_WAIT) are not counted";
+            if optional(probe, &format!("fentry:{function}"), without, attached) {
+                sent_programs.push(program);
+            }
         }
         tracing::info!("kernel < 6.10: resets without a full socket are counted at tcp_v4/v6_send_reset (fentry)");
     }
     if probe.has_rejected {
-        loader::attach_btf_tracepoint(&mut ebpf, &btf, "kfree_skb", "skb", "kfree_skb")?;
+        let attached = loader::attach_btf_tracepoint(&mut ebpf, &btf, "kfree_skb", "skb", "kfree_skb");
+        probe.has_rejected = optional(probe, "program:kfree_skb", "received/rejected_invalid is not counted", attached);
     }
     let mode = loader::WireMode {
         xdp_program: if probe.has_xdp_load_bytes { loader::XDP_PROGRAM } else { loader::XDP_PROGRAM_NO_PAYLOAD },
@@ -196,6 +216,14 @@ fn start_programs(args: &RunArgs, settings: &Settings, probe: &kernel::Probe) ->
     };
     let mut wire = Wire::new(mode);
     wire.sync(&mut ebpf, &settings.ifaces, true)?;
+    if let Some(detail) = wire.unloadable() {
+        // Wire logged its one line already.
+        probe.coverage.features.insert("program:wire".into(), false);
+        probe
+            .coverage
+            .degraded
+            .push(format!("program:wire is missing on this kernel: wire_in/wire_out stay at zero ({detail})"));
+    }
     if settings.ifaces.is_empty() {
         tracing::info!("no interface watched: wire_in/wire_out stay at zero (add --iface IF)");
     }
@@ -241,8 +269,8 @@ pub async fn run(args: RunArgs) -> Result<(), Error> {
         return Err(Error::NotPermitted);
     }
     let listener = bind(settings.listen)?;
-    let probe = kernel::probe(&args.btf)?;
-    let (mut ebpf, mut wire, mut source) = start_programs(&args, &settings, &probe)?;
+    let mut probe = kernel::probe(&args.btf)?;
+    let (mut ebpf, mut wire, mut source) = start_programs(&args, &settings, &mut probe)?;
     let mut agg = Aggregator::new(
         Limits { top: settings.top, recent: RECENT },
         probe.release.clone(),

@@ -174,6 +174,8 @@ pub struct WireMode {
 
 /// Attaches XDP (ingress) and tc egress to one interface (both or neither).
 pub fn attach_wire(ebpf: &mut Ebpf, iface: &str, mode: WireMode) -> Result<WireLinks, Error> {
+    // Both load (and pass the verifier) before either is attached.
+    tc(ebpf, TC_PROGRAM)?;
     let prog = xdp(ebpf, mode.xdp_program)?;
     // Default lets the kernel use native XDP where the driver has it, generic otherwise.
     let xdp_link = prog

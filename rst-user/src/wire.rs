@@ -17,6 +17,9 @@ pub struct Wire {
     /// Wanted but absent (or failing) interfaces, logged once each time they go.
     absent: BTreeSet<String>,
     want: Vec<String>,
+    /// Why the wire programs cannot load on this kernel (a verifier
+    /// rejection): then no interface is watched, and nothing is retried.
+    unloadable: Option<String>,
 }
 
 fn ifindex(name: &str) -> u32 {
@@ -29,7 +32,14 @@ impl Wire {
     #[must_use]
     pub fn new(mode: loader::WireMode) -> Self {
         let reaper = if mode.tcx { None } else { crate::reaper::start() };
-        Self { mode, _reaper: reaper, links: BTreeMap::new(), absent: BTreeSet::new(), want: Vec::new() }
+        Self {
+            mode,
+            _reaper: reaper,
+            links: BTreeMap::new(),
+            absent: BTreeSet::new(),
+            want: Vec::new(),
+            unloadable: None,
+        }
     }
 
     /// Attaches what is new in `want`, detaches what is gone. `strict`: the
@@ -47,7 +57,7 @@ impl Wire {
         }
         self.absent.retain(|i| want.contains(i));
         for iface in want {
-            if self.links.contains_key(iface) {
+            if self.links.contains_key(iface) || self.unloadable.is_some() {
                 continue;
             }
             let index = ifindex(iface);
@@ -56,6 +66,13 @@ impl Wire {
                     tracing::info!(iface, "watching interface (XDP ingress, tc egress)");
                     self.links.insert(iface.clone(), (index, links));
                     self.absent.remove(iface);
+                }
+                // The programs themselves do not load here: one line, the stack views go on.
+                Err(Error::Load { detail }) => {
+                    tracing::warn!(
+                        "the wire programs (XDP, tc) cannot load on this kernel: wire_in/wire_out stay at zero: {detail}"
+                    );
+                    self.unloadable = Some(detail);
                 }
                 Err(e) if strict => return Err(e),
                 Err(e) => {
@@ -86,6 +103,12 @@ impl Wire {
             let want = self.want.clone();
             let _ = self.sync(ebpf, &want, false);
         }
+    }
+
+    /// Why the wire programs cannot load here, if they cannot.
+    #[must_use]
+    pub fn unloadable(&self) -> Option<&str> {
+        self.unloadable.as_deref()
     }
 
     #[must_use]

@@ -54,7 +54,7 @@ pub fn release() -> String {
 }
 
 /// Records one feature; a missing one gets one log line saying what degrades.
-fn note(c: &mut Coverage, feature: &str, present: bool, without: &str) {
+pub fn note(c: &mut Coverage, feature: &str, present: bool, without: &str) {
     c.features.insert(feature.to_string(), present);
     if !present {
         let line = format!("{feature} is missing on this kernel: {without}");
@@ -165,7 +165,7 @@ pub fn probe(btf_path: &Path) -> Result<Probe, Error> {
         &mut cov,
         "tcx",
         tcx,
-        "tc egress uses a clsact filter (kernel < 6.6): a daemon killed with SIGKILL leaves it until its next start removes it",
+        "tc egress uses a clsact filter (kernel < 6.6), removed by a helper process (rstwatch tc-reaper) if the daemon is killed",
     );
     Ok(Probe {
         config,
