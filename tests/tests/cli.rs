@@ -161,6 +161,9 @@ fn live_summary_is_printed_on_stdout() {
 fn no_btf_is_one_line_exit_2() {
     let out = rstwatch(&[], &["run", "--no-pin", "--listen", "127.0.0.1:0", "--btf", "/nonexistent/vmlinux"]);
     assert_usage_error(&out, "cannot read kernel BTF at /nonexistent/vmlinux");
+    // BTF tracepoints and fentry attach against the kernel's own BTF: a file cannot stand in for it.
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("CONFIG_DEBUG_INFO_BTF=y") && !stderr.contains("--btf FILE"), "{stderr}");
 }
 
 #[test]

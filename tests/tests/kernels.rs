@@ -54,8 +54,8 @@ fn seed_traffic(p: &Pair) {
 /// Writes this kernel's row (and the header) where the matrix runner reads it.
 fn write_row(cells: &[(&str, String)]) {
     let Ok(path) = std::env::var("RSTWATCH_MATRIX_ROW") else { return };
-    let head: String = cells.iter().map(|(h, _)| format!(" {h} |")).collect();
-    let row: String = cells.iter().map(|(_, v)| format!(" {v} |")).collect();
+    let head = cells.iter().fold(String::new(), |acc, (h, _)| acc + " " + h + " |");
+    let row = cells.iter().fold(String::new(), |acc, (_, v)| acc + " " + v + " |");
     let mut f = std::fs::OpenOptions::new().create(true).append(true).open(&path).expect("opening the row file");
     writeln!(f, "HEAD |{head}\nROW |{row}").expect("writing the row");
 }

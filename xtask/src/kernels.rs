@@ -37,7 +37,7 @@ const SUITES: [(&str, &str); 5] = [
 ];
 
 /// Under TCG a kernel boots in ~4 s; the test set takes minutes. A hang is a failure.
-const BOOT_LIMIT: Duration = Duration::from_secs(15 * 60);
+const BOOT_LIMIT: Duration = Duration::from_mins(15);
 /// How long a KVM probe boot may take before KVM counts as not working.
 const KVM_PROBE_LIMIT: Duration = Duration::from_secs(20);
 

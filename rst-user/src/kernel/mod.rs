@@ -13,6 +13,7 @@ use crate::{error::Error, model::Coverage};
 
 pub use btf::VMLINUX;
 
+#[expect(clippy::struct_excessive_bools, reason = "one flag per kernel facility")]
 pub struct Probe {
     pub config: Config,
     /// Reason value -> enumerator name (without `SK_RST_REASON_`).
@@ -64,6 +65,7 @@ pub fn note(c: &mut Coverage, feature: &str, present: bool, without: &str) {
 }
 
 /// Reads everything kernel-specific from the BTF at `btf_path` and tracefs.
+#[expect(clippy::too_many_lines, reason = "a flat list: one probed kernel fact after the other")]
 pub fn probe(btf_path: &Path) -> Result<Probe, Error> {
     let btf = btf::KernelBtf::load(btf_path)?;
     let root = tracefs::root()?;
