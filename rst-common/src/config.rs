@@ -35,6 +35,8 @@ pub struct Config {
     pub sk_v6_rcv_saddr: u32,
     pub sk_flags: u32,
     pub sk_lingertime: u32,
+    /// `sock.sk_shutdown`: SHUTDOWN_MASK when close() sends the reset.
+    pub sk_shutdown: u32,
     /// Bit number of SOCK_LINGER in `sk_flags` (`enum sock_flags`).
     pub sock_linger_bit: u32,
     /// The socket's owner: `sock.sk_cgrp_data.cgroup` (its cgroup v2),
@@ -83,6 +85,7 @@ impl Config {
         sk_v6_rcv_saddr: ABSENT,
         sk_flags: ABSENT,
         sk_lingertime: ABSENT,
+        sk_shutdown: ABSENT,
         sock_linger_bit: ABSENT,
         sk_cgroup: ABSENT,
         cgroup_kn: ABSENT,
@@ -100,7 +103,7 @@ impl Config {
     };
 }
 
-const _: () = assert!(size_of::<Config>() == 26 * 4 + REASON_SLOTS + STATE_SLOTS + DROP_REASON_BYTES);
+const _: () = assert!(size_of::<Config>() == 27 * 4 + REASON_SLOTS + STATE_SLOTS + DROP_REASON_BYTES);
 
 #[cfg(feature = "user")]
 unsafe impl aya::Pod for Config {}

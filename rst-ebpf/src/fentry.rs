@@ -1,3 +1,5 @@
+//! fentry programs where the tracepoints fall short.
+//!
 //! `sent` resets with no full socket on kernels before 6.10: a SYN to a
 //! closed port, a segment for a connection that is gone, a TIME_WAIT reply.
 //! There `tcp:tcp_send_reset` fires only `if (sk && sk_fullsock(sk))`, so
@@ -19,7 +21,7 @@ use crate::{
     counters,
     tracepoints::{
         Origin, TCP_NEW_SYN_RECV, TCP_RST, TCP_SYN, TCP_TIME_WAIT, TCPHDR_FLAGS, announce, capture_trigger, kread,
-        record, skb_endpoints,
+        received, record, skb_endpoints, tcp_header,
     },
 };
 
@@ -53,12 +55,10 @@ fn send_reset(ctx: &FEntryContext, v6: bool) {
     if sk != 0 && state != TCP_TIME_WAIT && state != TCP_NEW_SYN_RECV {
         return; // a full socket: the tracepoint counts it
     }
-    let head: u64 = kread(skb, cfg_get!(skb_head));
-    let th_off: u16 = kread(skb, cfg_get!(skb_transport_header));
-    if head == 0 {
+    let th = tcp_header(skb);
+    if th == 0 {
         return;
     }
-    let th = head + u64::from(th_off);
     let flags: u8 = kread(th, TCPHDR_FLAGS);
     if flags & TCP_RST != 0 || (sk == 0 && !routed_here(skb, v6)) {
         return; // the kernel sends nothing
@@ -86,5 +86,18 @@ pub fn sent_no_full_socket_v4(ctx: FEntryContext) -> i32 {
 #[fentry(function = "tcp_v6_send_reset")]
 pub fn sent_no_full_socket_v6(ctx: FEntryContext) -> i32 {
     send_reset(&ctx, true);
+    0
+}
+
+/// `received`: `tcp_reset(sk, skb)` (kernels >= 5.12), counted only when the
+/// segment has RST. The kernel also calls it on its own socket when data
+/// reaches an orphan (it sends a RST, TCPAbortOnData): no RST arrived then.
+/// Checked against:
+/// https://git.kernel.org/pub/scm/linux/kernel/git/torvalds/linux.git/tree/net/ipv4/tcp_input.c?h=v6.1
+#[fentry(function = "tcp_reset")]
+pub fn received_rst(ctx: FEntryContext) -> i32 {
+    if kread::<u8>(tcp_header(ctx.arg(1)), TCPHDR_FLAGS) & TCP_RST != 0 {
+        received(ctx.arg(0));
+    }
     0
 }

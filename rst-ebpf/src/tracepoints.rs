@@ -68,6 +68,15 @@ fn slot(v: u64, len: usize) -> Option<usize> {
     (v < len as u64).then_some(v as usize)
 }
 
+/// Address of the TCP header of a segment in the stack (`head +
+/// transport_header`), 0 if unknown.
+#[inline(always)]
+pub(crate) fn tcp_header(skb: u64) -> u64 {
+    let head: u64 = kread(skb, cfg_get!(skb_head));
+    let th_off: u16 = kread(skb, cfg_get!(skb_transport_header));
+    if head == 0 { 0 } else { head + u64::from(th_off) }
+}
+
 /// A full socket's own tuple.
 #[inline(always)]
 fn sock_endpoints(sk: u64) -> Endpoints {
@@ -128,16 +137,21 @@ fn netns(sk: u64, skb: u64) -> u32 {
     kread(net, cfg_get!(net_inum))
 }
 
-/// Whether the socket had SO_LINGER {on, 0} (SOCK_LINGER set, sk_lingertime 0).
+/// Whether close() is sending this reset because of SO_LINGER {on, 0}
+/// (SOCK_LINGER set, sk_lingertime 0): close() marks the socket
+/// SHUTDOWN_MASK before it disconnects; connect(AF_UNSPEC) (tcp_disconnect)
+/// and sock_destroy (tcp_abort, `ss -K`) leave it as the process had it.
 #[inline(always)]
-fn lingers_zero(sk: u64) -> bool {
+fn closed_with_linger_zero(sk: u64) -> bool {
+    const SHUTDOWN_MASK: u8 = 3;
     let bit = cfg_get!(sock_linger_bit);
     if sk == 0 || bit >= 64 {
         return false;
     }
     let flags: u64 = kread(sk, cfg_get!(sk_flags));
     let lingertime: u64 = kread(sk, cfg_get!(sk_lingertime));
-    flags & (1 << bit) != 0 && lingertime == 0
+    let shutdown: u8 = kread(sk, cfg_get!(sk_shutdown));
+    flags & (1 << bit) != 0 && lingertime == 0 && shutdown & SHUTDOWN_MASK == SHUTDOWN_MASK
 }
 
 #[inline(always)]
@@ -154,7 +168,9 @@ fn sent_cause(reason: u32, sk: u64, th: u64, flags: u8) -> u8 {
         cause::REFINE_BY_SYN if th == 0 => cause::UNSPECIFIED,
         cause::REFINE_BY_SYN if flags & TCP_SYN != 0 => cause::CLOSED_PORT,
         cause::REFINE_BY_SYN => cause::STALE_SEGMENT,
-        cause::LINGER_ELSE_BAD_STATE | cause::LINGER_ELSE_UNSPECIFIED if lingers_zero(sk) => cause::LINGER_ABORT,
+        cause::LINGER_ELSE_BAD_STATE | cause::LINGER_ELSE_UNSPECIFIED if closed_with_linger_zero(sk) => {
+            cause::LINGER_ABORT
+        }
         cause::LINGER_ELSE_BAD_STATE => cause::BAD_STATE,
         cause::LINGER_ELSE_UNSPECIFIED => cause::UNSPECIFIED,
         c => c,
@@ -257,13 +273,18 @@ pub fn tcp_send_reset(ctx: BtfTracePointContext) -> i32 {
 
 #[btf_tracepoint(function = "tcp_receive_reset")]
 pub fn tcp_receive_reset(ctx: BtfTracePointContext) -> i32 {
-    let sk: u64 = ctx.arg(0);
-    // tcp_reset() fires this before tcp_done(): the state is still the one the reset hit.
+    received(ctx.arg(0));
+    0
+}
+
+/// Counts a reset that reached socket `sk` (from `tcp_reset()`, before
+/// `tcp_done()`: the state is still the one the reset hit).
+#[inline(always)]
+pub(crate) fn received(sk: u64) {
     let state: u8 = kread(sk, cfg_get!(sk_state));
     let cause = if let Some(i) = slot(u64::from(state), STATE_SLOTS) { cfg_get!(state_cause[i]) } else { cause::OTHER };
     let cgroup = if state == TCP_TIME_WAIT || state == TCP_NEW_SYN_RECV { 0 } else { owner_cgroup(sk) };
     let _ = record(view::RECEIVED, cause, &sock_endpoints(sk), NO_REASON, state, 0, &Origin { sk, skb: 0, cgroup });
-    0
 }
 
 /// `received`/`rejected_invalid`: an RST the stack dropped as invalid (out of
@@ -277,9 +298,7 @@ pub fn kfree_skb(ctx: BtfTracePointContext) -> i32 {
         return 0;
     }
     let skb: u64 = ctx.arg(0);
-    let head: u64 = kread(skb, cfg_get!(skb_head));
-    let th_off: u16 = kread(skb, cfg_get!(skb_transport_header));
-    let th = if head == 0 { 0 } else { head + u64::from(th_off) };
+    let th = tcp_header(skb);
     let flags: u8 = kread(th, TCPHDR_FLAGS);
     if flags & TCP_RST == 0 {
         return 0;

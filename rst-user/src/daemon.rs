@@ -190,11 +190,26 @@ fn start_programs(
     loader::set_sample_rate(&mut ebpf, settings.sample_rate)?;
     let btf = loader::kernel_btf(&args.btf)?;
     // A missing tracepoint was reported once by the probe; its view stays at zero.
-    for (name, present) in [("tcp_send_reset", probe.has_send_reset), ("tcp_receive_reset", probe.has_receive_reset)] {
-        if present {
-            loader::attach_tracepoint(&mut ebpf, &btf, name, name)?;
-        }
+    if probe.has_send_reset {
+        loader::attach_tracepoint(&mut ebpf, &btf, "tcp_send_reset", "tcp_send_reset")?;
     }
+    // tcp_reset(sk, skb): unlike the tracepoint in it, fentry sees whether a RST arrived.
+    let (program, function) = loader::RECEIVED_RST;
+    let received_program = if probe.tcp_reset_has_skb
+        && optional(
+            probe,
+            &format!("fentry:{function}"),
+            "received also counts the resets the kernel raises on its own socket with no RST arriving",
+            loader::attach_fentry(&mut ebpf, &btf, program, function),
+        ) {
+        probe.coverage.features.insert(format!("fentry:{function}"), true);
+        program
+    } else {
+        if probe.has_receive_reset {
+            loader::attach_tracepoint(&mut ebpf, &btf, "tcp_receive_reset", "tcp_receive_reset")?;
+        }
+        "tcp_receive_reset"
+    };
     let mut sent_programs = vec!["tcp_send_reset"];
     if probe.has_send_reset && !probe.send_reset_has_socketless {
         for (program, function) in loader::SENT_NO_FULL_SOCKET {
@@ -230,7 +245,7 @@ fn start_programs(
     let programs = sent_programs
         .into_iter()
         .map(|p| (rst_common::view::SENT, p))
-        .chain([(rst_common::view::RECEIVED, "tcp_receive_reset")])
+        .chain([(rst_common::view::RECEIVED, received_program)])
         .filter_map(|(v, name)| loader::program_fd(&ebpf, name).map(|fd| (v, fd)))
         .collect();
     let source = Source::new(&mut ebpf, programs)?;

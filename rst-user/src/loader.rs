@@ -20,6 +20,8 @@ pub const XDP_PROGRAM_NO_PAYLOAD: &str = "rst_xdp_no_payload";
 /// fentry programs counting `sent` resets with no full socket (kernels < 6.10): (program, kernel function).
 pub const SENT_NO_FULL_SOCKET: [(&str, &str); 2] =
     [("sent_no_full_socket_v4", "tcp_v4_send_reset"), ("sent_no_full_socket_v6", "tcp_v6_send_reset")];
+/// fentry program counting `received` at `tcp_reset(sk, skb)` (kernels >= 5.12): (program, kernel function).
+pub const RECEIVED_RST: (&str, &str) = ("received_rst", "tcp_reset");
 /// Our legacy tc filter's own priority and handle (kernels without TCX), so
 /// that a stale one is ours to find, and a second one cannot be added.
 const TC_PRIORITY: u16 = 0x7277;
@@ -42,7 +44,9 @@ pub struct Sizes {
 
 fn load_error(e: &dyn std::error::Error) -> Error {
     let detail = chain(e);
-    if detail.contains("Operation not permitted") || detail.contains("permission denied") {
+    // The verifier's rejections say EACCES too: those are not about privileges.
+    let verifier = detail.contains("erifier");
+    if !verifier && (detail.contains("Operation not permitted") || detail.contains("permission denied")) {
         Error::NotPermitted
     } else {
         Error::Load { detail }

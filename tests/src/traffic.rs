@@ -63,6 +63,22 @@ pub fn close_with_linger_zero(s: TcpStream) {
     Socket::from(s).set_linger(Some(Duration::ZERO)).expect("SO_LINGER");
 }
 
+/// SO_LINGER {1, 0} on a socket that stays open.
+pub fn set_linger_zero(s: &TcpStream) {
+    socket2::SockRef::from(s).set_linger(Some(Duration::ZERO)).expect("SO_LINGER");
+}
+
+/// connect(AF_UNSPEC): the kernel disconnects the socket (tcp_disconnect), with a RST.
+pub fn disconnect(s: &TcpStream) {
+    // SAFETY: a zeroed sockaddr with family AF_UNSPEC, its own size.
+    let rc = unsafe {
+        let mut sa: libc::sockaddr = std::mem::zeroed();
+        sa.sa_family = libc::AF_UNSPEC as libc::sa_family_t;
+        libc::connect(s.as_raw_fd(), &raw const sa, size_of::<libc::sockaddr>() as libc::socklen_t)
+    };
+    assert_eq!(rc, 0, "connect(AF_UNSPEC): {}", std::io::Error::last_os_error());
+}
+
 /// Makes a socket disappear without a FIN or RST, as if its host had crashed:
 /// TCP_REPAIR mode, then close().
 pub fn vanish(s: TcpStream) {

@@ -25,7 +25,7 @@ use crate::{tools, workspace};
 pub const MATRIX: [&str; 3] = ["5.10", "6.1", "6.12"];
 
 /// Test binaries (tests/tests/<name>.rs) that make up the kernel test set.
-pub const TEST_SET: [&str; 2] = ["seed", "kernels"];
+pub const TEST_SET: [&str; 3] = ["seed", "kernels", "causes"];
 
 /// Debian suites that carry the matrix's kernels (the archive this machine already uses).
 const SUITES: [(&str, &str); 5] = [
@@ -321,6 +321,7 @@ pub fn initramfs(kernel: &Kernel, bins: &[(String, PathBuf)], filter: Option<&st
     }
     copy_with_libs(&root, &which("ip")?, "/sbin/ip")?;
     copy_with_libs(&root, &which("tc")?, "/sbin/tc")?;
+    copy_with_libs(&root, &which("ss")?, "/bin/ss")?;
     copy_with_libs(&root, &which("nsenter")?, "/bin/nsenter")?;
     copy_with_libs(&root, &which("kmod")?, "/sbin/modprobe")?;
     run(Command::new("cp").arg("-a").arg(&kernel.modules).arg(root.join("lib/modules")), "copying the module tree")?;

@@ -27,6 +27,18 @@ impl KernelBtf {
         })
     }
 
+    /// Number of parameters of kernel function `name`, or None when BTF has no such function.
+    #[must_use]
+    pub fn func_params(&self, name: &str) -> Option<usize> {
+        self.0.resolve_types_by_name(name).ok()?.into_iter().find_map(|t| match t {
+            Type::Func(f) => match self.0.resolve_chained_type(&f).ok()? {
+                Type::FuncProto(p) => Some(p.parameters.len()),
+                _ => None,
+            },
+            _ => None,
+        })
+    }
+
     /// Byte offset of `path` (e.g. `["__sk_common", "skc_state"]`) inside
     /// `struct <strukt>`, looking through anonymous structs and unions.
     #[must_use]

@@ -25,6 +25,10 @@ pub struct Probe {
     /// `tcp:tcp_send_reset` fires for resets without a full socket too (>= 6.10);
     /// else fentry on `tcp_v{4,6}_send_reset` counts those.
     pub send_reset_has_socketless: bool,
+    /// `tcp_reset(sk, skb)` (>= 5.12): `received` is counted there, only when
+    /// the segment has RST (the kernel also resets its own socket when data
+    /// reaches an orphan). Else the tracepoint counts every `tcp_reset()`.
+    pub tcp_reset_has_skb: bool,
     /// XDP programs may call `bpf_xdp_load_bytes` (>= 5.18): payloads in `wire_in` samples.
     pub has_xdp_load_bytes: bool,
     /// tc egress attaches through TCX links (>= 6.6).
@@ -95,6 +99,7 @@ pub fn probe(btf_path: &Path) -> Result<Probe, Error> {
     config.sk_flags =
         off(&mut cov, "sock", &[&["sk_flags"], &["__sk_common", "skc_flags"]], "linger_abort counts as bad_state");
     config.sk_lingertime = off(&mut cov, "sock", &[&["sk_lingertime"]], "linger_abort counts as bad_state");
+    config.sk_shutdown = off(&mut cov, "sock", &[&["sk_shutdown"]], "linger_abort counts as bad_state");
     config.sock_linger_bit = btf
         .enum_values("sock_flags")
         .and_then(|v| v.into_iter().find(|(n, _)| n == "SOCK_LINGER"))
@@ -154,6 +159,13 @@ pub fn probe(btf_path: &Path) -> Result<Probe, Error> {
         config.rt_type = off(&mut cov, "rtable", &[&["rt_type"]], no_route);
         config.rt6i_flags = off(&mut cov, "rt6_info", &[&["rt6i_flags"]], no_route);
     }
+    let tcp_reset_has_skb = btf.func_params("tcp_reset").is_some_and(|n| n >= 2);
+    note(
+        &mut cov,
+        "btf:func tcp_reset(sk, skb)",
+        tcp_reset_has_skb,
+        "received also counts the resets the kernel raises on its own socket with no RST arriving (data reaching an orphaned socket; kernel < 5.12)",
+    );
     let helpers = btf.enum_values("bpf_func_id").unwrap_or_default();
     let has_xdp_load_bytes = helpers.iter().any(|(n, _)| n == "BPF_FUNC_xdp_load_bytes");
     note(
@@ -176,6 +188,7 @@ pub fn probe(btf_path: &Path) -> Result<Probe, Error> {
         has_receive_reset: recv.is_some(),
         has_rejected,
         send_reset_has_socketless,
+        tcp_reset_has_skb,
         has_xdp_load_bytes,
         has_tcx: tcx,
         release: release(),
