@@ -56,6 +56,11 @@ pub struct Config {
     pub skb_refdst: u32,
     pub rt_type: u32,
     pub rt6i_flags: u32,
+    /// `request_sock.__req_common.skc_nulls_node.pprev`: NULL once the
+    /// request is unhashed (`inet_csk_reqsk_queue_drop`).
+    pub req_hash_pprev: u32,
+    /// 1 when `skb:kfree_skb` names the socket the segment was for (`rx_sk`, >= 6.11).
+    pub kfree_rx_sk: u32,
     /// `enum sk_rst_reason` value -> cause code (or a `REFINE_*` marker).
     pub reason_cause: [u8; REASON_SLOTS],
     /// TCP state (before the reset) -> `received` cause code.
@@ -97,13 +102,15 @@ impl Config {
         skb_refdst: ABSENT,
         rt_type: ABSENT,
         rt6i_flags: ABSENT,
+        req_hash_pprev: ABSENT,
+        kfree_rx_sk: 0,
         reason_cause: [crate::cause::UNSPECIFIED; REASON_SLOTS],
         state_cause: [crate::cause::OTHER; STATE_SLOTS],
         rst_drop_reasons: [0; DROP_REASON_BYTES],
     };
 }
 
-const _: () = assert!(size_of::<Config>() == 27 * 4 + REASON_SLOTS + STATE_SLOTS + DROP_REASON_BYTES);
+const _: () = assert!(size_of::<Config>() == 29 * 4 + REASON_SLOTS + STATE_SLOTS + DROP_REASON_BYTES);
 
 #[cfg(feature = "user")]
 unsafe impl aya::Pod for Config {}

@@ -13,7 +13,10 @@
 //! https://git.kernel.org/pub/scm/linux/kernel/git/torvalds/linux.git/tree/net/ipv6/tcp_ipv6.c?h=v5.10
 //! and in the kernel matrix on Debian's 5.10 and 6.1.
 
-use aya_ebpf::{macros::fentry, programs::FEntryContext};
+use aya_ebpf::{
+    macros::{fentry, fexit},
+    programs::{FEntryContext, FExitContext},
+};
 use rst_common::{cause, config::ABSENT, event::NO_REASON, view};
 
 use crate::{
@@ -21,7 +24,7 @@ use crate::{
     counters,
     tracepoints::{
         Origin, TCP_NEW_SYN_RECV, TCP_RST, TCP_SYN, TCP_TIME_WAIT, TCPHDR_FLAGS, announce, capture_trigger, kread,
-        received, record, skb_endpoints, tcp_header,
+        owner_cgroup, received, record, skb_endpoints, tcp_header,
     },
 };
 
@@ -99,5 +102,39 @@ pub fn received_rst(ctx: FEntryContext) -> i32 {
     if kread::<u8>(tcp_header(ctx.arg(1)), TCPHDR_FLAGS) & TCP_RST != 0 {
         received(ctx.arg(0));
     }
+    0
+}
+
+/// `received`/`reset_in_handshake` for a request socket (NEW_SYN_RECV): a RST
+/// in window makes `tcp_check_req(listener, skb, req, fastopen, ...)` drop
+/// the request (`inet_csk_reqsk_queue_drop`, EmbryonicRsts) without
+/// `tcp_reset()`; one out of window leaves it hashed. TCP Fast Open
+/// children do go through `tcp_reset()` (counted there). Checked against:
+/// https://git.kernel.org/pub/scm/linux/kernel/git/torvalds/linux.git/tree/net/ipv4/tcp_minisocks.c?h=v6.1
+#[fexit(function = "tcp_check_req")]
+pub fn received_in_handshake(ctx: FExitContext) -> i32 {
+    let sk: u64 = ctx.arg(0);
+    let skb: u64 = ctx.arg(1);
+    let req: u64 = ctx.arg(2);
+    let fastopen: u8 = ctx.arg(3);
+    let off = cfg_get!(req_hash_pprev);
+    let th = tcp_header(skb);
+    if fastopen != 0 || off == ABSENT || th == 0 {
+        return 0;
+    }
+    let flags: u8 = kread(th, TCPHDR_FLAGS);
+    if flags & TCP_RST == 0 || kread::<u64>(req, off) != 0 {
+        return 0;
+    }
+    let origin = Origin { sk, skb, cgroup: owner_cgroup(sk) };
+    let _ = record(
+        view::RECEIVED,
+        cause::RESET_IN_HANDSHAKE,
+        &skb_endpoints(skb, th),
+        NO_REASON,
+        TCP_NEW_SYN_RECV,
+        flags,
+        &origin,
+    );
     0
 }

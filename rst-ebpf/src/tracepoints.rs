@@ -118,7 +118,7 @@ pub(crate) fn skb_endpoints(skb: u64, th: u64) -> Endpoints {
 
 /// The cgroup v2 id of a full socket's owner (`sk_cgrp_data.cgroup->kn->id`), 0 if unknown.
 #[inline(always)]
-fn owner_cgroup(sk: u64) -> u64 {
+pub(crate) fn owner_cgroup(sk: u64) -> u64 {
     let cgrp: u64 = kread(sk, cfg_get!(sk_cgroup));
     let kn: u64 = kread(cgrp, cfg_get!(cgroup_kn));
     kread(kn, cfg_get!(kn_id))
@@ -303,15 +303,13 @@ pub fn kfree_skb(ctx: BtfTracePointContext) -> i32 {
     if flags & TCP_RST == 0 {
         return 0;
     }
-    let _ = record(
-        view::RECEIVED,
-        cause::REJECTED_INVALID,
-        &skb_endpoints(skb, th),
-        NO_REASON,
-        0,
-        flags,
-        &Origin { sk: 0, skb, cgroup: 0 },
-    );
+    // The socket it was for (>= 6.11): its namespace and owner. The branch
+    // the kernel lacks the argument for is pruned (CONFIG is read-only).
+    let sk: u64 = if cfg_get!(kfree_rx_sk) == 1 { ctx.arg(3) } else { 0 };
+    let state: u8 = kread(sk, cfg_get!(sk_state));
+    let full = sk != 0 && state != TCP_TIME_WAIT && state != TCP_NEW_SYN_RECV;
+    let origin = Origin { sk, skb, cgroup: if full { owner_cgroup(sk) } else { 0 } };
+    let _ = record(view::RECEIVED, cause::REJECTED_INVALID, &skb_endpoints(skb, th), NO_REASON, state, flags, &origin);
     0
 }
 

@@ -221,6 +221,17 @@ fn start_programs(
         }
         tracing::info!("kernel < 6.10: resets without a full socket are counted at tcp_v4/v6_send_reset (fentry)");
     }
+    let (program, function) = loader::RECEIVED_IN_HANDSHAKE;
+    let mut received_programs = vec![received_program];
+    if optional(
+        probe,
+        &format!("fexit:{function}"),
+        "a RST that ends a handshake (request socket, EmbryonicRsts) is not counted as received",
+        loader::attach_fexit(&mut ebpf, &btf, program, function),
+    ) {
+        probe.coverage.features.insert(format!("fexit:{function}"), true);
+        received_programs.push(program);
+    }
     if probe.has_rejected {
         let attached = loader::attach_btf_tracepoint(&mut ebpf, &btf, "kfree_skb", "skb", "kfree_skb");
         probe.has_rejected = optional(probe, "program:kfree_skb", "received/rejected_invalid is not counted", attached);
@@ -245,7 +256,7 @@ fn start_programs(
     let programs = sent_programs
         .into_iter()
         .map(|p| (rst_common::view::SENT, p))
-        .chain([(rst_common::view::RECEIVED, received_program)])
+        .chain(received_programs.into_iter().map(|p| (rst_common::view::RECEIVED, p)))
         .filter_map(|(v, name)| loader::program_fd(&ebpf, name).map(|fd| (v, fd)))
         .collect();
     let source = Source::new(&mut ebpf, programs)?;

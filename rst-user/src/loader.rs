@@ -5,7 +5,7 @@
 use aya::{
     Btf, Ebpf, EbpfLoader, Endianness,
     programs::{
-        BtfTracePoint, FEntry, SchedClassifier, TcAttachType, Xdp, XdpMode,
+        BtfTracePoint, FEntry, FExit, SchedClassifier, TcAttachType, Xdp, XdpMode,
         tc::{self, NlOptions, SchedClassifierLinkId, TcAttachOptions, TcHandle},
         xdp::XdpLinkId,
     },
@@ -22,6 +22,8 @@ pub const SENT_NO_FULL_SOCKET: [(&str, &str); 2] =
     [("sent_no_full_socket_v4", "tcp_v4_send_reset"), ("sent_no_full_socket_v6", "tcp_v6_send_reset")];
 /// fentry program counting `received` at `tcp_reset(sk, skb)` (kernels >= 5.12): (program, kernel function).
 pub const RECEIVED_RST: (&str, &str) = ("received_rst", "tcp_reset");
+/// fexit program counting `received/reset_in_handshake` for request sockets: (program, kernel function).
+pub const RECEIVED_IN_HANDSHAKE: (&str, &str) = ("received_in_handshake", "tcp_check_req");
 /// Our legacy tc filter's own priority and handle (kernels without TCX), so
 /// that a stale one is ours to find, and a second one cannot be added.
 const TC_PRIORITY: u16 = 0x7277;
@@ -126,6 +128,14 @@ pub fn attach_fentry(ebpf: &mut Ebpf, btf: &Btf, program_name: &str, function: &
     Ok(())
 }
 
+/// Loads fexit program `program_name` on kernel function `function` and attaches it.
+pub fn attach_fexit(ebpf: &mut Ebpf, btf: &Btf, program_name: &str, function: &str) -> Result<(), Error> {
+    let p: &mut FExit = program(ebpf, program_name)?;
+    p.load(function, btf).map_err(|e| load_error(&e))?;
+    p.attach().map_err(|e| Error::Attach { what: format!("fexit {function}"), detail: chain(&e) })?;
+    Ok(())
+}
+
 /// Turns packet captures of sampled resets on or off (`--pcap`).
 pub fn set_capture(ebpf: &mut Ebpf, on: bool) -> Result<(), Error> {
     set_setting(ebpf, maps::SETTING_CAPTURE, u32::from(on))
@@ -138,6 +148,7 @@ pub fn program_fd(ebpf: &Ebpf, name: &str) -> Option<std::os::fd::RawFd> {
     let fd = match ebpf.program(name)? {
         aya::programs::Program::BtfTracePoint(p) => p.fd().ok()?.as_fd().as_raw_fd(),
         aya::programs::Program::FEntry(p) => p.fd().ok()?.as_fd().as_raw_fd(),
+        aya::programs::Program::FExit(p) => p.fd().ok()?.as_fd().as_raw_fd(),
         _ => return None,
     };
     Some(fd)

@@ -114,3 +114,25 @@ fn ss_kill_with_linger_zero_is_not_linger_abort() {
         assert_eq!(recent[0]["comm"], "ss", "the process that killed it: {}", recent[0]);
     }
 }
+
+#[test]
+fn rst_ending_a_handshake_is_received_reset_in_handshake() {
+    let rig = Rig::start();
+    let exact = feature(&rig.daemon.snapshot(), "fexit:tcp_check_req");
+    let _listener = traffic::listen(&rig.pair.b, addr("10.77.0.2:7404"));
+    let d = rig.measure(
+        // A hand-made SYN from a port a has no socket on: b answers SYN-ACK (a request
+        // socket), a's stack answers that with a RST in window, which ends the request.
+        |p| assert_eq!(traffic::inject(p, 7504, 7404, 0x02, 5, 1), 1),
+        |d| {
+            d.port("wire_in", "stray_reply", 7404) > 0 && (!exact || d.port("received", "reset_in_handshake", 7404) > 0)
+        },
+    );
+    assert_eq!(d.kernel_b("TcpExt:EmbryonicRsts"), 1, "the kernel dropped the request on a RST");
+    assert_eq!(d.port("received", "reset_in_handshake", 7404), u64::from(exact), "{}", d.after.json);
+    if exact {
+        let recent = d.after.recent("received", "reset_in_handshake", 7404);
+        assert_eq!(recent[0]["remote"], "10.77.0.1:7504", "{}", recent[0]);
+        assert_eq!(d.after.peer("received", "reset_in_handshake", "10.77.0.1"), 1);
+    }
+}

@@ -165,5 +165,11 @@ fn out_of_window_rst_is_rejected_invalid_and_the_connection_lives() {
     assert_eq!(d.port("received", "rejected_invalid", 7906), 1, "{}", d.after.json);
     assert_eq!(d.port("received", "peer_reset", 7906), 0, "the stack did not accept it");
     assert_eq!(d.port("wire_in", "abort", 7906), 1, "and it was seen arriving");
+    // Every stack sample names its namespace (contract §3) where the kernel names the socket.
+    let recent = d.after.recent("received", "rejected_invalid", 7906);
+    if d.after.json["coverage"]["features"]["tracepoint:skb:kfree_skb.rx_sk"] == true {
+        assert_eq!(recent[0]["netns"], rig.pair.b.inode(), "{}", recent[0]);
+        assert!(recent[0]["owner"].is_string(), "the socket's owner: {}", recent[0]);
+    }
     traffic::assert_connected(&mut c, &mut s);
 }

@@ -125,6 +125,24 @@ fn kernel_table_row() {
         ("causes by reason", yes_no(feature(s, "tracepoint:tcp:tcp_send_reset.reason"), "< 6.10")),
         ("rejected_invalid", if rejected_by_kernel { format!("{rejected} of 1") } else { "no (< 5.19)".into() }),
         ("owners", if has_owners { format!("{owned} of 10 received") } else { "no (< 5.15)".into() }),
+        (
+            "received only when a RST arrived",
+            if feature(s, "fentry:tcp_reset") {
+                "yes (fentry tcp_reset)".into()
+            } else if feature(s, "btf:func tcp_reset(sk, skb)") {
+                "no (fentry refused here)".into()
+            } else {
+                "no (< 5.12)".into()
+            },
+        ),
+        (
+            "request-socket RSTs",
+            if feature(s, "fexit:tcp_check_req") {
+                "yes (fexit tcp_check_req)".into()
+            } else {
+                "no (fexit refused here)".into()
+            },
+        ),
         ("tc egress", if feature(s, "tcx") { "TCX link".into() } else { "clsact filter".into() }),
         (
             "payloads",

@@ -45,11 +45,12 @@ pub fn reason_table(values: &[(String, u64)]) -> [u8; REASON_SLOTS] {
 }
 
 /// Bitmap of the `enum skb_drop_reason` values under which a dropped RST was
-/// rejected as invalid: the RST checks of tcp_validate_incoming().
+/// rejected as invalid: the sequence checks of tcp_validate_incoming(). Not
+/// PAWS: Linux accepts a RST that fails PAWS ("Reset is accepted even if it
+/// did not pass PAWS", tcp_validate_incoming()), so no RST is dropped for it.
 #[must_use]
 pub fn rst_drop_reasons(values: &[(String, u64)]) -> [u8; DROP_REASON_BYTES] {
-    const NAMES: [&str; 5] =
-        ["TCP_RESET", "TCP_INVALID_SEQUENCE", "TCP_OLD_SEQUENCE", "TCP_INVALID_END_SEQUENCE", "TCP_RFC7323_PAWS"];
+    const NAMES: [&str; 4] = ["TCP_RESET", "TCP_INVALID_SEQUENCE", "TCP_OLD_SEQUENCE", "TCP_INVALID_END_SEQUENCE"];
     let mut bits = [0u8; DROP_REASON_BYTES];
     for (name, v) in values {
         if NAMES.contains(&name.trim_start_matches("SKB_DROP_REASON_"))
@@ -152,8 +153,13 @@ mod tests {
     #[test]
     fn drop_reasons_by_name() {
         let v = |n: &str, x: u64| (format!("SKB_DROP_REASON_{n}"), x);
-        let bits =
-            rst_drop_reasons(&[v("NO_SOCKET", 2), v("TCP_RESET", 9), v("TCP_INVALID_SEQUENCE", 70), v("TCP_CSUM", 71)]);
+        let bits = rst_drop_reasons(&[
+            v("NO_SOCKET", 2),
+            v("TCP_RESET", 9),
+            v("TCP_INVALID_SEQUENCE", 70),
+            v("TCP_CSUM", 71),
+            v("TCP_RFC7323_PAWS", 72),
+        ]);
         assert_eq!(bits[1], 1 << 1);
         assert_eq!(bits[8], 1 << 6);
         assert_eq!(bits[0], 0);

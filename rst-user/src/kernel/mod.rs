@@ -146,11 +146,22 @@ pub fn probe(btf_path: &Path) -> Result<Probe, Error> {
     }
     let drops = btf.enum_values("skb_drop_reason").unwrap_or_default();
     config.rst_drop_reasons = classify::rst_drop_reasons(&drops);
-    let kfree = tracefs::fields(&root, "skb", "kfree_skb").is_some_and(|f| f.contains_key("reason"));
+    let kfree_fields = tracefs::fields(&root, "skb", "kfree_skb");
+    let kfree = kfree_fields.as_ref().is_some_and(|f| f.contains_key("reason"));
+    let rx_sk = kfree && kfree_fields.as_ref().is_some_and(|f| f.contains_key("rx_sk"));
+    config.kfree_rx_sk = u32::from(rx_sk);
     let has_drop_reasons = config.rst_drop_reasons.iter().any(|b| *b != 0);
     note(&mut cov, "tracepoint:skb:kfree_skb.reason", kfree, "received/rejected_invalid is not counted");
     note(&mut cov, "btf:enum skb_drop_reason.TCP_RESET", has_drop_reasons, "received/rejected_invalid is not counted");
     let has_rejected = kfree && has_drop_reasons;
+    if has_rejected {
+        note(
+            &mut cov,
+            "tracepoint:skb:kfree_skb.rx_sk",
+            rx_sk,
+            "rejected_invalid samples carry no namespace or owner (kernel < 6.11)",
+        );
+    }
     // Both arrived in 6.10: the tracepoint's `reason` and its firing without a full socket.
     let send_reset_has_socketless = config.has_reason == 1;
     if !send_reset_has_socketless {
@@ -159,6 +170,12 @@ pub fn probe(btf_path: &Path) -> Result<Probe, Error> {
         config.rt_type = off(&mut cov, "rtable", &[&["rt_type"]], no_route);
         config.rt6i_flags = off(&mut cov, "rt6_info", &[&["rt6i_flags"]], no_route);
     }
+    config.req_hash_pprev = off(
+        &mut cov,
+        "request_sock",
+        &[&["__req_common", "skc_nulls_node", "pprev"]],
+        "a RST that ends a handshake (request socket) is not counted as received",
+    );
     let tcp_reset_has_skb = btf.func_params("tcp_reset").is_some_and(|n| n >= 2);
     note(
         &mut cov,
