@@ -120,10 +120,23 @@ pub fn attach_btf_tracepoint(
     Ok(())
 }
 
+/// A tracing program (fentry/fexit) the kernel refused with EPERM and no
+/// verifier word: the kernel forbids function hooks here (ftrace restricted).
+fn trampoline_error(kind: &str, function: &str, e: &dyn std::error::Error) -> Error {
+    let detail = chain(e);
+    if detail.contains("Operation not permitted") {
+        return Error::Attach {
+            what: format!("{kind} {function}"),
+            detail: "this kernel does not permit fentry/fexit programs (function tracing is restricted)".into(),
+        };
+    }
+    load_error(e)
+}
+
 /// Loads fentry program `program_name` on kernel function `function` and attaches it.
 pub fn attach_fentry(ebpf: &mut Ebpf, btf: &Btf, program_name: &str, function: &str) -> Result<(), Error> {
     let p: &mut FEntry = program(ebpf, program_name)?;
-    p.load(function, btf).map_err(|e| load_error(&e))?;
+    p.load(function, btf).map_err(|e| trampoline_error("fentry", function, &e))?;
     p.attach().map_err(|e| Error::Attach { what: format!("fentry {function}"), detail: chain(&e) })?;
     Ok(())
 }
@@ -131,7 +144,7 @@ pub fn attach_fentry(ebpf: &mut Ebpf, btf: &Btf, program_name: &str, function: &
 /// Loads fexit program `program_name` on kernel function `function` and attaches it.
 pub fn attach_fexit(ebpf: &mut Ebpf, btf: &Btf, program_name: &str, function: &str) -> Result<(), Error> {
     let p: &mut FExit = program(ebpf, program_name)?;
-    p.load(function, btf).map_err(|e| load_error(&e))?;
+    p.load(function, btf).map_err(|e| trampoline_error("fexit", function, &e))?;
     p.attach().map_err(|e| Error::Attach { what: format!("fexit {function}"), detail: chain(&e) })?;
     Ok(())
 }
