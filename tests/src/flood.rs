@@ -41,23 +41,44 @@ pub fn tcp_frame(
     flags: u8,
     doff: u8,
 ) -> Vec<u8> {
-    let mut tcp = [0u8; 20];
-    tcp[0..2].copy_from_slice(&sport.to_be_bytes());
-    tcp[2..4].copy_from_slice(&dport.to_be_bytes());
-    tcp[4..8].copy_from_slice(&0x1234_5678u32.to_be_bytes());
-    tcp[12] = doff << 4;
-    tcp[13] = flags;
+    let tcp = Tcp { sport, dport, seq: 0x1234_5678, flags, doff, options: &[] };
+    frame(src_mac, dst_mac, src, dst, &tcp)
+}
+
+/// A TCP header to build: ports, sequence number, flags, data offset (words) and options.
+pub struct Tcp<'a> {
+    pub sport: u16,
+    pub dport: u16,
+    pub seq: u32,
+    pub flags: u8,
+    pub doff: u8,
+    /// A multiple of 4 bytes.
+    pub options: &'a [u8],
+}
+
+/// One Ethernet + IPv4 frame carrying `tcp`, with valid checksums.
+#[must_use]
+pub fn frame(src_mac: [u8; 6], dst_mac: [u8; 6], src: Ipv4Addr, dst: Ipv4Addr, t: &Tcp) -> Vec<u8> {
+    let mut tcp = vec![0u8; 20];
+    tcp[0..2].copy_from_slice(&t.sport.to_be_bytes());
+    tcp[2..4].copy_from_slice(&t.dport.to_be_bytes());
+    tcp[4..8].copy_from_slice(&t.seq.to_be_bytes());
+    tcp[12] = t.doff << 4;
+    tcp[13] = t.flags;
     tcp[14..16].copy_from_slice(&64240u16.to_be_bytes());
-    let mut pseudo = Vec::with_capacity(32);
+    tcp.extend_from_slice(t.options);
+    let len = u16::try_from(tcp.len()).expect("header length");
+    let mut pseudo = Vec::with_capacity(12 + tcp.len());
     pseudo.extend_from_slice(&src.octets());
     pseudo.extend_from_slice(&dst.octets());
-    pseudo.extend_from_slice(&[0, 6, 0, 20]);
+    pseudo.extend_from_slice(&[0, 6]);
+    pseudo.extend_from_slice(&len.to_be_bytes());
     pseudo.extend_from_slice(&tcp);
     let c = csum(&pseudo, 0);
     tcp[16..18].copy_from_slice(&c.to_be_bytes());
     let mut ip = [0u8; 20];
     ip[0] = 0x45;
-    ip[2..4].copy_from_slice(&40u16.to_be_bytes());
+    ip[2..4].copy_from_slice(&(20 + len).to_be_bytes());
     ip[6] = 0x40;
     ip[8] = 64;
     ip[9] = 6;
@@ -65,7 +86,7 @@ pub fn tcp_frame(
     ip[16..20].copy_from_slice(&dst.octets());
     let c = csum(&ip, 0);
     ip[10..12].copy_from_slice(&c.to_be_bytes());
-    let mut f = Vec::with_capacity(54);
+    let mut f = Vec::with_capacity(34 + tcp.len());
     f.extend_from_slice(&dst_mac);
     f.extend_from_slice(&src_mac);
     f.extend_from_slice(&0x0800u16.to_be_bytes());

@@ -109,13 +109,54 @@ pub fn expect_reset(mut s: TcpStream) {
 /// (words; below 5 is malformed). Returns how many left.
 #[must_use]
 pub fn inject(pair: &crate::netns::Pair, sport: u16, dport: u16, flags: u8, doff: u8, count: usize) -> u64 {
+    inject_segment(pair, &crate::flood::Tcp { sport, dport, seq: 0x1234_5678, flags, doff, options: &[] }, count)
+}
+
+/// Sends `count` copies of segment `tcp` from `a` over `va`, 10.77.0.1 -> 10.77.0.2. Returns how many left.
+#[must_use]
+pub fn inject_segment(pair: &crate::netns::Pair, tcp: &crate::flood::Tcp, count: usize) -> u64 {
     use std::net::Ipv4Addr;
     let (ifindex, src_mac) = pair.a.link_info(crate::netns::VA);
     let (_, dst_mac) = pair.b.link_info(crate::netns::VB);
-    let a = Ipv4Addr::new(10, 77, 0, 1);
-    let b = Ipv4Addr::new(10, 77, 0, 2);
-    let frames = vec![crate::flood::tcp_frame(src_mac, dst_mac, a, b, sport, dport, flags, doff)];
+    let frames =
+        vec![crate::flood::frame(src_mac, dst_mac, Ipv4Addr::new(10, 77, 0, 1), Ipv4Addr::new(10, 77, 0, 2), tcp)];
     pair.a.run(|| crate::flood::flood_count(&crate::flood::socket(ifindex), &frames, count))
+}
+
+fn tcp_opt(s: &TcpStream, name: libc::c_int, value: libc::c_int) {
+    // SAFETY: setsockopt with a valid int option.
+    let rc = unsafe {
+        libc::setsockopt(
+            s.as_raw_fd(),
+            libc::IPPROTO_TCP,
+            name,
+            (&raw const value).cast(),
+            size_of::<libc::c_int>() as u32,
+        )
+    };
+    assert_eq!(rc, 0, "setsockopt({name}): {}", std::io::Error::last_os_error());
+}
+
+fn tcp_get(s: &TcpStream, name: libc::c_int) -> u32 {
+    let mut v: u32 = 0;
+    let mut len = size_of::<u32>() as libc::socklen_t;
+    // SAFETY: getsockopt into a u32 of its own size.
+    let rc = unsafe { libc::getsockopt(s.as_raw_fd(), libc::IPPROTO_TCP, name, (&raw mut v).cast(), &raw mut len) };
+    assert_eq!(rc, 0, "getsockopt({name}): {}", std::io::Error::last_os_error());
+    v
+}
+
+/// (next sequence number, current TCP timestamp value) of an idle connected
+/// socket, read through TCP_REPAIR (left again without a window probe).
+#[must_use]
+pub fn seq_and_tsval(s: &TcpStream) -> (u32, u32) {
+    const TCP_SEND_QUEUE: libc::c_int = 2;
+    const TCP_REPAIR_OFF_NO_WP: libc::c_int = -1;
+    tcp_opt(s, libc::TCP_REPAIR, 1);
+    tcp_opt(s, libc::TCP_REPAIR_QUEUE, TCP_SEND_QUEUE);
+    let seq = tcp_get(s, libc::TCP_QUEUE_SEQ);
+    tcp_opt(s, libc::TCP_REPAIR, TCP_REPAIR_OFF_NO_WP);
+    (seq, tcp_get(s, libc::TCP_TIMESTAMP))
 }
 
 /// The connection still carries data from `from` to `to`.

@@ -63,6 +63,7 @@ fn data_reaching_an_orphaned_socket_is_sent_abort_on_data_and_no_received_reset(
     let own = d.port("received", "reset_while_closing", 7401);
     if exact {
         assert_eq!(own, 0, "{}", d.after.json);
+        assert_eq!(d.total("wire_in"), 0, "and indeed no RST arrived at b");
     }
     assert_eq!(d.total("received"), 1 + own, "{}", d.after.json);
     assert_eq!(d.kernel("Tcp:EstabResets") - d.kernel_b("Tcp:EstabResets"), 1, "a's connection was reset");
@@ -130,9 +131,39 @@ fn rst_ending_a_handshake_is_received_reset_in_handshake() {
     );
     assert_eq!(d.kernel_b("TcpExt:EmbryonicRsts"), 1, "the kernel dropped the request on a RST");
     assert_eq!(d.port("received", "reset_in_handshake", 7404), u64::from(exact), "{}", d.after.json);
+    // What arrived at b is what b counts as received.
+    if exact {
+        let arrived = d.port("wire_in", "stray_reply", 7404);
+        let received: u64 = d.after.port_causes("received", 7404).iter().map(|(_, n)| n).sum::<u64>()
+            - d.before.port_causes("received", 7404).iter().map(|(_, n)| n).sum::<u64>();
+        assert_eq!((arrived, received), (1, 1), "{}", d.after.json);
+    }
     if exact {
         let recent = d.after.recent("received", "reset_in_handshake", 7404);
         assert_eq!(recent[0]["remote"], "10.77.0.1:7504", "{}", recent[0]);
         assert_eq!(d.after.peer("received", "reset_in_handshake", "10.77.0.1"), 1);
     }
+}
+
+#[test]
+fn rst_failing_paws_is_accepted_not_rejected() {
+    let rig = Rig::start();
+    let (c, mut s, _l) = traffic::establish(&rig.pair.a, &rig.pair.b, addr("10.77.0.1:7505"), addr("10.77.0.2:7405"));
+    let (seq, tsval) = traffic::seq_and_tsval(&c);
+    // RST|ACK at b's exact next sequence, its timestamp far older than b's ts_recent: PAWS fails.
+    let old = tsval.wrapping_sub(1 << 30).to_be_bytes();
+    let options = [1, 1, 8, 10, old[0], old[1], old[2], old[3], 0, 0, 0, 0];
+    let rst = rst_tests::flood::Tcp { sport: 7505, dport: 7405, seq, flags: 0x14, doff: 8, options: &options };
+    let d = rig.measure(
+        |p| assert_eq!(traffic::inject_segment(p, &rst, 1), 1),
+        |d| d.port("received", "peer_reset", 7405) + d.port("received", "rejected_invalid", 7405) > 0,
+    );
+    // Linux: "Reset is accepted even if it did not pass PAWS" (tcp_validate_incoming()).
+    assert_eq!(d.port("received", "peer_reset", 7405), 1, "{}", d.after.json);
+    assert_eq!(d.port("received", "rejected_invalid", 7405), 0);
+    assert_eq!(d.kernel_b("TcpExt:PAWSEstabRejected"), 0);
+    assert_eq!(d.kernel_b("Tcp:EstabResets"), 1, "the kernel reset b's connection");
+    let mut buf = [0u8; 4];
+    let r = std::io::Read::read(&mut s, &mut buf);
+    assert!(matches!(&r, Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset), "{r:?}");
 }
