@@ -41,32 +41,14 @@ pub fn tcp_frame(
     flags: u8,
     doff: u8,
 ) -> Vec<u8> {
-    let tcp = Tcp { sport, dport, seq: 0x1234_5678, flags, doff, options: &[] };
+    let tcp = crate::frames::Tcp { sport, dport, seq: 0x1234_5678, flags, doff, payload: Vec::new() };
     frame(src_mac, dst_mac, src, dst, &tcp)
 }
 
-/// A TCP header to build: ports, sequence number, flags, data offset (words) and options.
-pub struct Tcp<'a> {
-    pub sport: u16,
-    pub dport: u16,
-    pub seq: u32,
-    pub flags: u8,
-    pub doff: u8,
-    /// A multiple of 4 bytes.
-    pub options: &'a [u8],
-}
-
-/// One Ethernet + IPv4 frame carrying `tcp`, with valid checksums.
+/// One Ethernet + IPv4 frame carrying `tcp` (options go in its payload), with valid checksums.
 #[must_use]
-pub fn frame(src_mac: [u8; 6], dst_mac: [u8; 6], src: Ipv4Addr, dst: Ipv4Addr, t: &Tcp) -> Vec<u8> {
-    let mut tcp = vec![0u8; 20];
-    tcp[0..2].copy_from_slice(&t.sport.to_be_bytes());
-    tcp[2..4].copy_from_slice(&t.dport.to_be_bytes());
-    tcp[4..8].copy_from_slice(&t.seq.to_be_bytes());
-    tcp[12] = t.doff << 4;
-    tcp[13] = t.flags;
-    tcp[14..16].copy_from_slice(&64240u16.to_be_bytes());
-    tcp.extend_from_slice(t.options);
+pub fn frame(src_mac: [u8; 6], dst_mac: [u8; 6], src: Ipv4Addr, dst: Ipv4Addr, t: &crate::frames::Tcp) -> Vec<u8> {
+    let mut tcp = t.bytes();
     let len = u16::try_from(tcp.len()).expect("header length");
     let mut pseudo = Vec::with_capacity(12 + tcp.len());
     pseudo.extend_from_slice(&src.octets());

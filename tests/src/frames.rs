@@ -29,7 +29,9 @@ impl Tcp {
         Self { sport, dport, seq, flags, doff: 5, payload: Vec::new() }
     }
 
-    fn bytes(&self) -> Vec<u8> {
+    /// The TCP header (checksum zero) and payload.
+    #[must_use]
+    pub fn bytes(&self) -> Vec<u8> {
         let mut h = vec![0u8; 20];
         h[0..2].copy_from_slice(&self.sport.to_be_bytes());
         h[2..4].copy_from_slice(&self.dport.to_be_bytes());

@@ -109,12 +109,16 @@ pub fn expect_reset(mut s: TcpStream) {
 /// (words; below 5 is malformed). Returns how many left.
 #[must_use]
 pub fn inject(pair: &crate::netns::Pair, sport: u16, dport: u16, flags: u8, doff: u8, count: usize) -> u64 {
-    inject_segment(pair, &crate::flood::Tcp { sport, dport, seq: 0x1234_5678, flags, doff, options: &[] }, count)
+    inject_segment(
+        pair,
+        &crate::frames::Tcp { sport, dport, seq: 0x1234_5678, flags, doff, payload: Vec::new() },
+        count,
+    )
 }
 
 /// Sends `count` copies of segment `tcp` from `a` over `va`, 10.77.0.1 -> 10.77.0.2. Returns how many left.
 #[must_use]
-pub fn inject_segment(pair: &crate::netns::Pair, tcp: &crate::flood::Tcp, count: usize) -> u64 {
+pub fn inject_segment(pair: &crate::netns::Pair, tcp: &crate::frames::Tcp, count: usize) -> u64 {
     use std::net::Ipv4Addr;
     let (ifindex, src_mac) = pair.a.link_info(crate::netns::VA);
     let (_, dst_mac) = pair.b.link_info(crate::netns::VB);

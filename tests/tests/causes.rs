@@ -148,12 +148,13 @@ fn rst_ending_a_handshake_is_received_reset_in_handshake() {
 #[test]
 fn rst_failing_paws_is_accepted_not_rejected() {
     let rig = Rig::start();
-    let (c, mut s, _l) = traffic::establish(&rig.pair.a, &rig.pair.b, addr("10.77.0.1:7505"), addr("10.77.0.2:7405"));
-    let (seq, tsval) = traffic::seq_and_tsval(&c);
+    let (client, mut server, _l) =
+        traffic::establish(&rig.pair.a, &rig.pair.b, addr("10.77.0.1:7505"), addr("10.77.0.2:7405"));
+    let (seq, tsval) = traffic::seq_and_tsval(&client);
     // RST|ACK at b's exact next sequence, its timestamp far older than b's ts_recent: PAWS fails.
     let old = tsval.wrapping_sub(1 << 30).to_be_bytes();
-    let options = [1, 1, 8, 10, old[0], old[1], old[2], old[3], 0, 0, 0, 0];
-    let rst = rst_tests::flood::Tcp { sport: 7505, dport: 7405, seq, flags: 0x14, doff: 8, options: &options };
+    let options = vec![1, 1, 8, 10, old[0], old[1], old[2], old[3], 0, 0, 0, 0];
+    let rst = rst_tests::frames::Tcp { sport: 7505, dport: 7405, seq, flags: 0x14, doff: 8, payload: options };
     let d = rig.measure(
         |p| assert_eq!(traffic::inject_segment(p, &rst, 1), 1),
         |d| d.port("received", "peer_reset", 7405) + d.port("received", "rejected_invalid", 7405) > 0,
@@ -164,6 +165,6 @@ fn rst_failing_paws_is_accepted_not_rejected() {
     assert_eq!(d.kernel_b("TcpExt:PAWSEstabRejected"), 0);
     assert_eq!(d.kernel_b("Tcp:EstabResets"), 1, "the kernel reset b's connection");
     let mut buf = [0u8; 4];
-    let r = std::io::Read::read(&mut s, &mut buf);
+    let r = std::io::Read::read(&mut server, &mut buf);
     assert!(matches!(&r, Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset), "{r:?}");
 }
