@@ -23,8 +23,8 @@ use crate::{
     config::cfg_get,
     counters,
     tracepoints::{
-        Origin, TCP_NEW_SYN_RECV, TCP_RST, TCP_SYN, TCP_TIME_WAIT, TCPHDR_FLAGS, announce, capture_trigger, kread,
-        owner_cgroup, received, record, skb_endpoints, tcp_header,
+        Origin, TCP_NEW_SYN_RECV, TCP_RST, TCP_SYN, TCP_TIME_WAIT, TCPHDR_FLAGS, announce, capture_trigger,
+        full_socket, kread, owner_cgroup, received, record, skb_endpoints, tcp_header,
     },
 };
 
@@ -55,8 +55,8 @@ fn send_reset(ctx: &FEntryContext, v6: bool) {
     let sk: u64 = ctx.arg(0);
     let skb: u64 = ctx.arg(1);
     let state: u8 = kread(sk, cfg_get!(sk_state));
-    if sk != 0 && state != TCP_TIME_WAIT && state != TCP_NEW_SYN_RECV {
-        return; // a full socket: the tracepoint counts it
+    if full_socket(sk, state) {
+        return; // the tracepoint counts it
     }
     let th = tcp_header(skb);
     if th == 0 {

@@ -68,6 +68,13 @@ fn slot(v: u64, len: usize) -> Option<usize> {
     (v < len as u64).then_some(v as usize)
 }
 
+/// `sk_fullsock()`: a socket that is neither a timewait nor a request socket
+/// (those are smaller structs with no owner, options or user tuple).
+#[inline(always)]
+pub(crate) fn full_socket(sk: u64, state: u8) -> bool {
+    sk != 0 && state != TCP_TIME_WAIT && state != TCP_NEW_SYN_RECV
+}
+
 /// Address of the TCP header of a segment in the stack (`head +
 /// transport_header`), 0 if unknown.
 #[inline(always)]
@@ -258,7 +265,7 @@ pub fn tcp_send_reset(ctx: BtfTracePointContext) -> i32 {
     // request sockets have no inet_sport, and a listener (answering an ACK
     // or a bad handshake segment) has no peer — its owner is still the listener's.
     let state: u8 = kread(sk, cfg_get!(sk_state));
-    let full = sk != 0 && state != TCP_TIME_WAIT && state != TCP_NEW_SYN_RECV;
+    let full = full_socket(sk, state);
     let connected = full && state != TCP_LISTEN;
     let e = if connected || skb == 0 { sock_endpoints(sk) } else { skb_endpoints(skb, th) };
     if skb != 0 {
@@ -283,7 +290,7 @@ pub fn tcp_receive_reset(ctx: BtfTracePointContext) -> i32 {
 pub(crate) fn received(sk: u64) {
     let state: u8 = kread(sk, cfg_get!(sk_state));
     let cause = if let Some(i) = slot(u64::from(state), STATE_SLOTS) { cfg_get!(state_cause[i]) } else { cause::OTHER };
-    let cgroup = if state == TCP_TIME_WAIT || state == TCP_NEW_SYN_RECV { 0 } else { owner_cgroup(sk) };
+    let cgroup = if full_socket(sk, state) { owner_cgroup(sk) } else { 0 };
     let _ = record(view::RECEIVED, cause, &sock_endpoints(sk), NO_REASON, state, 0, &Origin { sk, skb: 0, cgroup });
 }
 
@@ -307,7 +314,7 @@ pub fn kfree_skb(ctx: BtfTracePointContext) -> i32 {
     // the kernel lacks the argument for is pruned (CONFIG is read-only).
     let sk: u64 = if cfg_get!(kfree_rx_sk) == 1 { ctx.arg(3) } else { 0 };
     let state: u8 = kread(sk, cfg_get!(sk_state));
-    let full = sk != 0 && state != TCP_TIME_WAIT && state != TCP_NEW_SYN_RECV;
+    let full = full_socket(sk, state);
     let origin = Origin { sk, skb, cgroup: if full { owner_cgroup(sk) } else { 0 } };
     let _ = record(view::RECEIVED, cause::REJECTED_INVALID, &skb_endpoints(skb, th), NO_REASON, state, flags, &origin);
     0
