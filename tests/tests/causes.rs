@@ -84,6 +84,7 @@ fn disconnect_with_linger_zero_is_not_linger_abort() {
     );
     assert_eq!(d.port("sent", cause, 7502), 1, "{}", d.after.json);
     assert_eq!(d.port("sent", "linger_abort", 7502), 0, "connect(AF_UNSPEC) is not close()");
+    assert_eq!(d.total("received"), 1, "the one RST that arrived: {}", d.after.json);
     assert_eq!(d.kernel("TcpExt:TCPAbortOnData"), 0, "the kernel did not count a linger close either");
 }
 
@@ -109,6 +110,7 @@ fn ss_kill_with_linger_zero_is_not_linger_abort() {
     );
     assert_eq!(d.port("sent", cause, 7403), 1, "{}", d.after.json);
     assert_eq!(d.port("sent", "linger_abort", 7403), 0, "ss -K is not close()");
+    assert_eq!(d.total("received"), 1, "the one RST that arrived: {}", d.after.json);
     assert_eq!(d.kernel("TcpExt:TCPAbortOnData"), 0);
     if cause == "bad_state" {
         let recent = d.after.recent("sent", cause, 7403);
