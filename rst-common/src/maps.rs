@@ -52,6 +52,10 @@ pub const OVERFLOW_SLOTS: u32 = 3 * COUNT_SLOTS;
 
 /// Default key budgets (entries; the loader may change them).
 pub const DEFAULT_PORT_KEYS: u32 = 4096;
+/// The largest key budget accepted: per-CPU hashes of this size already take
+/// hundreds of MiB of kernel memory on a large host; the kernel refuses far
+/// larger ones ("Argument list too long").
+pub const MAX_KEYS: u32 = 1 << 20;
 pub const DEFAULT_PEER_KEYS: u32 = 4096;
 pub const DEFAULT_OWNER_KEYS: u32 = 1024;
 pub const DEFAULT_RING_BYTES: u32 = 256 * 1024;

@@ -45,8 +45,8 @@ pub enum Command {
 
 #[derive(Args, Debug)]
 pub struct TopArgs {
-    /// Address of the daemon.
-    #[arg(long, value_name = "ADDR", default_value = DEFAULT_LISTEN)]
+    /// Address of the daemon: IP:PORT, localhost:PORT or :PORT (this host).
+    #[arg(long, value_name = "ADDR", default_value = DEFAULT_LISTEN, value_parser = daemon_addr)]
     pub listen: SocketAddr,
 }
 
@@ -63,46 +63,47 @@ pub struct RunArgs {
     /// Attach no XDP/tc programs at all, whatever --iface or the config say.
     #[arg(long)]
     pub no_wire: bool,
-    /// Address to serve /snapshot and /metrics on [default: 127.0.0.1:9477].
-    #[arg(long, value_name = "ADDR")]
+    /// Address to serve /snapshot and /metrics on: IP:PORT, localhost:PORT, or :PORT for
+    /// every interface [default: 127.0.0.1:9477].
+    #[arg(long, value_name = "ADDR", value_parser = listen_addr)]
     pub listen: Option<SocketAddr>,
     /// Reset samples per second per CPU sent to userspace; 0 disables samples (counts stay exact) [default: 200].
-    #[arg(long, value_name = "N")]
+    #[arg(long, value_name = "N", allow_negative_numbers = true)]
     pub sample_rate: Option<u32>,
     /// Ring buffer size in bytes: a power of two, at least 4096 [default: 262144].
-    #[arg(long, value_name = "BYTES", value_parser = ring_size)]
+    #[arg(long, value_name = "BYTES", allow_negative_numbers = true, value_parser = ring_size)]
     pub ring_bytes: Option<u32>,
     /// Distinct (view, cause, port) keys counted exactly; the rest counts as port "other" [default: 4096].
-    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    #[arg(long, value_name = "N", allow_negative_numbers = true, value_parser = key_budget)]
     pub port_keys: Option<u32>,
     /// Distinct (view, cause, peer) keys counted exactly; the rest counts as peer "other" [default: 4096].
-    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    #[arg(long, value_name = "N", allow_negative_numbers = true, value_parser = key_budget)]
     pub peer_keys: Option<u32>,
     /// Distinct (view, cause, owner cgroup) keys counted exactly; the rest counts as owner "other" [default: 1024].
-    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    #[arg(long, value_name = "N", allow_negative_numbers = true, value_parser = key_budget)]
     pub owner_keys: Option<u32>,
     /// The cgroup v2 mount used to name socket owners [default: found in /proc/self/mountinfo].
     /// In a container, mount the host's /sys/fs/cgroup and name it here.
     #[arg(long, value_name = "DIR")]
     pub cgroup_root: Option<PathBuf>,
     /// Ports, peers and owners listed per (view, cause) in /snapshot and /metrics; the rest is "other" [default: 20].
-    #[arg(long, value_name = "N")]
+    #[arg(long, value_name = "N", allow_negative_numbers = true)]
     pub top: Option<usize>,
     /// How often the kernel counters are read, in milliseconds [default: 1000].
-    #[arg(long, value_name = "MS", value_parser = clap::value_parser!(u64).range(50..=60_000))]
+    #[arg(long, value_name = "MS", allow_negative_numbers = true, value_parser = clap::value_parser!(u64).range(50..=60_000))]
     pub poll_ms: Option<u64>,
     /// bpffs directory where the counter maps are pinned, so a restart keeps counting
     /// [default: /sys/fs/bpf/rstwatch].
     #[arg(long, value_name = "DIR")]
     pub pin_dir: Option<PathBuf>,
     /// Do not pin the counters: every start counts from zero.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "fresh")]
     pub no_pin: bool,
     /// Start counting from zero: remove the pinned counters first.
     #[arg(long)]
     pub fresh: bool,
     /// Log a one-line summary every this many seconds; 0 never [default: 300].
-    #[arg(long, value_name = "SECONDS")]
+    #[arg(long, value_name = "SECONDS", allow_negative_numbers = true)]
     pub summary_seconds: Option<u64>,
     /// The running kernel's BTF (struct offsets and enum values are read from it). Only for
     /// a kernel that exposes it elsewhere: it must be this kernel's own BTF.
@@ -133,9 +134,52 @@ pub struct SnapshotArgs {
     /// Print the JSON snapshot (contract §4) instead of a readable summary.
     #[arg(long)]
     pub json: bool,
-    /// Address of the daemon.
-    #[arg(long, value_name = "ADDR", default_value = DEFAULT_LISTEN)]
+    /// Address of the daemon: IP:PORT, localhost:PORT or :PORT (this host).
+    #[arg(long, value_name = "ADDR", default_value = DEFAULT_LISTEN, value_parser = daemon_addr)]
     pub listen: SocketAddr,
+}
+
+/// One line for a command-line error (clap's first line, without its
+/// "error: " and the usage block), pointing at `--help`.
+#[must_use]
+pub fn usage_error_line(e: &clap::Error) -> String {
+    let text = e.render().to_string();
+    let first = text.lines().next().unwrap_or_default().trim_start_matches("error: ");
+    format!("{first} (see --help)")
+}
+
+/// A key budget: 1 to `MAX_KEYS`.
+fn key_budget(s: &str) -> Result<u32, String> {
+    let max = rst_common::maps::MAX_KEYS;
+    s.parse::<u32>()
+        .ok()
+        .filter(|n| (1..=max).contains(n))
+        .ok_or_else(|| format!("must be a whole number from 1 to {max}"))
+}
+
+/// `IP:PORT`, `[IPv6]:PORT`, `localhost:PORT` (loopback) or `:PORT` (`unspecified`: all interfaces
+/// for the daemon, this host for a client).
+fn socket_addr(s: &str, unspecified: std::net::IpAddr) -> Result<SocketAddr, String> {
+    const FORMS: &str = "use IP:PORT (127.0.0.1:9477, [::1]:9477), localhost:PORT or :PORT";
+    if let Ok(a) = s.parse() {
+        return Ok(a);
+    }
+    let (host, port) = s.rsplit_once(':').ok_or_else(|| FORMS.to_string())?;
+    let port: u16 = port.parse().map_err(|_| format!("{port:?} is not a port; {FORMS}"))?;
+    match host {
+        "" => Ok(SocketAddr::new(unspecified, port)),
+        "localhost" => Ok(SocketAddr::from(([127, 0, 0, 1], port))),
+        _ => Err(format!("{host:?} is not an IP address; {FORMS}")),
+    }
+}
+
+/// An address for the daemon to listen on (flag or config file).
+pub fn listen_addr(s: &str) -> Result<SocketAddr, String> {
+    socket_addr(s, std::net::Ipv4Addr::UNSPECIFIED.into())
+}
+
+fn daemon_addr(s: &str) -> Result<SocketAddr, String> {
+    socket_addr(s, std::net::Ipv4Addr::LOCALHOST.into())
 }
 
 fn ring_size(s: &str) -> Result<u32, String> {
@@ -144,4 +188,28 @@ fn ring_size(s: &str) -> Result<u32, String> {
         return Err("must be a power of two of at least 4096".into());
     }
     Ok(n)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn addresses_in_every_form_a_user_types() {
+        assert_eq!(listen_addr("127.0.0.1:9477").unwrap().to_string(), "127.0.0.1:9477");
+        assert_eq!(listen_addr("[::1]:9477").unwrap().to_string(), "[::1]:9477");
+        assert_eq!(listen_addr("localhost:9477").unwrap().to_string(), "127.0.0.1:9477");
+        assert_eq!(listen_addr(":9477").unwrap().to_string(), "0.0.0.0:9477", "every interface, as exporters do");
+        assert_eq!(daemon_addr(":9477").unwrap().to_string(), "127.0.0.1:9477", "a client asks this host");
+        assert!(listen_addr("9477").unwrap_err().contains("use IP:PORT"));
+        assert!(listen_addr("host:9477").unwrap_err().contains("\"host\" is not an IP address"));
+        assert!(listen_addr(":http").unwrap_err().contains("\"http\" is not a port"));
+    }
+
+    #[test]
+    fn key_budgets_are_bounded() {
+        assert_eq!(key_budget("1"), Ok(1));
+        assert_eq!(key_budget("1048576"), Ok(1 << 20));
+        assert!(key_budget("0").is_err() && key_budget("1048577").is_err() && key_budget("-1").is_err());
+    }
 }

@@ -65,12 +65,8 @@ impl Loaded {
             .listen
             .as_ref()
             .map(|l| {
-                l.get_ref().parse().map_err(|_| {
-                    self.error(
-                        l,
-                        format!("listen = {:?} is not an address; use IP:PORT, e.g. \"127.0.0.1:9477\"", l.get_ref()),
-                    )
-                })
+                crate::cli::listen_addr(l.get_ref())
+                    .map_err(|why| self.error(l, format!("listen = {:?} is not an address: {why}", l.get_ref())))
             })
             .transpose()
     }
@@ -84,8 +80,10 @@ impl Loaded {
             return Err(self.error(r, format!("ring_bytes = {} must be a power of two of at least 4096", r.get_ref())));
         }
         for k in [&self.file.port_keys, &self.file.peer_keys, &self.file.owner_keys].into_iter().flatten() {
-            if *k.get_ref() == 0 {
-                return Err(self.error(k, "key budgets must be at least 1"));
+            if !(1..=rst_common::maps::MAX_KEYS).contains(k.get_ref()) {
+                return Err(
+                    self.error(k, format!("key budgets must be at least 1 and at most {}", rst_common::maps::MAX_KEYS))
+                );
             }
         }
         if let Some(p) = &self.file.poll_ms
@@ -115,11 +113,8 @@ pub fn load(explicit: Option<&Path>) -> Result<Option<Loaded>, Error> {
         None if Path::new(DEFAULT_PATH).exists() => PathBuf::from(DEFAULT_PATH),
         None => return Ok(None),
     };
-    let text = std::fs::read_to_string(&path).map_err(|e| Error::Config {
-        path: path.clone(),
-        line: 0,
-        message: format!("cannot read it: {e}"),
-    })?;
+    let text = std::fs::read_to_string(&path)
+        .map_err(|source| Error::ConfigUnreadable { path: path.clone(), detail: source.to_string() })?;
     parse(&path, text).map(Some)
 }
 

@@ -118,9 +118,16 @@ fn summary(t: &Totals, prev: &Totals, s: &Snapshot) -> String {
     )
 }
 
-/// `--pcap DIR`: turns captures on in the kernel and opens the sink.
-fn pcap_sink(args: &RunArgs, ebpf: &mut Ebpf) -> Result<Option<PcapSink>, Error> {
+/// `--pcap DIR`: the sink (its directory made and checked before anything is loaded).
+fn pcap_sink(args: &RunArgs) -> Result<Option<PcapSink>, Error> {
     let Some(dir) = &args.pcap else { return Ok(None) };
+    let n = |v: u64| usize::try_from(v).unwrap_or(usize::MAX);
+    PcapSink::new(dir, n(args.pcap_count), n(args.pcap_files)).map(Some)
+}
+
+/// Turns captures on in the kernel when there is a sink.
+fn start_capture(args: &RunArgs, ebpf: &mut Ebpf) -> Result<(), Error> {
+    let Some(dir) = &args.pcap else { return Ok(()) };
     loader::set_capture(ebpf, true)?;
     tracing::info!(
         dir = %dir.display(),
@@ -128,8 +135,7 @@ fn pcap_sink(args: &RunArgs, ebpf: &mut Ebpf) -> Result<Option<PcapSink>, Error>
         files = args.pcap_files,
         "writing pcap files of sampled resets (rotated)"
     );
-    let n = |v: u64| usize::try_from(v).unwrap_or(usize::MAX);
-    PcapSink::new(dir, n(args.pcap_count), n(args.pcap_files)).map(Some)
+    Ok(())
 }
 
 /// One log line per alert start and end, never one per reset.
@@ -295,6 +301,7 @@ pub async fn run(args: RunArgs) -> Result<(), Error> {
         return Err(Error::NotPermitted);
     }
     let listener = bind(settings.listen)?;
+    let mut pcap = pcap_sink(&args)?;
     let mut probe = kernel::probe(&args.btf)?;
     let (mut ebpf, mut wire, mut source) = start_programs(&args, &settings, &mut probe)?;
     let mut agg = Aggregator::new(
@@ -306,7 +313,7 @@ pub async fn run(args: RunArgs) -> Result<(), Error> {
     .with_ephemeral_ports(kernel::ephemeral_ports())
     .with_own_netns(kernel::own_netns());
     let mut captures = Ring::open(&mut ebpf, rst_common::maps::CAPTURES)?;
-    let mut pcap = pcap_sink(&args, &mut ebpf)?;
+    start_capture(&args, &mut ebpf)?;
     let mut detector = Detector::new(settings.alerts);
     let (tx, rx) = watch::channel(Arc::new(Snapshot::default()));
     let started = Instant::now();

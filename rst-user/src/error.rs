@@ -34,6 +34,12 @@ pub enum Error {
     /// The config file is unreadable or wrong.
     #[error("config {} line {line}: {message}", path.display())]
     Config { path: std::path::PathBuf, line: usize, message: String },
+    /// The config file cannot be read at all.
+    #[error("cannot read config {} ({detail}): name an existing file with --config, or leave it out", path.display())]
+    ConfigUnreadable { path: std::path::PathBuf, detail: String },
+    /// The `--pcap` directory cannot be made or written.
+    #[error("cannot write pcap files in {} ({detail}): name a writable directory with --pcap", dir.display())]
+    PcapDir { dir: std::path::PathBuf, detail: String },
     /// `--cgroup-root` is not a cgroup v2 mount.
     #[error("{} is not a cgroup v2 mount (no cgroup.procs there): name the host's cgroup2 mount with --cgroup-root, or leave it out to find it", dir.display())]
     NoCgroupRoot { dir: std::path::PathBuf },
@@ -80,6 +86,8 @@ impl Error {
             | Self::AddrInUse { .. }
             | Self::Listen { .. }
             | Self::Config { .. }
+            | Self::ConfigUnreadable { .. }
+            | Self::PcapDir { .. }
             | Self::NoCgroupRoot { .. } => 2,
             _ => 1,
         }

@@ -23,7 +23,18 @@ fn init_logging() {
 }
 
 fn main() -> ExitCode {
-    let cli = cli::Cli::parse();
+    let cli = match cli::Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) if !e.use_stderr() => {
+            // --help, --version: clap's own text on stdout.
+            let _ = e.print();
+            return ExitCode::SUCCESS;
+        }
+        Err(e) => {
+            eprintln!("rstwatch: error: {}", cli::usage_error_line(&e));
+            return ExitCode::from(2);
+        }
+    };
     init_logging();
     let result = match cli.command {
         cli::Command::Run(args) => {

@@ -71,6 +71,58 @@ fn bad_flag_value_is_exit_2() {
 }
 
 #[test]
+fn every_bad_input_names_its_flag_or_file_in_one_line_exit_2() {
+    let dir = std::env::temp_dir().join(format!("rstw-{}-cli", std::process::id()));
+    let not_a_dir = dir.join("file");
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    std::fs::write(&not_a_dir, b"").expect("temp file");
+    let pcap_in_file = not_a_dir.join("pcap");
+    let cases: [(&[&str], &str); 8] = [
+        (&["--sample-rate", "-1"], "'--sample-rate <N>'"),
+        (&["--port-keys", "4294967295"], "'--port-keys <N>': must be a whole number from 1 to 1048576"),
+        (&["--peer-keys", "0"], "'--peer-keys <N>'"),
+        (&["--listen", "nohost:9477"], "'--listen <ADDR>': \"nohost\" is not an IP address; use IP:PORT"),
+        (&["--config", "/nonexistent.toml"], "cannot read config /nonexistent.toml"),
+        (&["--fresh", "--no-pin"], "'--fresh' cannot be used with '--no-pin'"),
+        (&["--pcap", pcap_in_file.to_str().expect("utf-8")], "cannot write pcap files in"),
+        (&["--no-such-flag"], "'--no-such-flag'"),
+    ];
+    for (args, needle) in cases {
+        let mut argv = vec!["run"];
+        argv.extend(args);
+        if !args.contains(&"--listen") {
+            argv.extend(["--listen", "127.0.0.1:0"]);
+        }
+        assert_usage_error(&rstwatch(&[], &argv), needle);
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn listen_accepts_port_only_and_localhost() {
+    let ns = Netns::new("listen");
+    let port = "19613";
+    let mut d = std::process::Command::new("nsenter")
+        .arg(format!("--net={}", ns.path()))
+        .arg(daemon::bin())
+        .args(["run", "--no-pin", "--listen", &format!(":{port}")])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("starting rstwatch");
+    let snapshot =
+        |addr: &str| rstwatch(&["nsenter", &format!("--net={}", ns.path())], &["snapshot", "--json", "--listen", addr]);
+    rst_tests::wait::until_true("the daemon on :PORT", std::time::Duration::from_secs(20), || {
+        snapshot(&format!("localhost:{port}")).status.success()
+    });
+    let out = snapshot(&format!(":{port}"));
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    // SAFETY: signalling our own child.
+    unsafe { libc::kill(libc::pid_t::try_from(d.id()).expect("pid"), libc::SIGTERM) };
+    assert_eq!(d.wait().expect("wait").code(), Some(0));
+}
+
+#[test]
 fn snapshot_without_daemon_says_how_to_start_one() {
     let ns = Netns::new("empty");
     let path = format!("--net={}", ns.path());

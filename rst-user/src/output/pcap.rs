@@ -46,7 +46,12 @@ fn monotonic_now() -> Duration {
 
 impl PcapSink {
     pub fn new(dir: &Path, per_file: usize, keep: usize) -> Result<Self, Error> {
-        std::fs::create_dir_all(dir).map_err(|source| Error::Io { what: "creating the --pcap directory", source })?;
+        let unusable = |e: std::io::Error| Error::PcapDir { dir: dir.to_path_buf(), detail: e.to_string() };
+        std::fs::create_dir_all(dir).map_err(unusable)?;
+        // Find out now, not at the first sampled reset.
+        let probe = dir.join(".rstwatch-write-test");
+        std::fs::write(&probe, b"").map_err(unusable)?;
+        let _ = std::fs::remove_file(&probe);
         let wall = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
         Ok(Self {
             dir: dir.to_path_buf(),
