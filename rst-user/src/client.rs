@@ -6,7 +6,16 @@ use crate::{error::Error, model::Snapshot, output::text};
 
 fn get(addr: SocketAddr, path: &str) -> Result<String, Error> {
     let no_daemon = |e: ureq::Error| Error::NoDaemon { addr, detail: e.to_string() };
-    ureq::get(format!("http://{addr}{path}")).call().map_err(no_daemon)?.body_mut().read_to_string().map_err(no_daemon)
+    // Whatever answers, its body is read to the end before the connection
+    // closes: closing with unread data would make this client send a RST.
+    let agent: ureq::Agent = ureq::Agent::config_builder().http_status_as_error(false).build().into();
+    let mut response = agent.get(format!("http://{addr}{path}")).call().map_err(no_daemon)?;
+    let status = response.status();
+    let body = response.body_mut().read_to_string().map_err(no_daemon)?;
+    if !status.is_success() {
+        return Err(Error::NoDaemon { addr, detail: format!("{path} answered {status}: not an rstwatch daemon") });
+    }
+    Ok(body)
 }
 
 fn parse(addr: SocketAddr, body: &str) -> Result<Snapshot, Error> {

@@ -243,3 +243,28 @@ fn coverage_self_check_in_snapshot_and_metrics() {
     let m = d.get("/metrics");
     assert!(m.contains("rstwatch_coverage{feature=\"tracepoint:tcp:tcp_send_reset\"} 1"), "{m}");
 }
+
+#[test]
+fn snapshot_of_another_http_server_is_one_line_and_sends_no_reset() {
+    let ns = Netns::new("http");
+    let mut server = Command::new("nsenter")
+        .arg(format!("--net={}", ns.path()))
+        .args(["python3", "-m", "http.server", "19701", "--bind", "127.0.0.1"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("starting python3 -m http.server");
+    rst_tests::wait::until_true("the HTTP server", std::time::Duration::from_secs(10), || {
+        ns.run(|| std::net::TcpStream::connect("127.0.0.1:19701").is_ok())
+    });
+    let before = rst_tests::kernel_counters::read(&ns);
+    let out = rstwatch(&["nsenter", &format!("--net={}", ns.path())], &["snapshot", "--listen", "127.0.0.1:19701"]);
+    let after = rst_tests::kernel_counters::read(&ns);
+    let _ = server.kill();
+    let _ = server.wait();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && stderr.lines().count() == 1, "{stderr}");
+    assert!(stderr.contains("404"), "{stderr}");
+    // Its answer was read to the end: the client closed without a reset.
+    assert_eq!(rst_tests::kernel_counters::delta(&before, &after, "Tcp:OutRsts"), 0);
+}
