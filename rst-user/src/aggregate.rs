@@ -253,6 +253,8 @@ impl Aggregator {
             // filled by the alert detector, which runs on this snapshot
             alerts: Vec::new(),
             alerts_started: BTreeMap::new(),
+            // filled by the daemon from the wire's state
+            interfaces: Vec::new(),
             missed: k.missed.iter().map(|&(v, n)| (model::view_name(v).to_string(), n)).collect(),
         }
     }

@@ -297,6 +297,9 @@ fn start_outputs(
 pub async fn run(args: RunArgs) -> Result<(), Error> {
     // Everything a user can get wrong is checked before anything is loaded.
     let (mut settings, _) = settings(&args)?;
+    if args.no_wire && !args.ifaces.is_empty() {
+        tracing::warn!(ignored = ?args.ifaces, "--no-wire: no interface is watched, --iface is ignored");
+    }
     if !privileges::sufficient() {
         return Err(Error::NotPermitted);
     }
@@ -318,10 +321,11 @@ pub async fn run(args: RunArgs) -> Result<(), Error> {
     let (tx, rx) = watch::channel(Arc::new(Snapshot::default()));
     let started = Instant::now();
     let mut owners = Resolver::new(settings.cgroup_root.clone());
-    let mut publish = |agg: &mut Aggregator, detector: &mut Detector, source: &Source| {
+    let mut publish = |agg: &mut Aggregator, detector: &mut Detector, source: &Source, wire: &Wire| {
         agg.on_counts(source.counts());
         let names = owners.resolve(&agg.owner_ids());
         let mut snap = agg.snapshot(started.elapsed().as_secs_f64(), names);
+        snap.interfaces = wire.status();
         for change in detector.on_snapshot(&snap) {
             log_alert(&change);
         }
@@ -331,7 +335,7 @@ pub async fn run(args: RunArgs) -> Result<(), Error> {
         tx.send_replace(snap.clone());
         snap
     };
-    let first = publish(&mut agg, &mut detector, &source);
+    let first = publish(&mut agg, &mut detector, &source, &wire);
 
     let (stop_tx, http) = start_outputs(listener, &rx, &settings, args.live);
     tracing::info!(listen = %settings.listen, ifaces = ?wire.watched(), sample_rate = settings.sample_rate, kernel = %probe.release, "rstwatch running");
@@ -365,7 +369,7 @@ pub async fn run(args: RunArgs) -> Result<(), Error> {
                 }
             }) => { r.map_err(io("reading the capture ring"))?; }
             _ = tick.tick() => {
-                let snap = publish(&mut agg, &mut detector, &source);
+                let snap = publish(&mut agg, &mut detector, &source, &wire);
                 let due = settings.summary_seconds > 0 && last_summary.0.elapsed() >= Duration::from_secs(settings.summary_seconds);
                 if due {
                     let line = summary(&snap.totals, &last_summary.1, &snap);

@@ -119,6 +119,17 @@ pub struct Snapshot {
     /// Alerts started since the daemon started, by kind.
     #[serde(default)]
     pub alerts_started: std::collections::BTreeMap<String, u64>,
+    /// Each interface asked for (`--iface`, `interfaces`) and which hooks are attached to it now.
+    #[serde(default)]
+    pub interfaces: Vec<Interface>,
+}
+
+/// A requested interface: whether XDP (wire_in) and tc egress (wire_out) are attached.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Interface {
+    pub name: String,
+    pub xdp: bool,
+    pub tc: bool,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

@@ -105,6 +105,18 @@ impl Wire {
         }
     }
 
+    /// Each wanted interface and whether its hooks are attached (both or neither).
+    #[must_use]
+    pub fn status(&self) -> Vec<crate::model::Interface> {
+        self.want
+            .iter()
+            .map(|name| {
+                let attached = self.links.contains_key(name);
+                crate::model::Interface { name: name.clone(), xdp: attached, tc: attached }
+            })
+            .collect()
+    }
+
     /// Why the wire programs cannot load here, if they cannot.
     #[must_use]
     pub fn unloadable(&self) -> Option<&str> {

@@ -86,12 +86,19 @@ fn sample_rate_limit_is_honoured_per_cpu() {
 fn interface_that_disappears_is_watched_again_when_back() {
     let rig = Rig::start();
     assert!(rig.pair.xdp_on_vb());
+    // What the daemon says of vb: /snapshot's interfaces and the gauge in /metrics.
+    let attached = |on: bool| {
+        let s = rig.daemon.snapshot();
+        let gauge = format!("rstwatch_interface_attached{{iface=\"vb\",hook=\"xdp\"}} {}", u8::from(on));
+        s.json["interfaces"] == serde_json::json!([{"name": "vb", "xdp": on, "tc": on}])
+            && rig.daemon.get("/metrics").contains(&gauge)
+    };
+    assert!(attached(true));
     rig.pair.b.exec(&["ip", "link", "del", VB]);
-    std::thread::sleep(Duration::from_millis(1500));
-    let _still_serving = rig.daemon.snapshot();
+    wait::until_true("vb reported detached", Duration::from_secs(10), || attached(false));
     rig.pair.link();
     wait::until_true("vb watched again (XDP and tc)", Duration::from_secs(10), || {
-        rig.pair.xdp_on_vb() && rig.pair.tcx_egress_on_vb() == 1
+        rig.pair.xdp_on_vb() && rig.pair.tcx_egress_on_vb() == 1 && attached(true)
     });
     let d = rig.measure(
         |p| traffic::syn_to_closed_port(&p.a, "10.77.0.1:7913".parse().unwrap(), "10.77.0.2:7903".parse().unwrap()),

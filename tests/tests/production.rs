@@ -87,7 +87,7 @@ fn config_errors_name_the_line_and_exit_2() {
     }
     let out = Command::new(daemon::bin()).args(["run", "--config", "/nonexistent/rstwatch.toml"]).output().unwrap();
     assert_eq!(out.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("cannot read it"));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("cannot read config /nonexistent/rstwatch.toml"));
 }
 
 #[test]

@@ -141,6 +141,18 @@ impl Collector for SnapshotCollector {
         for (feature, present) in &s.coverage.features {
             ConstGauge::new(i64::from(*present)).encode(cov.encode_family(&[("feature", feature.clone())])?)?;
         }
+        let mut ifaces = enc.encode_descriptor(
+            "rstwatch_interface_attached",
+            "1 when the hook (xdp: wire_in, tc: wire_out) is attached to the requested interface, 0 when it is not (absent, or failing to attach).",
+            None,
+            ConstGauge::new(0i64).metric_type(),
+        )?;
+        for i in &s.interfaces {
+            for (hook, on) in [("xdp", i.xdp), ("tc", i.tc)] {
+                ConstGauge::new(i64::from(on))
+                    .encode(ifaces.encode_family(&[("iface", i.name.clone()), ("hook", hook.to_string())])?)?;
+            }
+        }
         let mut info = enc.encode_descriptor(
             "rstwatch_build_info",
             "rstwatch version and running kernel.",
