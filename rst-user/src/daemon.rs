@@ -57,6 +57,9 @@ fn check_interfaces(settings: &Settings, file: Option<&Loaded>) -> Result<(), Er
 fn settings(args: &RunArgs) -> Result<(Settings, Option<Loaded>), Error> {
     let file = config::load(args.config.as_deref())?;
     let s = Settings::resolve(args, file.as_ref())?;
+    if args.no_wire && !args.ifaces.is_empty() {
+        tracing::warn!(ignored = ?args.ifaces, "--no-wire: no interface is watched, --iface is ignored");
+    }
     check_interfaces(&s, file.as_ref())?;
     if let Some(dir) = s.cgroup_root.as_deref().filter(|d| !crate::owners::is_cgroup2(d)) {
         return Err(Error::NoCgroupRoot { dir: dir.to_path_buf() });
@@ -297,9 +300,6 @@ fn start_outputs(
 pub async fn run(args: RunArgs) -> Result<(), Error> {
     // Everything a user can get wrong is checked before anything is loaded.
     let (mut settings, _) = settings(&args)?;
-    if args.no_wire && !args.ifaces.is_empty() {
-        tracing::warn!(ignored = ?args.ifaces, "--no-wire: no interface is watched, --iface is ignored");
-    }
     if !privileges::sufficient() {
         return Err(Error::NotPermitted);
     }

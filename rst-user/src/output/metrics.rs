@@ -36,6 +36,14 @@ fn counter(
     Ok(())
 }
 
+fn gauge(enc: &mut DescriptorEncoder, name: &str, help: &str, rows: &[(Vec<(&str, String)>, i64)]) -> std::fmt::Result {
+    let mut family = enc.encode_descriptor(name, help, None, ConstGauge::new(0i64).metric_type())?;
+    for (labels, value) in rows {
+        ConstGauge::new(*value).encode(family.encode_family(labels)?)?;
+    }
+    Ok(())
+}
+
 fn plain_counter(enc: &mut DescriptorEncoder, name: &str, help: &str, value: u64) -> std::fmt::Result {
     let c = ConstCounter::new(value);
     c.encode(enc.encode_descriptor(name, help, None, c.metric_type())?)
@@ -50,6 +58,21 @@ fn owner_rows(s: &Snapshot) -> Vec<(Vec<(&'static str, String)>, u64)> {
     by_owner
         .into_iter()
         .map(|((v, c, o), n)| (vec![("view", v.to_string()), ("cause", c.to_string()), ("owner", o.to_string())], n))
+        .collect()
+}
+
+fn coverage_rows(s: &Snapshot) -> Vec<(Vec<(&'static str, String)>, i64)> {
+    s.coverage.features.iter().map(|(f, on)| (vec![("feature", f.clone())], i64::from(*on))).collect()
+}
+
+/// Per requested interface, one row per hook.
+fn interface_rows(s: &Snapshot) -> Vec<(Vec<(&'static str, String)>, i64)> {
+    s.interfaces
+        .iter()
+        .flat_map(|i| {
+            [("xdp", i.xdp), ("tc", i.tc)]
+                .map(|(hook, on)| (vec![("iface", i.name.clone()), ("hook", hook.to_string())], i64::from(on)))
+        })
         .collect()
 }
 
@@ -132,27 +155,18 @@ impl Collector for SnapshotCollector {
             "Resets the kernel did not run rstwatch's program for (reported by the kernel, or seen leaving a watched interface without their tracepoint event); not in rstwatch_resets_total.",
             &missed,
         )?;
-        let mut cov = enc.encode_descriptor(
+        gauge(
+            &mut enc,
             "rstwatch_coverage",
             "1 when this kernel supports the feature rstwatch uses, 0 when that part degrades.",
-            None,
-            ConstGauge::new(0i64).metric_type(),
+            &coverage_rows(s),
         )?;
-        for (feature, present) in &s.coverage.features {
-            ConstGauge::new(i64::from(*present)).encode(cov.encode_family(&[("feature", feature.clone())])?)?;
-        }
-        let mut ifaces = enc.encode_descriptor(
+        gauge(
+            &mut enc,
             "rstwatch_interface_attached",
             "1 when the hook (xdp: wire_in, tc: wire_out) is attached to the requested interface, 0 when it is not (absent, or failing to attach).",
-            None,
-            ConstGauge::new(0i64).metric_type(),
+            &interface_rows(s),
         )?;
-        for i in &s.interfaces {
-            for (hook, on) in [("xdp", i.xdp), ("tc", i.tc)] {
-                ConstGauge::new(i64::from(on))
-                    .encode(ifaces.encode_family(&[("iface", i.name.clone()), ("hook", hook.to_string())])?)?;
-            }
-        }
         let mut info = enc.encode_descriptor(
             "rstwatch_build_info",
             "rstwatch version and running kernel.",
