@@ -179,15 +179,15 @@ fn reload(args: &RunArgs, current: &mut Settings, ebpf: &mut Ebpf, wire: &mut Wi
 
 /// Loads, attaches the tracepoints and the watched interfaces, and opens the maps.
 /// A program that does not load or attach on this kernel (say, a verifier
-/// rejection) disables only its own hook, with one line in the coverage.
+/// rejection) disables only its own hook, with one line in the coverage;
+/// either way `feature` is recorded.
 fn optional(probe: &mut kernel::Probe, feature: &str, without: &str, result: Result<(), Error>) -> bool {
-    match result {
-        Ok(()) => true,
-        Err(e) => {
-            kernel::note(&mut probe.coverage, feature, false, &format!("{without} ({e})"));
-            false
-        }
-    }
+    let (present, detail) = match result {
+        Ok(()) => (true, String::new()),
+        Err(e) => (false, format!("{without} ({e})")),
+    };
+    kernel::note(&mut probe.coverage, feature, present, &detail);
+    present
 }
 
 fn start_programs(
@@ -211,7 +211,6 @@ fn start_programs(
             "received also counts the resets the kernel raises on its own socket with no RST arriving",
             loader::attach_fentry(&mut ebpf, &btf, program, function),
         ) {
-        probe.coverage.features.insert(format!("fentry:{function}"), true);
         program
     } else {
         if probe.has_receive_reset {
@@ -238,7 +237,6 @@ fn start_programs(
         "a RST that ends a handshake (request socket, EmbryonicRsts) is not counted as received",
         loader::attach_fexit(&mut ebpf, &btf, program, function),
     ) {
-        probe.coverage.features.insert(format!("fexit:{function}"), true);
         received_programs.push(program);
     }
     if probe.has_rejected {
