@@ -268,3 +268,24 @@ fn snapshot_of_another_http_server_is_one_line_and_sends_no_reset() {
     // Its answer was read to the end: the client closed without a reset.
     assert_eq!(rst_tests::kernel_counters::delta(&before, &after, "Tcp:OutRsts"), 0);
 }
+
+#[test]
+fn top_without_a_daemon_says_so_once_when_piped() {
+    let ns = Netns::new("top");
+    let mut top = Command::new("nsenter")
+        .arg(format!("--net={}", ns.path()))
+        .arg(daemon::bin())
+        .args(["top", "--listen", "127.0.0.1:19702"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("starting rstwatch top");
+    // Three refresh periods with nobody listening.
+    std::thread::sleep(std::time::Duration::from_millis(3500));
+    let _ = top.kill();
+    let out = top.wait_with_output().expect("top's output");
+    let text = String::from_utf8_lossy(&out.stdout);
+    let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
+    assert_eq!(lines.len(), 1, "one line per change of state: {text}");
+    assert!(lines[0].starts_with("waiting for the daemon at 127.0.0.1:19702"), "{text}");
+}

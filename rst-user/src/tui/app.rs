@@ -261,6 +261,8 @@ impl App {
         }
         let i = pane_index(self.pane);
         match key.code {
+            // Esc backs out one level: an active filter first, then the view.
+            KeyCode::Esc if !self.filter.is_empty() => self.filter.clear(),
             KeyCode::Char('q') | KeyCode::Esc => self.quit = true,
             KeyCode::Char('c') if key.modifiers.contains(KeyModifiers::CONTROL) => self.quit = true,
             KeyCode::Tab => {

@@ -50,12 +50,22 @@ pub fn run(addr: SocketAddr) -> Result<(), Error> {
 /// Not a terminal: one plain table per second, for pipes and logs.
 fn plain(addr: SocketAddr) -> Result<(), Error> {
     use std::io::Write as _;
+    // Without a daemon: one line per change of state, not one per second.
+    let mut last_error: Option<String> = None;
     loop {
         let body = match client::fetch(addr) {
-            Ok(s) => text::render(&s),
-            Err(e) => format!("{}\n", e.short()),
+            Ok(s) => {
+                last_error = None;
+                Some(text::render(&s))
+            }
+            Err(e) => {
+                let line = format!("waiting for the daemon at {addr}: {}\n", e.short());
+                (last_error.replace(line.clone()).as_ref() != Some(&line)).then_some(line)
+            }
         };
-        if writeln!(std::io::stdout().lock(), "{body}").is_err() {
+        if let Some(body) = body
+            && writeln!(std::io::stdout().lock(), "{body}").is_err()
+        {
             return Ok(()); // reader went away
         }
         std::thread::sleep(REFRESH);

@@ -28,6 +28,11 @@ fn header(f: &mut Frame, area: Rect, app: &App) {
     };
     let rows = Layout::vertical([Constraint::Length(1); 4]).split(block(title.clone(), false).inner(area));
     f.render_widget(block(title, false), area);
+    if app.snap.is_none() {
+        // No reading yet: zeros would look like one.
+        f.render_widget(Paragraph::new(format!("waiting for the daemon at {} …", app.addr)).yellow(), rows[0]);
+        return;
+    }
     for (i, v) in VIEWS.iter().enumerate() {
         let [text, spark] = Layout::horizontal([Constraint::Length(34), Constraint::Min(0)]).areas(rows[i]);
         let t = app.snap.as_ref().map_or(0, |s| total(s, v));
@@ -111,10 +116,16 @@ fn recent(f: &mut Frame, area: Rect, app: &App) {
             Constraint::Min(12),
         ],
     )
-    .row_highlight_style(Style::new().add_modifier(Modifier::REVERSED))
-    .block(block(" recent resets (time: s since boot; process or owner; payload) ", app.pane == Pane::Recent));
+    .row_highlight_style(Style::new().add_modifier(Modifier::REVERSED));
+    let frame = block(" recent resets (time: s since boot; process or owner; payload) ", app.pane == Pane::Recent);
+    if app.recent().is_empty() && !app.filter.is_empty() {
+        // An empty pane says why.
+        let why = format!("no recent sample matches {:?}", app.filter);
+        f.render_widget(Paragraph::new(why).dark_gray().block(frame), area);
+        return;
+    }
     let mut state = TableState::default().with_selected((app.pane == Pane::Recent).then_some(app.selected[4]));
-    f.render_stateful_widget(table, area, &mut state);
+    f.render_stateful_widget(table.block(frame), area, &mut state);
 }
 
 fn status(f: &mut Frame, area: Rect, app: &App) {
@@ -136,7 +147,7 @@ fn status(f: &mut Frame, area: Rect, app: &App) {
 
 fn help(f: &mut Frame, area: Rect) {
     let lines = [
-        "q, Esc     quit",
+        "q          quit; Esc clears an active filter first, then quits",
         "Tab        next pane (causes, ports, peers, owners, recent)",
         "↑/↓, k/j   select",
         "s          sort causes: rate, count, name",
@@ -145,11 +156,14 @@ fn help(f: &mut Frame, area: Rect) {
         "           address or owner (Enter keeps it, Esc clears it)",
         "?          this help (any key closes it)",
     ];
-    let w = 60.min(area.width);
-    let h = (lines.len() as u16 + 2).min(area.height);
+    // As wide as its longest line (never clipped); wrapped on a narrower screen.
+    let widest = lines.iter().map(|l| l.chars().count()).max().unwrap_or(0) as u16 + 2;
+    let w = widest.min(area.width);
+    let h = (lines.len() as u16 + 2 + u16::from(w < widest) * 2).min(area.height);
     let r = Rect { x: area.x + (area.width - w) / 2, y: area.y + (area.height - h) / 2, width: w, height: h };
     f.render_widget(Clear, r);
-    f.render_widget(Paragraph::new(lines.map(Line::from).to_vec()).block(block(" keys ", true)), r);
+    let text = Paragraph::new(lines.map(Line::from).to_vec()).wrap(ratatui::widgets::Wrap { trim: false });
+    f.render_widget(text.block(block(" keys ", true)), r);
 }
 
 /// Draws the whole screen.
@@ -324,6 +338,19 @@ mod tests {
         key(&mut a, KeyCode::Char('/'));
         key(&mut a, KeyCode::Esc);
         assert!(a.filter.is_empty());
+        // after Enter, Esc clears the active filter before it quits
+        key(&mut a, KeyCode::Char('/'));
+        key(&mut a, KeyCode::Char('4'));
+        key(&mut a, KeyCode::Enter);
+        key(&mut a, KeyCode::Esc);
+        assert!(a.filter.is_empty() && !a.quit);
+        // a filter that matches no sample says so
+        key(&mut a, KeyCode::Char('/'));
+        for c in "7777".chars() {
+            key(&mut a, KeyCode::Char(c));
+        }
+        assert!(screen(&a, 100, 30).contains("no recent sample matches \"7777\""), "{}", screen(&a, 100, 30));
+        key(&mut a, KeyCode::Esc);
         // select the linger_abort row: the ports pane follows
         key(&mut a, KeyCode::Down);
         assert_eq!(a.selected_cause().unwrap().cause, "linger_abort");
@@ -407,9 +434,21 @@ mod tests {
     }
 
     #[test]
+    fn help_is_never_clipped() {
+        let mut a = app();
+        key(&mut a, KeyCode::Char('?'));
+        for (w, h) in [(80, 24), (160, 40), (200, 50)] {
+            let s = screen(&a, w, h);
+            assert!(s.contains("then quits") && s.contains("any key closes it)"), "{w}x{h}: {s}");
+        }
+    }
+
+    #[test]
     fn waiting_before_first_snapshot() {
         let a = App::new("127.0.0.1:9477".into());
         let s = screen(&a, 80, 24);
         assert!(s.contains("connecting to 127.0.0.1:9477") && s.contains("waiting for the first snapshot"), "{s}");
+        assert!(s.contains("waiting for the daemon at 127.0.0.1:9477"), "no zeros drawn as readings: {s}");
+        assert!(!s.contains("sent            0"), "{s}");
     }
 }
