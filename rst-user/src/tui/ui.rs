@@ -18,14 +18,40 @@ fn block<'a>(title: impl Into<Line<'a>>, focused: bool) -> Block<'a> {
     if focused { b.border_style(FOCUS) } else { b }
 }
 
+/// `3d04h`, `2h05m`, `4m07s`, `12s`.
+fn uptime(seconds: f64) -> String {
+    #[expect(clippy::cast_sign_loss, reason = "uptime is never negative")]
+    let s = seconds as u64;
+    match s {
+        0..60 => format!("{s}s"),
+        60..3600 => format!("{}m{:02}s", s / 60, s % 60),
+        3600..86_400 => format!("{}h{:02}m", s / 3600, s % 3600 / 60),
+        _ => format!("{}d{:02}h", s / 86_400, s % 86_400 / 3600),
+    }
+}
+
 fn header(f: &mut Frame, area: Rect, app: &App) {
     let alerts: Vec<String> =
         app.snap.iter().flat_map(|s| &s.alerts).map(|a| format!("{} {}", a.kind, a.subject())).collect();
-    let title = if alerts.is_empty() {
-        Line::from(" resets ")
-    } else {
-        Line::from(vec![Span::raw(" resets "), Span::raw(format!(" ALERT: {} ", alerts.join(", "))).red().bold()])
-    };
+    let mut spans = vec![Span::raw(" resets ")];
+    // An alert first: on a narrow screen the rest of the title gives way.
+    if !alerts.is_empty() {
+        spans.push(Span::raw(format!(" ALERT: {} ", alerts.join(", "))).red().bold());
+    }
+    if let Some(s) = &app.snap {
+        spans.push(Span::raw(format!("─ up {} ─ samples dropped {} ", uptime(s.uptime_seconds), s.samples.dropped)));
+        let ifaces: Vec<String> = s
+            .interfaces
+            .iter()
+            .map(|i| if i.xdp && i.tc { i.name.clone() } else { format!("{} (detached)", i.name) })
+            .collect();
+        spans.push(Span::raw(if ifaces.is_empty() {
+            "─ no interface watched ".to_string()
+        } else {
+            format!("─ watching {} ", ifaces.join(", "))
+        }));
+    }
+    let title = Line::from(spans);
     let rows = Layout::vertical([Constraint::Length(1); 4]).split(block(title.clone(), false).inner(area));
     f.render_widget(block(title, false), area);
     if app.snap.is_none() {
@@ -431,6 +457,23 @@ mod tests {
             key(&mut a, KeyCode::Tab);
         }
         assert_eq!(a.pane, Pane::Owners);
+    }
+
+    #[test]
+    fn header_shows_uptime_dropped_samples_and_watched_interfaces() {
+        let mut s = snap(3725.0, 2, 0);
+        s.samples.dropped = 7;
+        s.interfaces = vec![
+            crate::model::Interface { name: "eth0".into(), xdp: true, tc: true },
+            crate::model::Interface { name: "vb".into(), xdp: false, tc: false },
+        ];
+        let mut a = App::new("127.0.0.1:9477".into());
+        a.on_snapshot(s);
+        let screen = screen(&a, 120, 30);
+        let top = screen.lines().next().unwrap_or_default();
+        assert!(top.contains("up 1h02m") && top.contains("samples dropped 7"), "{top}");
+        assert!(top.contains("watching eth0, vb (detached)"), "{top}");
+        assert_eq!((uptime(12.0), uptime(247.0), uptime(90_000.0)), ("12s".into(), "4m07s".into(), "1d01h".into()));
     }
 
     #[test]
