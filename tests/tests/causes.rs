@@ -69,51 +69,52 @@ fn data_reaching_an_orphaned_socket_is_sent_abort_on_data_and_no_received_reset(
     assert_eq!(d.kernel("Tcp:EstabResets") - d.kernel_b("Tcp:EstabResets"), 1, "a's connection was reset");
 }
 
-#[test]
-fn disconnect_with_linger_zero_is_not_linger_abort() {
+/// A reset a socket with SO_LINGER {1,0} sends other than by close(): sent
+/// from `port` as `bad_state` (`unspecified` without reasons), never
+/// `linger_abort`, and the kernel counts no linger close (TCPAbortOnData).
+fn reset_not_by_close(
+    port: u16,
+    peer_port: u16,
+    scenario: impl FnOnce(&rst_tests::netns::Pair),
+) -> (Snapshot, &'static str) {
     let rig = Rig::start();
     let cause = by_reason(&rig.daemon.snapshot(), "bad_state");
-    let d = rig.measure(
-        |p| {
-            let (c, s, _l) = traffic::establish(&p.a, &p.b, addr("10.77.0.1:7502"), addr("10.77.0.2:7402"));
-            traffic::set_linger_zero(&c);
-            traffic::disconnect(&c);
-            traffic::expect_reset(s);
-        },
-        |d| d.port("sent", cause, 7502) > 0 && d.port("received", "peer_reset", 7402) > 0,
-    );
-    assert_eq!(d.port("sent", cause, 7502), 1, "{}", d.after.json);
-    assert_eq!(d.port("sent", "linger_abort", 7502), 0, "connect(AF_UNSPEC) is not close()");
+    let d =
+        rig.measure(scenario, |d| d.port("sent", cause, port) > 0 && d.port("received", "peer_reset", peer_port) > 0);
+    assert_eq!(d.port("sent", cause, port), 1, "{}", d.after.json);
+    assert_eq!(d.port("sent", "linger_abort", port), 0, "not close()");
     assert_eq!(d.total("received"), 1, "the one RST that arrived: {}", d.after.json);
     assert_eq!(d.kernel("TcpExt:TCPAbortOnData"), 0, "the kernel did not count a linger close either");
+    (d.after, cause)
+}
+
+#[test]
+fn disconnect_with_linger_zero_is_not_linger_abort() {
+    let _ = reset_not_by_close(7502, 7402, |p| {
+        let (c, s, _l) = traffic::establish(&p.a, &p.b, addr("10.77.0.1:7502"), addr("10.77.0.2:7402"));
+        traffic::set_linger_zero(&c);
+        traffic::disconnect(&c);
+        traffic::expect_reset(s);
+    });
 }
 
 #[test]
 fn ss_kill_with_linger_zero_is_not_linger_abort() {
-    let rig = Rig::start();
-    let cause = by_reason(&rig.daemon.snapshot(), "bad_state");
-    let d = rig.measure(
-        |p| {
-            let (c, s, _l) = traffic::establish(&p.a, &p.b, addr("10.77.0.1:7503"), addr("10.77.0.2:7403"));
-            traffic::set_linger_zero(&s);
-            // sock_destroy (tcp_abort), as an operator would kill the connection.
-            let out = Command::new("nsenter")
-                .arg(format!("--net={}", p.b.path()))
-                .args(["ss", "-K", "dst", "10.77.0.1", "dport", "=", "7503"])
-                .output()
-                .expect("running ss");
-            assert!(out.status.success(), "ss -K: {}", String::from_utf8_lossy(&out.stderr));
-            traffic::expect_reset(c);
-            drop(s);
-        },
-        |d| d.port("sent", cause, 7403) > 0 && d.port("received", "peer_reset", 7503) > 0,
-    );
-    assert_eq!(d.port("sent", cause, 7403), 1, "{}", d.after.json);
-    assert_eq!(d.port("sent", "linger_abort", 7403), 0, "ss -K is not close()");
-    assert_eq!(d.total("received"), 1, "the one RST that arrived: {}", d.after.json);
-    assert_eq!(d.kernel("TcpExt:TCPAbortOnData"), 0);
+    let (after, cause) = reset_not_by_close(7403, 7503, |p| {
+        let (c, s, _l) = traffic::establish(&p.a, &p.b, addr("10.77.0.1:7503"), addr("10.77.0.2:7403"));
+        traffic::set_linger_zero(&s);
+        // sock_destroy (tcp_abort), as an operator would kill the connection.
+        let out = Command::new("nsenter")
+            .arg(format!("--net={}", p.b.path()))
+            .args(["ss", "-K", "dst", "10.77.0.1", "dport", "=", "7503"])
+            .output()
+            .expect("running ss");
+        assert!(out.status.success(), "ss -K: {}", String::from_utf8_lossy(&out.stderr));
+        traffic::expect_reset(c);
+        drop(s);
+    });
     if cause == "bad_state" {
-        let recent = d.after.recent("sent", cause, 7403);
+        let recent = after.recent("sent", cause, 7403);
         assert_eq!(recent[0]["comm"], "ss", "the process that killed it: {}", recent[0]);
     }
 }
