@@ -57,6 +57,8 @@ pub struct Aggregator {
     ephemeral: Option<[u16; 2]>,
     /// The daemon's own network namespace: where the watched interfaces are.
     own_netns: Option<u32>,
+    /// Wall minus monotonic clock: kernel timestamps as times of day.
+    clock_offset: Option<std::time::Duration>,
     counts: KernelCounts,
     recent: VecDeque<Event>,
     delivered: u64,
@@ -109,6 +111,7 @@ impl Aggregator {
             coverage,
             ephemeral: None,
             own_netns: None,
+            clock_offset: None,
             counts: KernelCounts::default(),
             recent: VecDeque::with_capacity(limits.recent),
             delivered: 0,
@@ -126,6 +129,13 @@ impl Aggregator {
     #[must_use]
     pub fn with_own_netns(mut self, inode: Option<u32>) -> Self {
         self.own_netns = inode;
+        self
+    }
+
+    /// Samples get a time of day: kernel timestamp + `offset` (wall minus monotonic clock).
+    #[must_use]
+    pub fn with_clock_offset(mut self, offset: std::time::Duration) -> Self {
+        self.clock_offset = Some(offset);
         self
     }
 
@@ -276,6 +286,7 @@ impl Aggregator {
             owner: e.cgroup.map(|id| owner(id).name),
             payload: e.payload.as_ref().map(|(len, bytes)| Payload::new(*len, bytes)),
             ts_ns: e.ts_ns,
+            time: self.clock_offset.map(|o| crate::clock::rfc3339(o, e.ts_ns)),
         }
     }
 }

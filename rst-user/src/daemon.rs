@@ -312,7 +312,8 @@ pub async fn run(args: RunArgs) -> Result<(), Error> {
         probe.coverage.clone(),
     )
     .with_ephemeral_ports(kernel::ephemeral_ports())
-    .with_own_netns(kernel::own_netns());
+    .with_own_netns(kernel::own_netns())
+    .with_clock_offset(crate::clock::boot_offset());
     let mut captures = Ring::open(&mut ebpf, rst_common::maps::CAPTURES)?;
     start_capture(&args, &mut ebpf)?;
     let mut detector = Detector::new(settings.alerts);

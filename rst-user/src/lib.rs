@@ -6,6 +6,7 @@ pub mod aggregate;
 pub mod alerts;
 pub mod cli;
 pub mod client;
+pub mod clock;
 pub mod config;
 pub mod daemon;
 pub mod decode;

@@ -278,11 +278,23 @@ pub struct Recent {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub payload: Option<crate::payload::Payload>,
     pub ts_ns: u64,
+    /// `ts_ns` as a time of day: RFC 3339 UTC with milliseconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub time: Option<String>,
 }
 
 pub const OTHER: &str = "other";
 
 impl Recent {
+    /// When, for people: local `HH:MM:SS.mmm`, else seconds since boot.
+    #[must_use]
+    pub fn when(&self) -> String {
+        self.time
+            .as_deref()
+            .and_then(crate::clock::local_hms)
+            .unwrap_or_else(|| format!("{}.{:03}", self.ts_ns / 1_000_000_000, (self.ts_ns / 1_000_000) % 1000))
+    }
+
     /// Who and what, for people: the process when the reset ran in it
     /// (`comm[pid]`), else the socket's owner; then any payload it carried.
     #[must_use]
@@ -323,6 +335,7 @@ impl Recent {
             owner: Some("nginx.service".into()),
             payload: None,
             ts_ns,
+            time: None,
         }
     }
 }

@@ -34,4 +34,11 @@ fn rate_limited_samples_are_counted_and_counts_stay_exact() {
         .daemon
         .wait_for("every sample accounted", |s| samples(s, "delivered") + samples(s, "dropped") == all_counts(s));
     assert!(samples(&settled, "delivered") > 0);
+    // Each sample carries its time of day (RFC 3339 UTC, milliseconds), close to now.
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("clock").as_secs();
+    let time = settled.json["recent"][0]["time"].as_str().expect("a time of day").to_string();
+    assert!(time.ends_with('Z') && time.len() == "2026-12-02T01:52:51.123Z".len(), "{time}");
+    let date = std::process::Command::new("date").args(["-u", "-d", &time, "+%s"]).output().expect("date(1)");
+    let at: u64 = String::from_utf8_lossy(&date.stdout).trim().parse().expect("date parses the time");
+    assert!(now.abs_diff(at) < 30, "{time} is not now");
 }

@@ -37,13 +37,6 @@ pub fn decode(bytes: &[u8]) -> Option<Capture> {
     crate::decode::record(bytes)
 }
 
-fn monotonic_now() -> Duration {
-    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
-    // SAFETY: valid out-pointer.
-    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &raw mut ts) };
-    Duration::new(u64::try_from(ts.tv_sec).unwrap_or(0), u32::try_from(ts.tv_nsec).unwrap_or(0))
-}
-
 impl PcapSink {
     pub fn new(dir: &Path, per_file: usize, keep: usize) -> Result<Self, Error> {
         let unusable = |e: std::io::Error| Error::PcapDir { dir: dir.to_path_buf(), detail: e.to_string() };
@@ -52,12 +45,12 @@ impl PcapSink {
         let probe = dir.join(".rstwatch-write-test");
         std::fs::write(&probe, b"").map_err(unusable)?;
         let _ = std::fs::remove_file(&probe);
-        let wall = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+
         Ok(Self {
             dir: dir.to_path_buf(),
             per_file: per_file.max(1),
             keep: keep.max(1),
-            clock_offset: wall.saturating_sub(monotonic_now()),
+            clock_offset: crate::clock::boot_offset(),
             files: HashMap::new(),
         })
     }

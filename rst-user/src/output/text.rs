@@ -66,12 +66,12 @@ pub fn render(s: &Snapshot) -> String {
         more(&mut o, s.owners.len());
     }
     if !s.recent.is_empty() {
-        let _ = writeln!(o, "\nRECENT (time: s since boot)");
+        let _ = writeln!(o, "\nRECENT (local time)");
         for r in s.recent.iter().take(ROWS) {
             let who = r.who();
             let sep = if who.is_empty() { "" } else { "  " };
-            let secs = r.ts_ns as f64 / 1e9;
-            let _ = writeln!(o, "{secs:>12.3} {:<10} {:<24} {} -> {}{sep}{who}", r.view, r.cause, r.local, r.remote);
+            let _ =
+                writeln!(o, "{:>12} {:<10} {:<24} {} -> {}{sep}{who}", r.when(), r.view, r.cause, r.local, r.remote);
         }
         more(&mut o, s.recent.len());
     }

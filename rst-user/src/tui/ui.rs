@@ -118,32 +118,24 @@ fn keyed(f: &mut Frame, area: Rect, title: &str, rows: Vec<(String, u64)>, focus
 }
 
 fn recent(f: &mut Frame, area: Rect, app: &App) {
-    let rows: Vec<Row> = app
+    let cells: Vec<[String; 5]> = app
         .recent()
         .into_iter()
-        .map(|r| {
-            let secs = r.ts_ns / 1_000_000_000;
-            Row::new(vec![
-                format!("{:>5}.{:03}", secs % 100_000, (r.ts_ns / 1_000_000) % 1000),
-                r.view.clone(),
-                r.cause.clone(),
-                format!("{} → {}", r.local, r.remote),
-                r.who(),
-            ])
-        })
+        .map(|r| [r.when(), r.view.clone(), r.cause.clone(), format!("{} → {}", r.local, r.remote), r.who()])
         .collect();
-    let table = Table::new(
-        rows,
-        [
-            Constraint::Length(9),
-            Constraint::Length(8),
-            Constraint::Length(12),
-            Constraint::Length(33),
-            Constraint::Min(12),
-        ],
-    )
-    .row_highlight_style(Style::new().add_modifier(Modifier::REVERSED));
-    let frame = block(" recent resets (time: s since boot; process or owner; payload) ", app.pane == Pane::Recent);
+    // Columns as wide as their content: an address is never cut; the last
+    // column (process, owner, payload) takes what is left.
+    let width = |i: usize| cells.iter().map(|c| c[i].chars().count()).max().unwrap_or(0) as u16;
+    let widths = [
+        Constraint::Length(width(0)),
+        Constraint::Length(width(1)),
+        Constraint::Length(width(2)),
+        Constraint::Length(width(3)),
+        Constraint::Min(0),
+    ];
+    let table = Table::new(cells.into_iter().map(Row::new), widths)
+        .row_highlight_style(Style::new().add_modifier(Modifier::REVERSED));
+    let frame = block(" recent resets (local time; process or owner; payload) ", app.pane == Pane::Recent);
     if app.recent().is_empty() && !app.filter.is_empty() {
         // An empty pane says why.
         let why = format!("no recent sample matches {:?}", app.filter);
@@ -474,6 +466,22 @@ mod tests {
         assert!(top.contains("up 1h02m") && top.contains("samples dropped 7"), "{top}");
         assert!(top.contains("watching eth0, vb (detached)"), "{top}");
         assert_eq!((uptime(12.0), uptime(247.0), uptime(90_000.0)), ("12s".into(), "4m07s".into(), "1d01h".into()));
+    }
+
+    #[test]
+    fn a_long_ipv6_address_and_port_is_never_cut() {
+        let mut s = snap(1.0, 2, 1);
+        s.recent =
+            vec![Recent::example("[2001:db8:ffff:ffff:ffff:ffff:ffff:fff1]:8443", "[2001:db8::77]:47116", 42, 5)];
+        let mut a = App::new("127.0.0.1:9477".into());
+        a.on_snapshot(s);
+        for w in [100, 160] {
+            let screen = screen(&a, w, 30);
+            assert!(
+                screen.contains("[2001:db8:ffff:ffff:ffff:ffff:ffff:fff1]:8443 → [2001:db8::77]:47116"),
+                "{w}: {screen}"
+            );
+        }
     }
 
     #[test]
