@@ -147,7 +147,9 @@ fn log_alert(change: &Change) {
         Change::Start(a) => ("alert started", a),
         Change::End(a) => ("alert ended", a),
     };
-    tracing::warn!(kind = %a.kind, count = a.count, "{what}: {} {}", a.kind, a.subject());
+    // port_scan counts ports (whole), the others are rates: one decimal is enough to read.
+    let count = if a.kind == "port_scan" { format!("{:.0}", a.count) } else { format!("{:.1}/s", a.count) };
+    tracing::warn!(kind = %a.kind, count = %count, "{what}: {} {}", a.kind, a.subject());
 }
 
 /// SIGHUP: re-reads the config and applies what can change without reloading programs.
