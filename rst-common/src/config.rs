@@ -50,6 +50,9 @@ pub struct Config {
     pub skb_dev: u32,
     pub dev_net: u32,
     pub net_inum: u32,
+    /// `--netns`: the inode of the one network namespace whose resets the
+    /// stack views count (0: every namespace). Set by the daemon, not from BTF.
+    pub netns_filter: u32,
     /// The route of a segment with no socket, for the kernel's own check in
     /// `tcp_v{4,6}_send_reset` (kernels < 6.10, counted by fentry):
     /// `sk_buff._skb_refdst`, `rtable.rt_type`, `rt6_info.rt6i_flags`.
@@ -99,6 +102,7 @@ impl Config {
         skb_dev: ABSENT,
         dev_net: ABSENT,
         net_inum: ABSENT,
+        netns_filter: 0,
         skb_refdst: ABSENT,
         rt_type: ABSENT,
         rt6i_flags: ABSENT,
@@ -110,7 +114,7 @@ impl Config {
     };
 }
 
-const _: () = assert!(size_of::<Config>() == 29 * 4 + REASON_SLOTS + STATE_SLOTS + DROP_REASON_BYTES);
+const _: () = assert!(size_of::<Config>() == 30 * 4 + REASON_SLOTS + STATE_SLOTS + DROP_REASON_BYTES);
 
 #[cfg(feature = "user")]
 unsafe impl aya::Pod for Config {}

@@ -96,7 +96,9 @@ pub const fn split_port_key(key: u32) -> (u8, u8, u16) {
     ((key >> 24) as u8, (key >> 16) as u8, key as u16)
 }
 
-/// `PEERS` key.
+/// `PEERS` key. A loopback address names a different host in every network
+/// namespace, so loopback peers of the stack views are keyed with their
+/// namespace's inode; every other peer has `netns` 0.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub struct PeerKey {
@@ -105,8 +107,30 @@ pub struct PeerKey {
     pub family: u8,
     pub _pad: u8,
     pub addr: [u8; 16],
+    pub netns: u32,
 }
-const _: () = assert!(size_of::<PeerKey>() == 20);
+const _: () = assert!(size_of::<PeerKey>() == 24);
+
+/// Whether `addr` (of `family` 4 or 6, network byte order) is a loopback address.
+#[must_use]
+#[expect(clippy::inline_always, reason = "the kernel programs call it on their hot path")]
+#[inline(always)]
+pub fn is_loopback(family: u8, addr: &[u8; 16]) -> bool {
+    if family == 6 {
+        // ::1, or ::ffff:127.x.y.z (an IPv6 socket talking to IPv4 loopback);
+        // word compares, no loop (the kernel side calls this too)
+        let w = |i: usize| u32::from_ne_bytes([addr[i], addr[i + 1], addr[i + 2], addr[i + 3]]);
+        if w(0) != 0 || w(4) != 0 {
+            return false;
+        }
+        match w(8) {
+            0 => w(12) == u32::from_ne_bytes([0, 0, 0, 1]),
+            m => m == u32::from_ne_bytes([0, 0, 0xff, 0xff]) && addr[12] == 127,
+        }
+    } else {
+        addr[0] == 127
+    }
+}
 
 #[cfg(feature = "user")]
 unsafe impl aya::Pod for PeerKey {}

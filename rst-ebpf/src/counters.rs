@@ -98,13 +98,14 @@ pub fn take_stack_rst(key: &FlowKey) -> bool {
     true
 }
 
-/// Counts one reset exactly: by (view, cause), by port and by peer.
+/// Counts one reset exactly: by (view, cause), by port and by peer (a
+/// loopback peer with its namespace `netns`, else 0).
 #[inline(always)]
-pub fn count(view: u8, cause: u8, port: u16, family: u8, peer: &[u8; 16]) {
+pub fn count(view: u8, cause: u8, port: u16, family: u8, peer: &[u8; 16], netns: u32) {
     let slot = cause::slot(view, cause);
     bump(&COUNTS, slot);
     bump_key(&PORTS, &maps::port_key(view, cause, port), slot);
-    let key = PeerKey { view, cause, family, _pad: 0, addr: *peer };
+    let key = PeerKey { view, cause, family, _pad: 0, addr: *peer, netns };
     bump_key(&PEERS, &key, maps::COUNT_SLOTS + slot);
 }
 

@@ -174,7 +174,10 @@ pub fn observe<F: Frame>(f: &F, view: u8, inbound: bool, ifindex: u32, from_stac
             rst.cause = cause::NOT_FROM_STACK;
         }
     }
-    crate::counters::count(view, rst.cause, lport, rst.family, &remote);
+    // The watched interfaces are in the daemon's own namespace: no namespace in the key.
+    // An arriving refusal is keyed by the port that refused (its source), as `received/refused` is.
+    let port = if inbound && rst.cause == cause::REFUSAL { rport } else { lport };
+    crate::counters::count(view, rst.cause, port, rst.family, &remote, 0);
     let sampled = crate::counters::emit(|s| {
         s.local_addr = local;
         s.remote_addr = remote;

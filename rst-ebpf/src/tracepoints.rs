@@ -15,7 +15,7 @@ use rst_common::{
     cause,
     config::{ABSENT, DROP_REASON_BYTES, REASON_SLOTS, STATE_SLOTS},
     event::{CAPTURE_BYTES, CAPTURE_TRIGGER, NO_REASON},
-    maps::FlowKey,
+    maps::{self, FlowKey},
     view,
 };
 
@@ -192,11 +192,21 @@ pub(crate) struct Origin {
     pub cgroup: u64,
 }
 
-/// Counts and samples one reset; returns whether the sample went out. The
-/// namespace is read only for a sample that goes out.
+/// Counts and samples one reset; returns whether the sample went out. With
+/// `--netns`, only resets in that namespace are counted. The namespace is
+/// read only where it is needed: the filter, a loopback peer (a different
+/// host in every namespace), a sample that goes out.
 #[inline(always)]
 pub(crate) fn record(view: u8, cause: u8, e: &Endpoints, reason: u32, state: u8, flags: u8, o: &Origin) -> bool {
-    counters::count(view, cause, e.lport, e.family, &e.remote);
+    let only = cfg_get!(netns_filter);
+    let loopback = maps::is_loopback(e.family, &e.remote);
+    let ns = if only != 0 || loopback { netns(o.sk, o.skb) } else { 0 };
+    if only != 0 && ns != only {
+        return false;
+    }
+    // A refused connect() is keyed by the port that refused, not connect()'s ephemeral one.
+    let port = if cause == cause::REFUSED { e.rport } else { e.lport };
+    counters::count(view, cause, port, e.family, &e.remote, if loopback { ns } else { 0 });
     counters::count_owner(view, cause, o.cgroup);
     counters::emit(|s| {
         s.local_addr = e.local;
@@ -210,7 +220,7 @@ pub(crate) fn record(view: u8, cause: u8, e: &Endpoints, reason: u32, state: u8,
         s.state = state;
         s.tcp_flags = flags;
         s.cgroup = o.cgroup;
-        s.netns = netns(o.sk, o.skb);
+        s.netns = if ns != 0 { ns } else { netns(o.sk, o.skb) };
         if cause::runs_in_process(cause) {
             s.pid = (bpf_get_current_pid_tgid() >> 32) as u32;
             s.comm = bpf_get_current_comm().unwrap_or_default();

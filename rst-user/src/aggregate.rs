@@ -209,7 +209,7 @@ impl Aggregator {
         })
         .collect();
         let peers = top_rows(
-            k.peers.iter().map(|(key, n)| (key.view, key.cause, peer_addr(key), *n)),
+            k.peers.iter().map(|(key, n)| (key.view, key.cause, (peer_addr(key), key.netns), *n)),
             peer_over,
             self.limits.top,
         )
@@ -217,7 +217,8 @@ impl Aggregator {
         .map(|(v, c, a, n)| PeerCount {
             view: model::view_name(v).into(),
             cause: model::cause_name(c).into(),
-            addr: a.map_or_else(|| OTHER.into(), |a| a.to_string()),
+            addr: a.map_or_else(|| OTHER.into(), |(a, _)| a.to_string()),
+            netns: a.and_then(|(_, ns)| (ns != 0).then_some(ns)),
             count: n,
         })
         .collect();
@@ -244,6 +245,9 @@ impl Aggregator {
         Snapshot {
             version: SNAPSHOT_VERSION,
             uptime_seconds,
+            // filled by the daemon: the time it publishes, the namespace it selected
+            time: String::new(),
+            netns: None,
             kernel: self.kernel.clone(),
             totals,
             causes,
@@ -319,6 +323,7 @@ mod tests {
                 family: 4,
                 _pad: 0,
                 addr: [10, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0],
+                netns: 0,
             },
             10,
         )];
@@ -370,6 +375,28 @@ mod tests {
             s.samples,
             SampleStats { delivered: 0, dropped: 5, ring_full: 2, rate_limited: 3, captures_lost: 4 }
         );
+    }
+
+    #[test]
+    fn loopback_peers_of_two_namespaces_are_two_rows() {
+        let mut a = agg(10);
+        let mut k = counts();
+        let lo = |netns| PeerKey {
+            view: view::SENT,
+            cause: cause::CLOSED_PORT,
+            family: 4,
+            _pad: 0,
+            addr: [127, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0],
+            netns,
+        };
+        k.peers = vec![(lo(11), 3), (lo(12), 5)];
+        a.on_counts(k);
+        let s = a.snapshot(1.0, &BTreeMap::new());
+        let rows: Vec<_> = s.peers.iter().map(|p| (p.addr.as_str(), p.netns, p.count)).collect();
+        assert_eq!(rows, vec![("127.0.0.1", Some(12), 5), ("127.0.0.1", Some(11), 3)]);
+        assert!(model::several_netns(s.peers.iter().map(|p| p.netns)));
+        assert_eq!(s.peers[0].label(true), "127.0.0.1 (netns 12)");
+        assert!(!model::several_netns([Some(1), None, Some(1)]));
     }
 
     #[test]

@@ -55,6 +55,11 @@ pub struct Detector {
 
 const BASELINE_WEIGHT: f64 = 0.1;
 
+/// A rate as people read it (and as JSON carries it): one decimal.
+fn one_decimal(rate: f64) -> f64 {
+    (rate * 10.0).round() / 10.0
+}
+
 impl Detector {
     #[must_use]
     pub fn new(t: Thresholds) -> Self {
@@ -89,7 +94,7 @@ impl Detector {
             }
             (Some(a), true) => {
                 if let Some(cur) = self.active.get_mut(&key) {
-                    cur.count = a.count;
+                    (cur.count, cur.rate) = (a.count, a.rate);
                 }
             }
             (None, true) => {
@@ -136,8 +141,9 @@ impl Detector {
                 kind: "port_scan".into(),
                 peer: Some(peer.to_string()),
                 port: None,
-                since: now,
-                count: distinct as f64,
+                since: s.time.clone(),
+                count: distinct as u64,
+                rate: None,
             });
             self.set(("port_scan".into(), peer.to_string()), alert, &mut out);
         }
@@ -150,7 +156,8 @@ impl Detector {
                 continue;
             }
             let (before, baseline) = self.ports.get(&port).copied().unwrap_or((p.count, 0.0));
-            let rate = if dt > 0.0 { p.count.saturating_sub(before) as f64 / dt } else { 0.0 };
+            let count = p.count.saturating_sub(before);
+            let rate = if dt > 0.0 { count as f64 / dt } else { 0.0 };
             let surge = rate >= self.t.listener_down_rate && rate >= 10.0 * baseline;
             let ongoing = self.active.contains_key(&("listener_down".to_string(), port.to_string()))
                 && rate >= self.t.listener_down_rate;
@@ -158,8 +165,9 @@ impl Detector {
                 kind: "listener_down".into(),
                 peer: None,
                 port: Some(port),
-                since: now,
-                count: rate,
+                since: s.time.clone(),
+                count,
+                rate: Some(one_decimal(rate)),
             });
             self.set(("listener_down".into(), port.to_string()), alert, &mut out);
             // the baseline learns only outside a surge
@@ -167,13 +175,15 @@ impl Detector {
             self.ports.insert(port, (p.count, baseline));
         }
         if let Some((t, before)) = self.last {
-            let rate = if now > t { s.totals.wire_in.saturating_sub(before) as f64 / (now - t) } else { 0.0 };
+            let count = s.totals.wire_in.saturating_sub(before);
+            let rate = if now > t { count as f64 / (now - t) } else { 0.0 };
             let alert = (rate >= self.t.rst_flood_rate).then(|| Alert {
                 kind: "rst_flood".into(),
                 peer: None,
                 port: None,
-                since: now,
-                count: rate,
+                since: s.time.clone(),
+                count,
+                rate: Some(one_decimal(rate)),
             });
             self.set(("rst_flood".into(), String::new()), alert, &mut out);
         }
@@ -195,7 +205,6 @@ impl Detector {
 }
 
 #[cfg(test)]
-#[expect(clippy::float_cmp, reason = "the counts compared are exact small integers")]
 mod tests {
     use rst_common::{cause, view};
 
@@ -224,6 +233,7 @@ mod tests {
     fn snap(t: f64, port_counts: &[(u16, u64)], wire_in: u64) -> Snapshot {
         Snapshot {
             uptime_seconds: t,
+            time: format!("2026-12-02T10:00:{t:06.3}Z"),
             ephemeral_ports: Some([32768, 60999]),
             totals: Totals { wire_in, ..Totals::default() },
             ports: port_counts
@@ -251,7 +261,7 @@ mod tests {
         d.on_event(&closed("10.0.0.9", 1019), 2.0); // repeats do not count twice
         let changes = d.on_snapshot(&snap(2.5, &[], 0));
         assert!(
-            matches!(&changes[..], [Change::Start(a)] if a.kind == "port_scan" && a.peer.as_deref() == Some("10.0.0.9") && a.count == 20.0)
+            matches!(&changes[..], [Change::Start(a)] if a.kind == "port_scan" && a.peer.as_deref() == Some("10.0.0.9") && a.count == 20 && a.rate.is_none())
         );
         assert_eq!(d.started()["port_scan"], 1);
         assert!(d.on_snapshot(&snap(5.0, &[], 0)).is_empty(), "still within the window");
@@ -267,7 +277,7 @@ mod tests {
         d.on_snapshot(&snap(1.0, &[(8080, 1), (40000, 1)], 0));
         let changes = d.on_snapshot(&snap(2.0, &[(8080, 101), (40000, 500)], 0));
         assert!(
-            matches!(&changes[..], [Change::Start(a)] if a.kind == "listener_down" && a.port == Some(8080) && a.count == 100.0),
+            matches!(&changes[..], [Change::Start(a)] if a.kind == "listener_down" && a.port == Some(8080) && a.count == 100 && a.rate == Some(100.0)),
             "{changes:?}"
         );
         let changes = d.on_snapshot(&snap(3.0, &[(8080, 101), (40000, 900)], 0));
@@ -279,7 +289,16 @@ mod tests {
         let mut d = Detector::new(Thresholds { rst_flood_rate: 100.0, ..Thresholds::default() });
         d.on_snapshot(&snap(0.0, &[], 0));
         assert!(d.on_snapshot(&snap(1.0, &[], 50)).is_empty());
-        assert!(matches!(&d.on_snapshot(&snap(2.0, &[], 250))[..], [Change::Start(a)] if a.kind == "rst_flood"));
+        let changes = d.on_snapshot(&snap(2.0, &[], 250));
+        assert!(
+            matches!(&changes[..], [Change::Start(a)] if a.kind == "rst_flood" && a.count == 200 && a.rate == Some(200.0)),
+            "{changes:?}"
+        );
+        // the time of day it started stays while it goes on
+        assert!(d.on_snapshot(&snap(2.5, &[], 400)).is_empty());
+        assert_eq!(d.active()[0].since, "2026-12-02T10:00:02.000Z");
+        assert_eq!((d.active()[0].count, d.active()[0].rate), (150, Some(300.0)));
+        assert!((one_decimal(1234.56) - 1234.6).abs() < 1e-9);
         assert!(matches!(&d.on_snapshot(&snap(3.0, &[], 260))[..], [Change::End(_)]));
     }
 }

@@ -96,6 +96,12 @@ pub struct RunArgs {
     /// [default: /sys/fs/bpf/rstwatch].
     #[arg(long, value_name = "DIR")]
     pub pin_dir: Option<PathBuf>,
+    /// Count the stack views (sent, received) of this network namespace only, in the kernel:
+    /// an inode number (`lsns -t net`), /run/netns/NAME, NAME (`ip netns`) or /proc/PID/ns/net.
+    /// Without it every namespace is counted. Its counters are pinned apart
+    /// [default pin dir: /sys/fs/bpf/rstwatch-netns-INODE].
+    #[arg(long, value_name = "NS", value_parser = crate::kernel::netns::resolve)]
+    pub netns: Option<u32>,
     /// Do not pin the counters: every start counts from zero.
     #[arg(long, conflicts_with = "fresh")]
     pub no_pin: bool,

@@ -29,6 +29,19 @@ pub fn rfc3339(offset: Duration, ts_ns: u64) -> String {
         .to_rfc3339_opts(SecondsFormat::Millis, true)
 }
 
+/// Now, as [`rfc3339`] writes it.
+#[must_use]
+pub fn now_rfc3339() -> String {
+    DateTime::<Utc>::from(std::time::SystemTime::now()).to_rfc3339_opts(SecondsFormat::Millis, true)
+}
+
+/// `YYYY-MM-DD HH:MM:SS.mmm +HH:MM` in local time, for the heading of a text snapshot.
+#[must_use]
+pub fn local_datetime(rfc3339: &str) -> Option<String> {
+    let t = DateTime::parse_from_rfc3339(rfc3339).ok()?;
+    Some(t.with_timezone(&Local).format("%Y-%m-%d %H:%M:%S%.3f %:z").to_string())
+}
+
 /// `HH:MM:SS.mmm` in local time for an RFC 3339 time, or None when it does not parse.
 #[must_use]
 pub fn local_hms(rfc3339: &str) -> Option<String> {
@@ -47,5 +60,7 @@ mod tests {
         assert_eq!(rfc3339(offset, 100_123_456_789), "2025-12-02T01:52:51.123Z");
         assert_eq!(local_hms("2025-12-02T01:52:51.123Z").map(|s| s.len()), Some(12));
         assert!(local_hms("not a time").is_none());
+        assert_eq!(local_datetime("2025-12-02T01:52:51.123Z").map(|s| s.len()), Some(30));
+        assert!(local_hms(&now_rfc3339()).is_some());
     }
 }

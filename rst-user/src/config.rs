@@ -37,6 +37,7 @@ pub struct ConfigFile {
     pub listener_down_rate: Option<f64>,
     pub rst_flood_rate: Option<f64>,
     pub owner_metrics: Option<bool>,
+    pub netns: Option<Spanned<String>>,
 }
 
 /// A parsed file with its text, to name lines in later errors.
@@ -71,9 +72,19 @@ impl Loaded {
             .transpose()
     }
 
+    /// `netns`, resolved to its inode.
+    pub fn netns(&self) -> Result<Option<u32>, Error> {
+        self.file
+            .netns
+            .as_ref()
+            .map(|n| crate::kernel::netns::resolve(n.get_ref()).map_err(|why| self.error(n, format!("netns: {why}"))))
+            .transpose()
+    }
+
     /// Checks values the types alone do not.
     fn validate(&self) -> Result<(), Error> {
         self.listen()?;
+        self.netns()?;
         if let Some(r) = &self.file.ring_bytes
             && (*r.get_ref() < 4096 || !r.get_ref().is_power_of_two())
         {

@@ -67,6 +67,21 @@ fn settings(args: &RunArgs) -> Result<(Settings, Option<Loaded>), Error> {
     Ok((s, file))
 }
 
+/// `--netns`: the programs count the stack views of that namespace only.
+fn select_netns(settings: &Settings, probe: &mut kernel::Probe) -> Result<(), Error> {
+    let Some(inode) = settings.netns else { return Ok(()) };
+    let c = &mut probe.config;
+    if [c.sk_net, c.skb_dev, c.dev_net, c.net_inum].contains(&rst_common::config::ABSENT) {
+        return Err(Error::NoNetnsFilter);
+    }
+    c.netns_filter = inode;
+    if !kernel::netns::in_use(inode) {
+        tracing::warn!(netns = inode, "no process and no /run/netns entry is in this network namespace now");
+    }
+    tracing::info!(netns = inode, "--netns: sent and received count this network namespace only");
+    Ok(())
+}
+
 fn bind(addr: std::net::SocketAddr) -> Result<tokio::net::TcpListener, Error> {
     let std = std::net::TcpListener::bind(addr).map_err(|source| {
         if source.kind() == std::io::ErrorKind::AddrInUse {
@@ -147,9 +162,7 @@ fn log_alert(change: &Change) {
         Change::Start(a) => ("alert started", a),
         Change::End(a) => ("alert ended", a),
     };
-    // port_scan counts ports (whole), the others are rates: one decimal is enough to read.
-    let count = if a.kind == "port_scan" { format!("{:.0}", a.count) } else { format!("{:.1}/s", a.count) };
-    tracing::warn!(kind = %a.kind, count = %count, "{what}: {} {}", a.kind, a.subject());
+    tracing::warn!(kind = %a.kind, size = %a.size(), "{what}: {} {}", a.kind, a.subject());
 }
 
 /// SIGHUP: re-reads the config and applies what can change without reloading programs.
@@ -277,6 +290,18 @@ fn start_programs(
     Ok((ebpf, wire, source))
 }
 
+fn aggregator(settings: &Settings, probe: &kernel::Probe) -> Aggregator {
+    Aggregator::new(
+        Limits { top: settings.top, recent: RECENT },
+        probe.release.clone(),
+        probe.reason_names.clone(),
+        probe.coverage.clone(),
+    )
+    .with_ephemeral_ports(kernel::ephemeral_ports())
+    .with_own_netns(kernel::netns::own())
+    .with_clock_offset(crate::clock::boot_offset())
+}
+
 /// HTTP (/snapshot, /metrics) and `--live`, fed by the snapshot channel;
 /// returns the HTTP server's stop switch and task.
 fn start_outputs(
@@ -306,26 +331,22 @@ pub async fn run(args: RunArgs) -> Result<(), Error> {
     let listener = bind(settings.listen)?;
     let mut pcap = pcap_sink(&args)?;
     let mut probe = kernel::probe(&args.btf)?;
+    select_netns(&settings, &mut probe)?;
     let (mut ebpf, mut wire, mut source) = start_programs(&args, &settings, &mut probe)?;
-    let mut agg = Aggregator::new(
-        Limits { top: settings.top, recent: RECENT },
-        probe.release.clone(),
-        probe.reason_names.clone(),
-        probe.coverage.clone(),
-    )
-    .with_ephemeral_ports(kernel::ephemeral_ports())
-    .with_own_netns(kernel::own_netns())
-    .with_clock_offset(crate::clock::boot_offset());
+    let mut agg = aggregator(&settings, &probe);
     let mut captures = Ring::open(&mut ebpf, rst_common::maps::CAPTURES)?;
     start_capture(&args, &mut ebpf)?;
     let mut detector = Detector::new(settings.alerts);
     let (tx, rx) = watch::channel(Arc::new(Snapshot::default()));
     let started = Instant::now();
     let mut owners = Resolver::new(settings.cgroup_root.clone());
+    let netns = settings.netns;
     let mut publish = |agg: &mut Aggregator, detector: &mut Detector, source: &Source, wire: &Wire| {
         agg.on_counts(source.counts());
         let names = owners.resolve(&agg.owner_ids());
         let mut snap = agg.snapshot(started.elapsed().as_secs_f64(), names);
+        snap.time = crate::clock::now_rfc3339();
+        snap.netns = netns;
         snap.interfaces = wire.status();
         for change in detector.on_snapshot(&snap) {
             log_alert(&change);

@@ -46,6 +46,11 @@ pub enum Error {
     /// The pin directory cannot be used.
     #[error("cannot keep counters in {}: {detail} (or run with --no-pin)", dir.display())]
     Pin { dir: std::path::PathBuf, detail: String },
+    /// `--netns` needs the namespace fields in BTF.
+    #[error(
+        "--netns cannot select a namespace on this kernel: its BTF lacks sock_common.skc_net or net.ns.inum; leave --netns out to count every namespace"
+    )]
+    NoNetnsFilter,
     /// The kernel refused the programs or a map.
     #[error("loading the kernel programs failed: {detail}")]
     Load { detail: String },
@@ -88,7 +93,8 @@ impl Error {
             | Self::Config { .. }
             | Self::ConfigUnreadable { .. }
             | Self::PcapDir { .. }
-            | Self::NoCgroupRoot { .. } => 2,
+            | Self::NoCgroupRoot { .. }
+            | Self::NoNetnsFilter => 2,
             _ => 1,
         }
     }

@@ -89,6 +89,12 @@ pub const SNAPSHOT_VERSION: u32 = 1;
 pub struct Snapshot {
     pub version: u32,
     pub uptime_seconds: f64,
+    /// When the daemon made this snapshot: RFC 3339 UTC with milliseconds.
+    #[serde(default)]
+    pub time: String,
+    /// `--netns`: the one network namespace (inode) the stack views count; absent: all.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub netns: Option<u32>,
     /// Release of the running kernel.
     pub kernel: String,
     pub totals: Totals,
@@ -139,10 +145,14 @@ pub struct Alert {
     pub peer: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub port: Option<u16>,
-    /// Daemon uptime (s) when it started.
-    pub since: f64,
-    /// Distinct ports (port_scan) or resets per second (the others) at last check.
-    pub count: f64,
+    /// When it started: RFC 3339 UTC with milliseconds.
+    pub since: String,
+    /// Whole numbers: distinct closed ports hit (port_scan), resets since the
+    /// previous check (listener_down, rst_flood).
+    pub count: u64,
+    /// Resets per second at the last check, one decimal (listener_down, rst_flood).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rate: Option<f64>,
 }
 
 impl Alert {
@@ -150,6 +160,18 @@ impl Alert {
     #[must_use]
     pub fn subject(&self) -> String {
         self.peer.clone().or_else(|| self.port.map(|p| format!("port {p}"))).unwrap_or_else(|| "wire_in".into())
+    }
+
+    /// How big, for people: `25 ports` or `1234.5/s`.
+    #[must_use]
+    pub fn size(&self) -> String {
+        self.rate.map_or_else(|| format!("{} ports", self.count), |r| format!("{r:.1}/s"))
+    }
+
+    /// When it started, for people: local `HH:MM:SS.mmm`.
+    #[must_use]
+    pub fn started(&self) -> String {
+        crate::clock::local_hms(&self.since).unwrap_or_else(|| self.since.clone())
     }
 }
 
@@ -218,7 +240,36 @@ pub struct PeerCount {
     pub view: String,
     pub cause: String,
     pub addr: String,
+    /// For a loopback peer of `sent`/`received`: its network namespace's
+    /// inode (loopback is another host in every namespace, never merged).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub netns: Option<u32>,
     pub count: u64,
+}
+
+impl PeerCount {
+    /// The address, with its namespace when `with_netns` (several are shown).
+    #[must_use]
+    pub fn label(&self, with_netns: bool) -> String {
+        match self.netns {
+            Some(ns) if with_netns => format!("{} (netns {ns})", self.addr),
+            _ => self.addr.clone(),
+        }
+    }
+}
+
+/// Whether rows name more than one network namespace: outputs then show it.
+#[must_use]
+pub fn several_netns(netns: impl IntoIterator<Item = Option<u32>>) -> bool {
+    let mut seen = None;
+    for ns in netns.into_iter().flatten() {
+        match seen {
+            None => seen = Some(ns),
+            Some(first) if first != ns => return true,
+            Some(_) => {}
+        }
+    }
+    false
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -293,6 +344,26 @@ impl Recent {
             .as_deref()
             .and_then(crate::clock::local_hms)
             .unwrap_or_else(|| format!("{}.{:03}", self.ts_ns / 1_000_000_000, (self.ts_ns / 1_000_000) % 1000))
+    }
+
+    /// Which way the RST travelled, `src → dst`: from this host for `sent`
+    /// and `wire_out`, to it for `received` and `wire_in` (as tcpdump reads).
+    #[must_use]
+    pub fn path(&self) -> String {
+        let (src, dst) = self.ends();
+        format!("{src} → {dst}")
+    }
+
+    /// (source, destination) of the RST.
+    #[must_use]
+    pub fn ends(&self) -> (&str, &str) {
+        if self.inbound() { (&self.remote, &self.local) } else { (&self.local, &self.remote) }
+    }
+
+    /// Whether the RST came to this host (`received`, `wire_in`).
+    #[must_use]
+    pub fn inbound(&self) -> bool {
+        self.view == "received" || self.view == "wire_in"
     }
 
     /// Who and what, for people: the process when the reset ran in it

@@ -34,6 +34,8 @@ pub struct Settings {
     pub alerts: Thresholds,
     /// Export `rstwatch_owner_resets_total{owner}` in /metrics.
     pub owner_metrics: bool,
+    /// `--netns`: the one network namespace (inode) the stack views count.
+    pub netns: Option<u32>,
 }
 
 /// A flag wins over a (line-tracked) config value, which wins over the default.
@@ -58,12 +60,15 @@ impl Settings {
             (Some(a), _) | (None, Some(a)) => a,
             (None, None) => DEFAULT_LISTEN.parse().expect("valid default"),
         };
+        let netns = match args.netns {
+            Some(n) => Some(n),
+            None => file.map(Loaded::netns).transpose()?.flatten(),
+        };
         let pin = !args.no_pin && f.and_then(|f| f.pin).unwrap_or(true);
-        let pin_dir = args
-            .pin_dir
-            .clone()
-            .or_else(|| f.and_then(|f| f.pin_dir.clone()))
-            .unwrap_or_else(|| DEFAULT_PIN_DIR.into());
+        // Counters of one namespace are never resumed by a daemon counting another selection.
+        let pin_dir = args.pin_dir.clone().or_else(|| f.and_then(|f| f.pin_dir.clone())).unwrap_or_else(|| {
+            netns.map_or_else(|| DEFAULT_PIN_DIR.into(), |n| format!("{DEFAULT_PIN_DIR}-netns-{n}").into())
+        });
         Ok(Self {
             ifaces,
             listen,
@@ -89,6 +94,7 @@ impl Settings {
                 .or(f.and_then(|f| f.summary_seconds))
                 .unwrap_or(DEFAULT_SUMMARY_SECONDS),
             owner_metrics: args.owner_metrics || f.and_then(|f| f.owner_metrics).unwrap_or(false),
+            netns,
             alerts: {
                 let d = Thresholds::default();
                 Thresholds {
@@ -126,6 +132,7 @@ impl Settings {
         note(false, "poll_ms", self.poll_ms.to_string(), new.poll_ms.to_string());
         note(false, "owner_metrics", self.owner_metrics.to_string(), new.owner_metrics.to_string());
         note(false, "pin_dir", format!("{:?}", self.pin_dir), format!("{:?}", new.pin_dir));
+        note(false, "netns", format!("{:?}", self.netns), format!("{:?}", new.netns));
         (live, restart)
     }
 
@@ -185,6 +192,18 @@ mod tests {
         assert_eq!(s.listen.to_string(), "127.0.0.1:1");
         let off = Settings::resolve(&args(&["--no-wire", "--no-pin"]), Some(&f)).unwrap();
         assert!(off.ifaces.is_empty() && off.pin_dir.is_none());
+    }
+
+    #[test]
+    fn a_selected_namespace_pins_apart() {
+        let own = crate::kernel::netns::own().unwrap();
+        let s = Settings::resolve(&args(&["--netns", "/proc/self/ns/net"]), None).unwrap();
+        assert_eq!(s.netns, Some(own));
+        assert_eq!(s.pin_dir, Some(PathBuf::from(format!("{DEFAULT_PIN_DIR}-netns-{own}"))));
+        let s = Settings::resolve(&args(&[]), Some(&file(&format!("netns = \"{own}\"\n")))).unwrap();
+        assert_eq!(s.netns, Some(own));
+        let e = config::parse(Path::new("t.toml"), "top = 3\nnetns = \"nope-ns\"\n".into()).unwrap_err();
+        assert!(e.to_string().contains("t.toml line 2: netns: /run/netns/nope-ns"), "{e}");
     }
 
     #[test]

@@ -53,7 +53,10 @@ fn a_port_scan_raises_an_alert() {
     let alerts = d.after.json["alerts"].as_array().unwrap();
     assert_eq!(alerts[0]["kind"], "port_scan", "{}", d.after.json);
     assert_eq!(alerts[0]["peer"], "10.77.0.1");
-    assert!(alerts[0]["count"].as_f64().unwrap() >= 20.0);
+    assert!(alerts[0]["count"].as_u64().unwrap() >= 20, "a whole number of ports: {}", d.after.json);
+    // a time of day (RFC 3339 UTC, ms) that a journal or tcpdump can be matched with
+    let since = alerts[0]["since"].as_str().unwrap_or_default();
+    assert!(since.len() == 24 && since.ends_with('Z') && since.as_bytes()[10] == b'T', "{since}");
     assert!(rig.daemon.get("/metrics").contains("rstwatch_alerts_total{kind=\"port_scan\"} 1"));
 }
 
@@ -108,6 +111,8 @@ fn an_rst_flood_on_the_wire_raises_rst_flood() {
         },
         |s| has_alert(s, "rst_flood", "kind", &"rst_flood".into()),
     );
-    assert!(snap.json["alerts"][0]["count"].as_f64().is_some_and(|r| r >= 1000.0), "{}", snap.json);
+    let flood = &snap.json["alerts"][0];
+    assert!(flood["rate"].as_f64().is_some_and(|r| r >= 1000.0), "{}", snap.json);
+    assert!(flood["count"].as_u64().is_some(), "a whole number of resets: {}", snap.json);
     assert!(alerts_total(&rig.daemon, "rst_flood") >= 1);
 }

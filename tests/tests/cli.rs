@@ -77,7 +77,7 @@ fn every_bad_input_names_its_flag_or_file_in_one_line_exit_2() {
     std::fs::create_dir_all(&dir).expect("temp dir");
     std::fs::write(&not_a_dir, b"").expect("temp file");
     let pcap_in_file = not_a_dir.join("pcap");
-    let cases: [(&[&str], &str); 8] = [
+    let cases: [(&[&str], &str); 10] = [
         (&["--sample-rate", "-1"], "'--sample-rate <N>'"),
         (&["--port-keys", "4294967295"], "'--port-keys <N>': must be a whole number from 1 to 1048576"),
         (&["--peer-keys", "0"], "'--peer-keys <N>'"),
@@ -86,6 +86,8 @@ fn every_bad_input_names_its_flag_or_file_in_one_line_exit_2() {
         (&["--fresh", "--no-pin"], "'--fresh' cannot be used with '--no-pin'"),
         (&["--pcap", pcap_in_file.to_str().expect("utf-8")], "cannot write pcap files in"),
         (&["--no-such-flag"], "'--no-such-flag'"),
+        (&["--netns", "rstw-no-such-ns"], "'--netns <NS>': /run/netns/rstw-no-such-ns: No such file"),
+        (&["--netns", "/proc/self/ns/uts"], "'--netns <NS>': /proc/self/ns/uts is not a network namespace"),
     ];
     for (args, needle) in cases {
         let mut argv = vec!["run"];

@@ -31,7 +31,9 @@ fn a_million_mutated_frames_always_pass_and_count_like_the_reference() {
         }
         if let Some((c, sport, dport)) = reference::parse(&f) {
             rsts_in += 1;
-            *want.entry((view::WIRE_IN, c, dport)).or_default() += 1;
+            // an arriving refusal is keyed by the port that refused (its source)
+            let port = if c == cause::REFUSAL { sport } else { dport };
+            *want.entry((view::WIRE_IN, c, port)).or_default() += 1;
             if egress.is_some() {
                 rsts_out += 1;
                 // hand-fed egress frames were never announced by the stack

@@ -1,6 +1,11 @@
 //! `/metrics` parses as Prometheus text and agrees with `/snapshot`.
 
-use rst_tests::{netns::B4, rig::Rig, snapshot::Snapshot, traffic};
+use rst_tests::{
+    netns::{A4, B4},
+    rig::Rig,
+    snapshot::Snapshot,
+    traffic,
+};
 
 fn labels(s: &prometheus_parse::Sample, keys: &[&str]) -> Vec<String> {
     keys.iter().map(|k| s.labels.get(k).unwrap_or_default().to_string()).collect()
@@ -30,8 +35,18 @@ fn metrics_parse_and_agree_with_snapshot() {
             format!("{B4}:{port}").parse().unwrap(),
         );
     }
-    rig.daemon.wait_for("three closed_port resets", |s| {
-        s.port("sent", "closed_port", 7202) == 2 && s.port("sent", "closed_port", 7201) == 1
+    // b's clients, from ephemeral ports, reset by a server in a (SO_LINGER {1,0})
+    for _ in 0..3 {
+        let server = format!("{A4}:7203").parse().unwrap();
+        let (client, accepted, _listener) =
+            traffic::establish(&rig.pair.b, &rig.pair.a, format!("{B4}:0").parse().unwrap(), server);
+        traffic::close_with_linger_zero(accepted);
+        traffic::expect_reset(client);
+    }
+    rig.daemon.wait_for("three closed_port resets and three peer resets", |s| {
+        s.port("sent", "closed_port", 7202) == 2
+            && s.port("sent", "closed_port", 7201) == 1
+            && s.cause("received", "peer_reset") == 3
     });
     // Read /metrics between two equal snapshots, so all three describe the same counts.
     let (snap, text) = (0..20)
@@ -42,7 +57,7 @@ fn metrics_parse_and_agree_with_snapshot() {
             let strip = |s: &str| {
                 Snapshot::parse(s).json.as_object().map(|o| {
                     o.iter()
-                        .filter(|(k, _)| *k != "uptime_seconds")
+                        .filter(|(k, _)| *k != "uptime_seconds" && *k != "time")
                         .map(|(k, v)| (k.clone(), v.clone()))
                         .collect::<Vec<_>>()
                 })
@@ -72,20 +87,25 @@ fn metrics_parse_and_agree_with_snapshot() {
     };
     assert_eq!(port("7202"), Some(2));
     assert_eq!(port("7201"), Some(1));
-    // the clients' ports are ephemeral: summed into one bounded label
+    // received/refused is keyed by the port that refused (the remote one)
+    let series = |cause: &str| -> Vec<(String, u64)> {
+        scrape
+            .samples
+            .iter()
+            .filter(|s| {
+                s.metric == "rstwatch_port_resets_total" && labels(s, &["view", "cause"]) == ["received", cause]
+            })
+            .map(|s| (s.labels.get("port").unwrap_or_default().to_string(), value(s)))
+            .collect()
+    };
+    let mut refused = series("refused");
+    refused.sort();
+    assert_eq!(refused, [("7201".to_string(), 1), ("7202".to_string(), 2)]);
+    // the clients' own ports are ephemeral: summed into one bounded label
     let [lo, hi] =
         [snap.json["ephemeral_ports"][0].as_u64().unwrap(), snap.json["ephemeral_ports"][1].as_u64().unwrap()];
-    let refused: Vec<_> = scrape
-        .samples
-        .iter()
-        .filter(|s| {
-            s.metric == "rstwatch_port_resets_total" && labels(s, &["view", "cause"]) == ["received", "refused"]
-        })
-        .collect();
-    assert_eq!(refused.len(), 1, "one series for all client ports");
-    assert_eq!(refused[0].labels.get("port"), Some("ephemeral"));
-    assert_eq!(value(refused[0]), 3);
-    for row in snap.json["ports"].as_array().unwrap().iter().filter(|r| r["cause"] == "refused") {
+    assert_eq!(series("peer_reset"), [("ephemeral".to_string(), 3)], "one series for all client ports");
+    for row in snap.json["ports"].as_array().unwrap().iter().filter(|r| r["cause"] == "peer_reset") {
         let p = row["port"].as_u64().unwrap();
         assert!((lo..=hi).contains(&p), "client port {p} in ip_local_port_range");
     }

@@ -152,7 +152,7 @@ fn owners_past_the_key_budget_are_counted_as_other() {
             first.run(|| traffic::syn_to_closed_port(&p.a, addr("10.77.0.1:7141"), server));
             second.run(|| traffic::syn_to_closed_port(&p.a, addr("10.77.0.1:7142"), server));
         },
-        |d| d.port("received", "refused", 7141) + d.port("received", "refused", 7142) == 2,
+        |d| d.port("received", "refused", 7140) == 2,
     );
     let rows: Vec<&Value> = d.after.json["owners"]
         .as_array()

@@ -79,7 +79,7 @@ fn firewall_reset_is_not_from_stack() {
                 "10.77.0.2:7801".parse().unwrap(),
             );
         },
-        |d| d.port("wire_out", "not_from_stack", 7801) > 0 && d.port("received", "refused", 7811) > 0,
+        |d| d.port("wire_out", "not_from_stack", 7801) > 0 && d.port("received", "refused", 7801) > 0,
     );
     assert_eq!(d.port("wire_out", "not_from_stack", 7801), 1, "{}", d.after.json);
     assert_eq!(d.port("wire_out", "refusal", 7801), 0);

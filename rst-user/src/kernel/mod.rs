@@ -3,6 +3,7 @@
 
 mod btf;
 pub mod classify;
+pub mod netns;
 pub mod tracefs;
 
 use std::{collections::BTreeMap, path::Path};
@@ -36,13 +37,6 @@ pub struct Probe {
     pub release: String,
     /// What this kernel supports, and what degrades without it.
     pub coverage: Coverage,
-}
-
-/// Inode of this process's network namespace.
-#[must_use]
-pub fn own_netns() -> Option<u32> {
-    use std::os::unix::fs::MetadataExt as _;
-    std::fs::metadata("/proc/self/ns/net").ok().and_then(|m| u32::try_from(m.ino()).ok())
 }
 
 /// This network namespace's ephemeral port range, `ip_local_port_range`.

@@ -2,7 +2,7 @@
 
 use std::fmt::Write as _;
 
-use crate::model::Snapshot;
+use crate::model::{self, Snapshot};
 
 /// Rows per table; the rest is counted in a "… N more" line, never dropped silently.
 const ROWS: usize = 20;
@@ -18,7 +18,11 @@ fn more(o: &mut String, total: usize) {
 pub fn render(s: &Snapshot) -> String {
     let mut o = String::new();
     let t = &s.totals;
-    let _ = writeln!(o, "rstwatch  up {:.0}s  kernel {}", s.uptime_seconds, s.kernel);
+    let when = crate::clock::local_datetime(&s.time).unwrap_or_else(|| "(no time)".into());
+    let _ = writeln!(o, "rstwatch  {when}  up {:.0}s  kernel {}", s.uptime_seconds, s.kernel);
+    if let Some(ns) = s.netns {
+        let _ = writeln!(o, "netns     sent and received count network namespace {ns} only (--netns)");
+    }
     let _ = writeln!(
         o,
         "resets    sent {}  received {}  wire_in {}  wire_out {}",
@@ -38,7 +42,7 @@ pub fn render(s: &Snapshot) -> String {
         let _ = writeln!(o, "watching  {}", list.join(", "));
     }
     for a in &s.alerts {
-        let _ = writeln!(o, "ALERT     {} {} since {:.0}s ({:.1})", a.kind, a.subject(), a.since, a.count);
+        let _ = writeln!(o, "ALERT     {} {} since {} ({})", a.kind, a.subject(), a.started(), a.size());
     }
     if s.causes.is_empty() {
         let _ = writeln!(o, "no resets yet");
@@ -54,8 +58,9 @@ pub fn render(s: &Snapshot) -> String {
     }
     more(&mut o, s.ports.len());
     let _ = writeln!(o, "\n{:<10} {:<24} {:<39} {:>10}", "VIEW", "CAUSE", "PEER", "COUNT");
+    let with_netns = model::several_netns(s.peers.iter().map(|p| p.netns));
     for p in s.peers.iter().take(ROWS) {
-        let _ = writeln!(o, "{:<10} {:<24} {:<39} {:>10}", p.view, p.cause, p.addr, p.count);
+        let _ = writeln!(o, "{:<10} {:<24} {:<39} {:>10}", p.view, p.cause, p.label(with_netns), p.count);
     }
     more(&mut o, s.peers.len());
     if !s.owners.is_empty() {
@@ -66,12 +71,18 @@ pub fn render(s: &Snapshot) -> String {
         more(&mut o, s.owners.len());
     }
     if !s.recent.is_empty() {
-        let _ = writeln!(o, "\nRECENT (local time)");
+        // The namespace only where samples come from more than one.
+        let with_netns = model::several_netns(s.recent.iter().map(|r| r.netns));
+        let _ = writeln!(o, "\nRECENT (local time; source -> destination of the RST)");
         for r in s.recent.iter().take(ROWS) {
             let who = r.who();
             let sep = if who.is_empty() { "" } else { "  " };
-            let _ =
-                writeln!(o, "{:>12} {:<10} {:<24} {} -> {}{sep}{who}", r.when(), r.view, r.cause, r.local, r.remote);
+            let ns = match r.netns {
+                Some(n) if with_netns => format!("  netns {n}"),
+                _ => String::new(),
+            };
+            let (src, dst) = r.ends();
+            let _ = writeln!(o, "{:>12} {:<10} {:<24} {src} -> {dst}{ns}{sep}{who}", r.when(), r.view, r.cause);
         }
         more(&mut o, s.recent.len());
     }
@@ -93,6 +104,7 @@ mod tests {
         let text = render(&s);
         assert!(text.contains("linger_abort"));
         assert!(text.contains("127.0.0.1:1 -> 127.0.0.1:2  nginx[7]"));
+        assert!(text.starts_with("rstwatch  (no time)"), "{text}");
         assert!(render(&Snapshot::default()).contains("no resets yet"));
     }
 
@@ -111,22 +123,28 @@ mod tests {
                 view: "sent".into(),
                 cause: "closed_port".into(),
                 addr: "2001:db8:ffff:ffff:ffff:ffff:ffff:ffff".into(),
+                netns: None,
                 count: 25,
             }],
             alerts: vec![crate::model::Alert {
                 kind: "port_scan".into(),
                 peer: Some("192.0.2.77".into()),
                 port: None,
-                since: 3.0,
-                count: 25.0,
+                since: "2026-12-02T10:00:03.000Z".into(),
+                count: 25,
+                rate: None,
             }],
+            time: "2026-12-02T10:00:05.500Z".into(),
             interfaces: vec![crate::model::Interface { name: "vb".into(), xdp: false, tc: false }],
             ..Snapshot::default()
         };
         let text = render(&s);
         assert!(text.contains("… 5 more (see --json)"), "{text}");
         assert!(text.contains("2001:db8:ffff:ffff:ffff:ffff:ffff:ffff"), "a peer is never cut: {text}");
-        assert!(text.contains("ALERT     port_scan 192.0.2.77"), "{text}");
+        let hms = crate::clock::local_hms("2026-12-02T10:00:03.000Z").unwrap();
+        assert!(text.contains(&format!("ALERT     port_scan 192.0.2.77 since {hms} (25 ports)")), "{text}");
+        let heading = crate::clock::local_datetime("2026-12-02T10:00:05.500Z").unwrap();
+        assert!(text.starts_with(&format!("rstwatch  {heading}  up")), "timestamped: {text}");
         assert!(text.contains("watching  vb (detached)"), "{text}");
     }
 
@@ -151,5 +169,37 @@ mod tests {
         let text = render(&s);
         assert!(text.contains("OWNER") && text.contains("nginx.service"), "{text}");
         assert!(text.contains("10.0.0.1:80 -> 10.0.0.2:9  \"bye!\""), "{text}");
+    }
+
+    #[test]
+    fn arrows_follow_the_rst_and_namespaces_show_when_several() {
+        let mut got = Recent::example("127.0.0.1:8080", "127.0.0.1:40000", 0, 0);
+        (got.view, got.cause, got.pid, got.comm, got.owner, got.netns) =
+            ("received".into(), "peer_reset".into(), None, None, None, Some(11));
+        let mut sent = Recent::example("127.0.0.1:8080", "127.0.0.1:40000", 0, 0);
+        (sent.pid, sent.comm, sent.owner, sent.netns) = (None, None, None, Some(12));
+        let peer = |netns| crate::model::PeerCount {
+            view: "sent".into(),
+            cause: "linger_abort".into(),
+            addr: "127.0.0.1".into(),
+            netns,
+            count: 1,
+        };
+        let s = Snapshot {
+            causes: vec![CauseCount { view: "sent".into(), cause: "linger_abort".into(), count: 2 }],
+            peers: vec![peer(Some(11)), peer(Some(12))],
+            recent: vec![got.clone(), sent],
+            netns: Some(11),
+            ..Snapshot::default()
+        };
+        let text = render(&s);
+        assert!(text.contains("peer_reset               127.0.0.1:40000 -> 127.0.0.1:8080  netns 11"), "{text}");
+        assert!(text.contains("linger_abort             127.0.0.1:8080 -> 127.0.0.1:40000  netns 12"), "{text}");
+        assert!(text.contains("127.0.0.1 (netns 11)") && text.contains("127.0.0.1 (netns 12)"), "{text}");
+        assert!(text.contains("count network namespace 11 only"), "{text}");
+        // one namespace: not repeated on every line
+        let one = Snapshot { recent: vec![got], peers: vec![peer(Some(11))], ..s };
+        let text = render(&one);
+        assert!(!text.contains("netns 11\n") && !text.contains("(netns"), "{text}");
     }
 }

@@ -5,7 +5,7 @@ use ratatui::{
     layout::{Constraint, Layout, Rect},
     style::{Color, Modifier, Style, Stylize as _},
     text::{Line, Span},
-    widgets::{Block, Borders, Cell, Clear, Paragraph, Row, Sparkline, Table, TableState},
+    widgets::{Block, Borders, Cell, Clear, List, ListItem, ListState, Paragraph, Row, Sparkline, Table, TableState},
 };
 
 use super::app::{App, Conn, HISTORY, Pane, Sort, VIEWS, total};
@@ -40,6 +40,9 @@ fn header(f: &mut Frame, area: Rect, app: &App) {
     }
     if let Some(s) = &app.snap {
         spans.push(Span::raw(format!("─ up {} ─ samples dropped {} ", uptime(s.uptime_seconds), s.samples.dropped)));
+        if let Some(ns) = s.netns {
+            spans.push(Span::raw(format!("─ netns {ns} only ")));
+        }
         let ifaces: Vec<String> = s
             .interfaces
             .iter()
@@ -75,6 +78,20 @@ fn causes(f: &mut Frame, area: Rect, app: &App) {
         Sort::Count => "count",
         Sort::Name => "name",
     };
+    // The sorted column carries the arrow (▼ largest first, ▲ a to z).
+    let mark = |s: Sort, name: &str, w: usize| {
+        let name =
+            if app.sort == s { format!("{name}{}", if s == Sort::Name { '▲' } else { '▼' }) } else { name.into() };
+        if s == Sort::Name { name } else { format!("{name:>w$}") }
+    };
+    let head = Row::new([
+        "view".to_string(),
+        mark(Sort::Name, "cause", 0),
+        mark(Sort::Count, "count", 9),
+        mark(Sort::Rate, "rate/s", 7),
+        "share".into(),
+    ])
+    .add_modifier(Modifier::BOLD);
     let rows: Vec<Row> = app
         .causes()
         .into_iter()
@@ -99,7 +116,7 @@ fn causes(f: &mut Frame, area: Rect, app: &App) {
             Constraint::Length(5),
         ],
     )
-    .header(Row::new(["view", "cause", "    count", " rate/s", "share"]).add_modifier(Modifier::BOLD))
+    .header(head)
     .row_highlight_style(Style::new().add_modifier(Modifier::REVERSED))
     .block(block(format!(" causes (sort: {sort}) "), app.pane == Pane::Causes));
     let mut state = TableState::default().with_selected((!empty).then_some(app.selected[0]));
@@ -117,33 +134,74 @@ fn keyed(f: &mut Frame, area: Rect, title: &str, rows: Vec<(String, u64)>, focus
     f.render_stateful_widget(table, area, &mut state);
 }
 
+/// `s` in at most `w` columns: cut with `…` when longer (never used on an address).
+fn fit(s: &str, w: usize) -> String {
+    if s.chars().count() <= w {
+        s.to_string()
+    } else if w == 0 {
+        String::new()
+    } else {
+        s.chars().take(w - 1).chain(['…']).collect()
+    }
+}
+
+/// `s` padded or cut to exactly `w` columns.
+fn cell(s: &str, w: usize) -> String {
+    format!("{:<w$}", fit(s, w))
+}
+
+/// The recent pane's rows: one line each when they fit, else two, the
+/// addresses on a line of their own (an address or port is never cut; the
+/// cause and the process give way first).
+fn recent_items(rows: &[&model::Recent], width: usize) -> Vec<ListItem<'static>> {
+    let with_netns = model::several_netns(rows.iter().map(|r| r.netns));
+    let path = |r: &model::Recent| match r.netns {
+        Some(n) if with_netns => format!("{}  netns {n}", r.path()),
+        _ => r.path(),
+    };
+    let widest = |f: &dyn Fn(&model::Recent) -> usize| rows.iter().map(|r| f(r)).max().unwrap_or(0);
+    let (w_when, w_view) = (widest(&|r| r.when().chars().count()), widest(&|r| r.view.len()));
+    let w_cause = widest(&|r| r.cause.len());
+    let w_path = widest(&|r| path(r).chars().count());
+    let one_line = w_when + w_view + w_cause + w_path + 3 <= width;
+    rows.iter()
+        .map(|r| {
+            let head = format!("{} {} ", cell(&r.when(), w_when), cell(&r.view, w_view));
+            if one_line {
+                let who = fit(&r.who(), width.saturating_sub(w_when + w_view + w_cause + w_path + 4));
+                return ListItem::new(format!("{head}{} {} {who}", cell(&r.cause, w_cause), cell(&path(r), w_path)));
+            }
+            let left = width.saturating_sub(head.chars().count());
+            let cause = cell(&r.cause, w_cause.min(left));
+            let who = fit(&r.who(), left.saturating_sub(cause.chars().count() + 1));
+            let (src, dst) = r.ends();
+            let ns = path(r).split_once("  netns ").map(|(_, n)| format!("  netns {n}")).unwrap_or_default();
+            let whole = format!("  {src} → {dst}{ns}");
+            let mut lines = vec![Line::from(format!("{head}{cause} {who}"))];
+            if whole.chars().count() <= width {
+                lines.push(Line::from(whole));
+            } else {
+                lines.push(Line::from(format!("  {src} →")));
+                lines.push(Line::from(format!("    {dst}{ns}")));
+            }
+            ListItem::new(lines)
+        })
+        .collect()
+}
+
 fn recent(f: &mut Frame, area: Rect, app: &App) {
-    let cells: Vec<[String; 5]> = app
-        .recent()
-        .into_iter()
-        .map(|r| [r.when(), r.view.clone(), r.cause.clone(), format!("{} → {}", r.local, r.remote), r.who()])
-        .collect();
-    // Columns as wide as their content: an address is never cut; the last
-    // column (process, owner, payload) takes what is left.
-    let width = |i: usize| cells.iter().map(|c| c[i].chars().count()).max().unwrap_or(0) as u16;
-    let widths = [
-        Constraint::Length(width(0)),
-        Constraint::Length(width(1)),
-        Constraint::Length(width(2)),
-        Constraint::Length(width(3)),
-        Constraint::Min(0),
-    ];
-    let table = Table::new(cells.into_iter().map(Row::new), widths)
-        .row_highlight_style(Style::new().add_modifier(Modifier::REVERSED));
-    let frame = block(" recent resets (local time; process or owner; payload) ", app.pane == Pane::Recent);
-    if app.recent().is_empty() && !app.filter.is_empty() {
+    let rows = app.recent();
+    let frame = block(" recent resets (local time; source → destination; process or owner) ", app.pane == Pane::Recent);
+    if rows.is_empty() && !app.filter.is_empty() {
         // An empty pane says why.
         let why = format!("no recent sample matches {:?}", app.filter);
         f.render_widget(Paragraph::new(why).dark_gray().block(frame), area);
         return;
     }
-    let mut state = TableState::default().with_selected((app.pane == Pane::Recent).then_some(app.selected[4]));
-    f.render_stateful_widget(table.block(frame), area, &mut state);
+    let items = recent_items(&rows, frame.inner(area).width as usize);
+    let list = List::new(items).highlight_style(Style::new().add_modifier(Modifier::REVERSED)).block(frame);
+    let mut state = ListState::default().with_selected((app.pane == Pane::Recent).then_some(app.selected[4]));
+    f.render_stateful_widget(list, area, &mut state);
 }
 
 fn status(f: &mut Frame, area: Rect, app: &App) {
@@ -200,8 +258,14 @@ pub fn render(f: &mut Frame, app: &App) {
     causes(f, left, app);
     let [ports, peers, owners] = Layout::vertical([Constraint::Fill(1); 3]).areas(right);
     let ports_rows = app.ports().into_iter().map(|p| (p.port.to_string(), p.count)).collect();
-    keyed(f, ports, " top ports ", ports_rows, app.pane == Pane::Ports, app.selected[1]);
-    let peer_rows = app.peers().into_iter().map(|p| (p.addr.clone(), p.count)).collect();
+    // Refusals are keyed by the port that refused: the far end's.
+    let refusal =
+        app.selected_cause().is_some_and(|c| c.cause == "refused" || (c.view == "wire_in" && c.cause == "refusal"));
+    let ports_title = if refusal { " top ports (that refused) " } else { " top ports " };
+    keyed(f, ports, ports_title, ports_rows, app.pane == Pane::Ports, app.selected[1]);
+    let shown = app.peers();
+    let with_netns = model::several_netns(shown.iter().map(|p| p.netns));
+    let peer_rows = shown.into_iter().map(|p| (p.label(with_netns), p.count)).collect();
     keyed(f, peers, " top peers ", peer_rows, app.pane == Pane::Peers, app.selected[2]);
     let owner_rows = app.owners().into_iter().map(|o| (o.owner.clone(), o.count)).collect();
     keyed(f, owners, " by owner ", owner_rows, app.pane == Pane::Owners, app.selected[3]);
@@ -259,6 +323,7 @@ mod tests {
                 view: "sent".into(),
                 cause: "closed_port".into(),
                 addr: "10.0.0.7".into(),
+                netns: None,
                 count: closed,
             }],
             recent: vec![Recent::example("127.0.0.1:8080", "127.0.0.1:40000", 42, 5_000_000_000)],
@@ -409,8 +474,9 @@ mod tests {
             kind: "port_scan".into(),
             peer: Some("10.0.0.9".into()),
             port: None,
-            since: 1.0,
-            count: 25.0,
+            since: "2026-12-02T10:00:00.000Z".into(),
+            count: 25,
+            rate: None,
         }];
         a.on_snapshot(s);
         assert!(screen(&a, 80, 24).contains("ALERT: port_scan 10.0.0.9"));
@@ -471,17 +537,73 @@ mod tests {
     #[test]
     fn a_long_ipv6_address_and_port_is_never_cut() {
         let mut s = snap(1.0, 2, 1);
-        s.recent =
-            vec![Recent::example("[2001:db8:ffff:ffff:ffff:ffff:ffff:fff1]:8443", "[2001:db8::77]:47116", 42, 5)];
+        let long = Recent::example("[2001:db8:ffff:ffff:ffff:ffff:ffff:fff1]:8443", "[2001:db8::77]:47116", 42, 5);
+        let mut back = long.clone();
+        (back.view, back.cause, back.pid, back.comm) = ("received".into(), "close_with_unread_data".into(), None, None);
+        s.recent = vec![long, back];
         let mut a = App::new("127.0.0.1:9477".into());
         a.on_snapshot(s);
-        for w in [100, 160] {
+        for w in [80, 100, 160] {
             let screen = screen(&a, w, 30);
+            // sent: from this host; received: to it (the RST's own way)
             assert!(
                 screen.contains("[2001:db8:ffff:ffff:ffff:ffff:ffff:fff1]:8443 → [2001:db8::77]:47116"),
                 "{w}: {screen}"
             );
+            assert!(
+                screen.contains("[2001:db8::77]:47116 → [2001:db8:ffff:ffff:ffff:ffff:ffff:fff1]:8443"),
+                "{w}: {screen}"
+            );
+            assert!(!screen.contains("[2001:db8::7…") && !screen.contains(":84…"), "{w}: {screen}");
         }
+        // 160 columns: one line a sample, process included
+        let wide = screen(&a, 160, 30);
+        let line = wide.lines().find(|l| l.contains(":8443 → ")).unwrap_or_default();
+        assert!(line.contains("linger_abort") && line.contains("nginx[42]"), "{wide}");
+        // 60 columns: the addresses take two lines, still whole
+        let narrow = screen(&a, 60, 30);
+        assert!(narrow.contains("[2001:db8:ffff:ffff:ffff:ffff:ffff:fff1]:8443 →"), "{narrow}");
+        assert!(narrow.contains("    [2001:db8::77]:47116"), "{narrow}");
+        assert_eq!(
+            (fit("close_with_unread_data", 8), fit("abc", 8), fit("abc", 0)),
+            ("close_w…".into(), "abc".into(), String::new())
+        );
+    }
+
+    #[test]
+    fn namespaces_show_where_several_and_the_sorted_column_is_marked() {
+        let mut s = snap(1.0, 2, 1);
+        let mut one = Recent::example("127.0.0.1:8080", "127.0.0.1:40000", 42, 5);
+        one.netns = Some(11);
+        let mut two = one.clone();
+        two.netns = Some(12);
+        s.recent = vec![one, two];
+        s.peers = ["11", "12"]
+            .iter()
+            .map(|n| PeerCount {
+                view: "sent".into(),
+                cause: "closed_port".into(),
+                addr: "127.0.0.1".into(),
+                netns: n.parse().ok(),
+                count: 1,
+            })
+            .collect();
+        s.netns = Some(11);
+        let mut a = App::new("127.0.0.1:9477".into());
+        a.on_snapshot(s);
+        let text = screen(&a, 160, 40);
+        assert!(text.contains("top ports (that refused)"), "received/refused is selected: {text}");
+        key(&mut a, KeyCode::Down);
+        let text = screen(&a, 160, 40);
+        assert!(text.contains("127.0.0.1:8080 → 127.0.0.1:40000  netns 11"), "{text}");
+        assert!(text.contains("127.0.0.1:8080 → 127.0.0.1:40000  netns 12"), "{text}");
+        assert!(text.contains("127.0.0.1 (netns 12)"), "{text}");
+        assert!(text.lines().next().unwrap_or_default().contains("netns 11 only"), "{text}");
+        assert!(text.contains("rate/s▼") && !text.contains("count▼") && !text.contains("that refused"), "{text}");
+        key(&mut a, KeyCode::Char('s'));
+        assert!(screen(&a, 160, 40).contains("count▼"));
+        key(&mut a, KeyCode::Char('s'));
+        assert!(screen(&a, 160, 40).contains("cause▲"));
     }
 
     #[test]
