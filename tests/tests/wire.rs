@@ -43,12 +43,13 @@ fn wire_causes_through_vlan_tags_v4_and_v6() {
         // egress every well-formed one is `not_from_stack`.
         let egress = expected.map(|c| if c == cause::MALFORMED { c } else { cause::NOT_FROM_STACK });
         for c in [cause::REFUSAL, cause::ABORT, cause::STRAY_REPLY, cause::MALFORMED, cause::NOT_FROM_STACK] {
-            // wire_in keys by the RST's destination port, wire_out by its source port
+            // wire_in keys by the RST's destination port (a refusal by the port
+            // that refused: its source), wire_out by its source port
+            let inbound = if c == cause::REFUSAL { tcp.sport } else { tcp.dport };
             assert_eq!(
-                port(view::WIRE_IN, c, tcp.dport),
+                port(view::WIRE_IN, c, inbound),
                 u64::from(*expected == Some(c)),
-                "wire_in cause {c} for {vlans:?} port {}",
-                tcp.dport
+                "wire_in cause {c} for {vlans:?} port {inbound}"
             );
             assert_eq!(
                 port(view::WIRE_OUT, c, tcp.sport),
