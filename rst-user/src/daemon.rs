@@ -105,6 +105,8 @@ fn load(s: &Settings, fresh: bool, probe: &kernel::Probe) -> Result<Ebpf, Error>
         None => Vec::new(),
         Some(dir) => {
             pins::prepare(dir)?;
+            let scope = pins::Scope { own: kernel::netns::own().unwrap_or(0), counted: s.netns };
+            pins::claim(dir, scope, fresh)?;
             if fresh {
                 pins::remove(dir)?;
                 tracing::info!(dir = %dir.display(), "--fresh: counting from zero");
@@ -325,6 +327,12 @@ fn start_outputs(
 pub async fn run(args: RunArgs) -> Result<(), Error> {
     // Everything a user can get wrong is checked before anything is loaded.
     let (mut settings, _) = settings(&args)?;
+    // From the start: a SIGTERM while loading (systemd stopping us) ends the
+    // run cleanly once it is up, never kills it halfway.
+    let io = |what| move |source| Error::Io { what, source };
+    let mut sigint = signal(SignalKind::interrupt()).map_err(io("installing SIGINT handler"))?;
+    let mut sigterm = signal(SignalKind::terminate()).map_err(io("installing SIGTERM handler"))?;
+    let mut sighup = signal(SignalKind::hangup()).map_err(io("installing SIGHUP handler"))?;
     if !privileges::sufficient() {
         return Err(Error::NotPermitted);
     }
@@ -363,10 +371,6 @@ pub async fn run(args: RunArgs) -> Result<(), Error> {
     tracing::info!(listen = %settings.listen, ifaces = ?wire.watched(), sample_rate = settings.sample_rate, kernel = %probe.release, "rstwatch running");
     notify::ready(&summary(&first.totals, &first.totals, &first));
 
-    let io = |what| move |source| Error::Io { what, source };
-    let mut sigint = signal(SignalKind::interrupt()).map_err(io("installing SIGINT handler"))?;
-    let mut sigterm = signal(SignalKind::terminate()).map_err(io("installing SIGTERM handler"))?;
-    let mut sighup = signal(SignalKind::hangup()).map_err(io("installing SIGHUP handler"))?;
     let mut tick = tokio::time::interval(Duration::from_millis(settings.poll_ms));
     // Keep-alives come from this loop: if it stalls, systemd notices.
     let watchdog_every = notify::watchdog_interval();

@@ -46,6 +46,9 @@ pub enum Error {
     /// The pin directory cannot be used.
     #[error("cannot keep counters in {}: {detail} (or run with --no-pin)", dir.display())]
     Pin { dir: std::path::PathBuf, detail: String },
+    /// The pin directory holds counters of a daemon with another scope.
+    #[error("the counters pinned in {} belong to {theirs}, and this one is {ours}: name a directory of its own with --pin-dir, or take this one over from zero with --fresh", dir.display())]
+    PinsOfAnother { dir: std::path::PathBuf, theirs: String, ours: String },
     /// `--netns` needs the namespace fields in BTF.
     #[error(
         "--netns cannot select a namespace on this kernel: its BTF lacks sock_common.skc_net or net.ns.inum; leave --netns out to count every namespace"
@@ -94,7 +97,8 @@ impl Error {
             | Self::ConfigUnreadable { .. }
             | Self::PcapDir { .. }
             | Self::NoCgroupRoot { .. }
-            | Self::NoNetnsFilter => 2,
+            | Self::NoNetnsFilter
+            | Self::PinsOfAnother { .. } => 2,
             _ => 1,
         }
     }

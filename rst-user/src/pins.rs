@@ -1,5 +1,9 @@
 //! Pinned counter maps under one bpffs directory: a restart or upgrade keeps
-//! counting; `--fresh` (or a changed layout) starts from zero.
+//! counting; `--fresh` (or a changed layout) starts from zero. A directory
+//! belongs to one scope — the network namespace of the daemon that pinned it
+//! (its interfaces) and the namespace it counts (`--netns`, or all) — marked
+//! by an empty bpffs directory `scope-OWN-COUNTED` beside the maps: a daemon
+//! of another scope never resumes those counters silently.
 
 use std::{
     ffi::CString,
@@ -97,4 +101,69 @@ pub fn paths(dir: &Path) -> Vec<(&'static str, PathBuf)> {
 #[must_use]
 pub fn exist(dir: &Path) -> bool {
     maps::PINNED.iter().any(|n| dir.join(n).exists())
+}
+
+/// Who may resume a pin directory: the daemon's own network namespace and the
+/// one it counts (`--netns`; None: all).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Scope {
+    pub own: u32,
+    pub counted: Option<u32>,
+}
+
+impl Scope {
+    fn marker(self) -> String {
+        format!("scope-{}-{}", self.own, self.counted.map_or_else(|| "all".into(), |n| n.to_string()))
+    }
+
+    fn describe(marker: &str) -> String {
+        let mut it = marker.trim_start_matches("scope-").splitn(2, '-');
+        let (own, counted) = (it.next().unwrap_or("?"), it.next().unwrap_or("?"));
+        let counted = if counted == "all" { "every namespace".into() } else { format!("namespace {counted}") };
+        format!("a daemon in network namespace {own} counting {counted}")
+    }
+}
+
+fn markers(dir: &Path) -> Vec<String> {
+    let entries = std::fs::read_dir(dir).into_iter().flatten().flatten();
+    entries.filter_map(|e| e.file_name().into_string().ok()).filter(|n| n.starts_with("scope-")).collect()
+}
+
+/// Makes `dir` ours: refuses counters pinned by a daemon of another scope
+/// (unless `fresh`, which the caller has already acted on), adopts unmarked
+/// ones of an earlier version, and marks the directory with `scope`.
+pub fn claim(dir: &Path, scope: Scope, fresh: bool) -> Result<(), Error> {
+    let ours = scope.marker();
+    let theirs: Vec<String> = markers(dir).into_iter().filter(|m| *m != ours).collect();
+    if let Some(other) = theirs.first().filter(|_| !fresh && exist(dir)) {
+        return Err(Error::PinsOfAnother {
+            dir: dir.into(),
+            theirs: Scope::describe(other),
+            ours: Scope::describe(&ours),
+        });
+    }
+    for m in &theirs {
+        std::fs::remove_dir(dir.join(m))
+            .map_err(|e| Error::Pin { dir: dir.into(), detail: format!("removing {m}: {e}") })?;
+    }
+    match std::fs::create_dir(dir.join(&ours)) {
+        Err(e) if e.kind() != std::io::ErrorKind::AlreadyExists => {
+            Err(Error::Pin { dir: dir.into(), detail: format!("marking it {ours}: {e}") })
+        }
+        _ => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_scope_reads_as_a_sentence() {
+        let s = Scope { own: 4_026_531_840, counted: None };
+        assert_eq!(s.marker(), "scope-4026531840-all");
+        assert_eq!(Scope::describe(&s.marker()), "a daemon in network namespace 4026531840 counting every namespace");
+        let t = Scope { own: 1, counted: Some(2) };
+        assert_eq!(Scope::describe(&t.marker()), "a daemon in network namespace 1 counting namespace 2");
+    }
 }

@@ -216,3 +216,64 @@ fn packaging_files_are_valid_and_name_real_metrics() {
     let caps = &ds["spec"]["template"]["spec"]["containers"][0]["securityContext"]["capabilities"]["add"];
     assert!(caps.as_vec().unwrap().iter().any(|c| c.as_str() == Some("BPF")));
 }
+
+/// `rstwatch run` in `ns` with the pin directory `pins`; its exit status and stderr
+/// when it exits by itself (a refusal), else it is stopped once it serves.
+fn start_or_refusal(ns: &rst_tests::netns::Netns, pins: &std::path::Path, extra: &[&str]) -> Option<(i32, String)> {
+    let out = Command::new("nsenter")
+        .arg(format!("--net={}", ns.path()))
+        .arg(daemon::bin())
+        .args(["run", "--listen", "127.0.0.1:9477", "--no-wire", "--pin-dir"])
+        .arg(pins)
+        .args(extra)
+        .args(["--summary-seconds", "0"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("starting rstwatch");
+    let mut child = out;
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        if let Some(status) = child.try_wait().expect("waiting") {
+            let mut err = String::new();
+            std::io::Read::read_to_string(child.stderr.as_mut().expect("stderr"), &mut err).expect("stderr");
+            return Some((status.code().unwrap_or(-1), err));
+        }
+        // served: past start-up (the socket is bound before the signal handlers exist)
+        let up = ns.run(|| ureq::get("http://127.0.0.1:9477/snapshot").call().is_ok());
+        if up || Instant::now() > deadline {
+            // SAFETY: signalling our own child.
+            unsafe { libc::kill(libc::pid_t::try_from(child.id()).expect("pid"), libc::SIGTERM) };
+            let status = child.wait().expect("waiting");
+            let mut err = String::new();
+            let _ = std::io::Read::read_to_string(child.stderr.as_mut().expect("stderr"), &mut err);
+            assert!(status.success(), "rstwatch did not stop cleanly ({status}): {err}");
+            assert!(up, "rstwatch neither served nor exited within 20 s");
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn pins_of_a_daemon_in_another_namespace_are_never_resumed() {
+    let pair = Pair::new();
+    let pins = daemon::Pins::new();
+    assert!(start_or_refusal(&pair.a, &pins.0, &[]).is_none(), "the first daemon pins its counters");
+    // another namespace, the same directory: one line, exit 2, how to choose
+    let (code, err) = start_or_refusal(&pair.b, &pins.0, &[]).expect("refused");
+    assert_eq!(code, 2, "{err}");
+    let line: Vec<&str> = err.lines().filter(|l| l.contains("belong to")).collect();
+    assert_eq!(line.len(), 1, "{err}");
+    assert!(line[0].contains(&format!("a daemon in network namespace {} counting every namespace", pair.a.inode())));
+    assert!(line[0].contains("--pin-dir") && line[0].contains("--fresh"), "{err}");
+    // a selection is another scope too, even in the same namespace
+    let (code, _) = start_or_refusal(&pair.a, &pins.0, &["--netns", &pair.b.path()]).expect("refused");
+    assert_eq!(code, 2);
+    // --fresh takes the directory over; then the first one is refused in turn
+    assert!(start_or_refusal(&pair.b, &pins.0, &["--fresh"]).is_none());
+    let (code, err) = start_or_refusal(&pair.a, &pins.0, &[]).expect("refused");
+    assert!(code == 2 && err.contains(&format!("network namespace {}", pair.b.inode())), "{err}");
+    // and the same namespace resumes its own
+    assert!(start_or_refusal(&pair.b, &pins.0, &[]).is_none());
+}
