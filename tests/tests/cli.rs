@@ -201,15 +201,22 @@ fn live_summary_is_printed_on_stdout() {
         .spawn()
         .expect("starting rstwatch");
     let stdout = child.stdout.take().expect("stdout");
+    // each block starts with the time of day it was made: `rstwatch  2026-12-02 10:41:07.312 +00:00  up …`
     let seen = std::thread::spawn(move || {
-        BufReader::new(stdout).lines().map_while(Result::ok).take(20).any(|l| l.starts_with("resets    sent"))
+        let lines: Vec<String> = BufReader::new(stdout).lines().map_while(Result::ok).take(20).collect();
+        let dated = lines.iter().any(|l| {
+            let date = l.strip_prefix("rstwatch  ").unwrap_or_default().as_bytes();
+            date.len() > 24 && date[..4].iter().all(u8::is_ascii_digit) && date[4] == b'-' && date[13] == b':'
+        });
+        dated && lines.iter().any(|l| l.starts_with("resets    sent"))
     });
     std::thread::sleep(std::time::Duration::from_secs(3));
     // SAFETY: signalling our own child.
     unsafe { libc::kill(libc::pid_t::try_from(child.id()).expect("pid"), libc::SIGTERM) };
     assert_eq!(child.wait().expect("wait").code(), Some(0));
-    assert!(seen.join().expect("reader"), "no summary on stdout");
+    assert!(seen.join().expect("reader"), "no timestamped summary on stdout");
 }
+
 
 #[test]
 fn no_btf_is_one_line_exit_2() {
