@@ -53,6 +53,10 @@ pub struct Config {
     /// `--netns`: the inode of the one network namespace whose resets the
     /// stack views count (0: every namespace). Set by the daemon, not from BTF.
     pub netns_filter: u32,
+    /// The daemon's own network namespace (inode), where its watched
+    /// interfaces are: only resets of that namespace are announced to tc
+    /// egress (0: announce all, when the namespace cannot be read).
+    pub own_netns: u32,
     /// The route of a segment with no socket, for the kernel's own check in
     /// `tcp_v{4,6}_send_reset` (kernels < 6.10, counted by fentry):
     /// `sk_buff._skb_refdst`, `rtable.rt_type`, `rt6_info.rt6i_flags`.
@@ -103,6 +107,7 @@ impl Config {
         dev_net: ABSENT,
         net_inum: ABSENT,
         netns_filter: 0,
+        own_netns: 0,
         skb_refdst: ABSENT,
         rt_type: ABSENT,
         rt6i_flags: ABSENT,
@@ -114,7 +119,7 @@ impl Config {
     };
 }
 
-const _: () = assert!(size_of::<Config>() == 30 * 4 + REASON_SLOTS + STATE_SLOTS + DROP_REASON_BYTES);
+const _: () = assert!(size_of::<Config>() == 31 * 4 + REASON_SLOTS + STATE_SLOTS + DROP_REASON_BYTES);
 
 #[cfg(feature = "user")]
 unsafe impl aya::Pod for Config {}

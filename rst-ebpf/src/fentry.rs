@@ -74,8 +74,10 @@ fn send_reset(ctx: &FEntryContext, v6: bool) {
         cause::UNSPECIFIED
     };
     let e = skb_endpoints(skb, th);
-    announce(&e);
-    if record(view::SENT, cause, &e, NO_REASON, 0, flags, &Origin { sk, skb, cgroup: 0 }) && counters::capturing() {
+    let netns = announce(&e, sk, skb);
+    if record(view::SENT, cause, &e, NO_REASON, 0, flags, &Origin { sk, skb, cgroup: 0, netns })
+        && counters::capturing()
+    {
         capture_trigger(skb, cause);
     }
 }
@@ -126,7 +128,7 @@ pub fn received_in_handshake(ctx: FExitContext) -> i32 {
     if flags & TCP_RST == 0 || kread::<u64>(req, off) != 0 {
         return 0;
     }
-    let origin = Origin { sk, skb, cgroup: owner_cgroup(sk) };
+    let origin = Origin { sk, skb, cgroup: owner_cgroup(sk), netns: 0 };
     let _ = record(
         view::RECEIVED,
         cause::RESET_IN_HANDSHAKE,

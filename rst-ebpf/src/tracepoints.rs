@@ -185,11 +185,13 @@ fn sent_cause(reason: u32, sk: u64, th: u64, flags: u8) -> u8 {
 }
 
 /// Where a reset came from: its socket (0: none), the segment it answers
-/// (0: none), and the owner of the socket it belongs to (0: none).
+/// (0: none), the owner of the socket it belongs to (0: none), and its
+/// network namespace when already read (0: not yet).
 pub(crate) struct Origin {
     pub sk: u64,
     pub skb: u64,
     pub cgroup: u64,
+    pub netns: u32,
 }
 
 /// Counts and samples one reset; returns whether the sample went out. With
@@ -200,7 +202,7 @@ pub(crate) struct Origin {
 pub(crate) fn record(view: u8, cause: u8, e: &Endpoints, reason: u32, state: u8, flags: u8, o: &Origin) -> bool {
     let only = cfg_get!(netns_filter);
     let loopback = maps::is_loopback(e.family, &e.remote);
-    let ns = if only != 0 || loopback { netns(o.sk, o.skb) } else { 0 };
+    let ns = if o.netns != 0 || (only == 0 && !loopback) { o.netns } else { netns(o.sk, o.skb) };
     if only != 0 && ns != only {
         return false;
     }
@@ -229,17 +231,25 @@ pub(crate) fn record(view: u8, cause: u8, e: &Endpoints, reason: u32, state: u8,
 }
 
 /// A reply to a segment leaves through the stack's control socket right
-/// after it is counted: tc egress looks for it by this tuple.
+/// after it is counted: tc egress looks for it by this tuple. Only replies
+/// of the daemon's own namespace can leave its watched interfaces, so only
+/// those are announced: an identical tuple in another namespace never
+/// crosses. Returns the namespace it read (0: none).
 #[inline(always)]
-pub(crate) fn announce(e: &Endpoints) {
-    counters::announce_stack_rst(&FlowKey {
-        family: e.family,
-        _pad: [0; 3],
-        lport: e.lport,
-        rport: e.rport,
-        local: e.local,
-        remote: e.remote,
-    });
+pub(crate) fn announce(e: &Endpoints, sk: u64, skb: u64) -> u32 {
+    let own = cfg_get!(own_netns);
+    let ns = if own == 0 { 0 } else { netns(sk, skb) };
+    if ns == own {
+        counters::announce_stack_rst(&FlowKey {
+            family: e.family,
+            _pad: [0; 3],
+            lport: e.lport,
+            rport: e.rport,
+            local: e.local,
+            remote: e.remote,
+        });
+    }
+    ns
 }
 
 /// The triggering segment's bytes from its IP header on, for `--pcap`.
@@ -278,10 +288,8 @@ pub fn tcp_send_reset(ctx: BtfTracePointContext) -> i32 {
     let full = full_socket(sk, state);
     let connected = full && state != TCP_LISTEN;
     let e = if connected || skb == 0 { sock_endpoints(sk) } else { skb_endpoints(skb, th) };
-    if skb != 0 {
-        announce(&e);
-    }
-    let origin = Origin { sk, skb, cgroup: if full { owner_cgroup(sk) } else { 0 } };
+    let netns = if skb == 0 { 0 } else { announce(&e, sk, skb) };
+    let origin = Origin { sk, skb, cgroup: if full { owner_cgroup(sk) } else { 0 }, netns };
     if record(view::SENT, cause, &e, reason, 0, flags, &origin) && skb != 0 && counters::capturing() {
         capture_trigger(skb, cause);
     }
@@ -301,7 +309,8 @@ pub(crate) fn received(sk: u64) {
     let state: u8 = kread(sk, cfg_get!(sk_state));
     let cause = if let Some(i) = slot(u64::from(state), STATE_SLOTS) { cfg_get!(state_cause[i]) } else { cause::OTHER };
     let cgroup = if full_socket(sk, state) { owner_cgroup(sk) } else { 0 };
-    let _ = record(view::RECEIVED, cause, &sock_endpoints(sk), NO_REASON, state, 0, &Origin { sk, skb: 0, cgroup });
+    let origin = Origin { sk, skb: 0, cgroup, netns: 0 };
+    let _ = record(view::RECEIVED, cause, &sock_endpoints(sk), NO_REASON, state, 0, &origin);
 }
 
 /// `received`/`rejected_invalid`: an RST the stack dropped as invalid (out of
@@ -325,7 +334,7 @@ pub fn kfree_skb(ctx: BtfTracePointContext) -> i32 {
     let sk: u64 = if cfg_get!(kfree_rx_sk) == 1 { ctx.arg(3) } else { 0 };
     let state: u8 = kread(sk, cfg_get!(sk_state));
     let full = full_socket(sk, state);
-    let origin = Origin { sk, skb, cgroup: if full { owner_cgroup(sk) } else { 0 } };
+    let origin = Origin { sk, skb, cgroup: if full { owner_cgroup(sk) } else { 0 }, netns: 0 };
     let _ = record(view::RECEIVED, cause::REJECTED_INVALID, &skb_endpoints(skb, th), NO_REASON, state, flags, &origin);
     0
 }

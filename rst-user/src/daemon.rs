@@ -67,11 +67,17 @@ fn settings(args: &RunArgs) -> Result<(Settings, Option<Loaded>), Error> {
     Ok((s, file))
 }
 
-/// `--netns`: the programs count the stack views of that namespace only.
-fn select_netns(settings: &Settings, probe: &mut kernel::Probe) -> Result<(), Error> {
-    let Some(inode) = settings.netns else { return Ok(()) };
+/// The programs' namespaces: their own (only its replies are announced to
+/// tc egress, which watches its interfaces) and, with `--netns`, the one
+/// whose stack views they count.
+fn set_namespaces(settings: &Settings, probe: &mut kernel::Probe) -> Result<(), Error> {
     let c = &mut probe.config;
-    if [c.sk_net, c.skb_dev, c.dev_net, c.net_inum].contains(&rst_common::config::ABSENT) {
+    let readable = ![c.sk_net, c.skb_dev, c.dev_net, c.net_inum].contains(&rst_common::config::ABSENT);
+    if readable {
+        c.own_netns = kernel::netns::own().unwrap_or(0);
+    }
+    let Some(inode) = settings.netns else { return Ok(()) };
+    if !readable {
         return Err(Error::NoNetnsFilter);
     }
     c.netns_filter = inode;
@@ -339,7 +345,7 @@ pub async fn run(args: RunArgs) -> Result<(), Error> {
     let listener = bind(settings.listen)?;
     let mut pcap = pcap_sink(&args)?;
     let mut probe = kernel::probe(&args.btf)?;
-    select_netns(&settings, &mut probe)?;
+    set_namespaces(&settings, &mut probe)?;
     let (mut ebpf, mut wire, mut source) = start_programs(&args, &settings, &mut probe)?;
     let mut agg = aggregator(&settings, &probe);
     let mut captures = Ring::open(&mut ebpf, rst_common::maps::CAPTURES)?;

@@ -217,7 +217,6 @@ fn live_summary_is_printed_on_stdout() {
     assert!(seen.join().expect("reader"), "no timestamped summary on stdout");
 }
 
-
 #[test]
 fn no_btf_is_one_line_exit_2() {
     let out = rstwatch(&[], &["run", "--no-pin", "--listen", "127.0.0.1:0", "--btf", "/nonexistent/vmlinux"]);

@@ -99,3 +99,30 @@ fn firewall_reset_is_not_from_stack() {
     );
     assert_eq!(d.port("wire_out", "not_from_stack", 7802), 0);
 }
+
+#[test]
+fn an_identical_tuple_in_another_namespace_never_crosses() {
+    let rig = rst_tests::rig::Rig::start();
+    let b = &rig.pair.b;
+    b.exec(&["nft", "add", "table", "inet", "rstw"]);
+    b.exec(&["nft", "add", "chain", "inet", "rstw", "in", "{ type filter hook input priority 0; }"]);
+    b.exec(&["nft", "add", "rule", "inet", "rstw", "in", "tcp", "dport", "7821", "reject", "with", "tcp", "reset"]);
+    // Namespace x holds both addresses on its loopback: its stack refuses the
+    // very tuple b's firewall will, and announces that reply to tc egress.
+    let x = rst_tests::netns::Netns::new("x");
+    for a in ["10.77.0.1/32", "10.77.0.2/32"] {
+        x.exec(&["ip", "addr", "add", a, "dev", "lo"]);
+    }
+    let (client, server) = ("10.77.0.1:7831".parse().unwrap(), "10.77.0.2:7821".parse().unwrap());
+    rst_tests::traffic::syn_to_closed_port(&x, client, server);
+    rig.daemon.wait_for("x's stack reset", |s| s.port("sent", "closed_port", 7821) == 1);
+    // Now b's firewall rejects the same tuple on the watched vb: it must not
+    // take x's announcement for its own.
+    let d = rig.measure(
+        |p| rst_tests::traffic::syn_to_closed_port(&p.a, client, server),
+        |d| d.port("wire_out", "not_from_stack", 7821) + d.port("wire_out", "refusal", 7821) > 0,
+    );
+    assert_eq!(d.port("wire_out", "not_from_stack", 7821), 1, "{}", d.after.json);
+    assert_eq!(d.port("wire_out", "refusal", 7821), 0, "crossed: {}", d.after.json);
+    assert_eq!(d.kernel_b("Tcp:OutRsts"), 0, "b's stack sent nothing");
+}
