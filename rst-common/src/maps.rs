@@ -42,7 +42,15 @@ pub const PINNED: [&str; 7] = [COUNTS, PORTS, PEERS, OWNERS, OVERFLOW, STATS, UN
 pub const SETTING_SAMPLE_RATE: u32 = 0;
 /// 1: sampled resets also send packet bytes (`--pcap`).
 pub const SETTING_CAPTURE: u32 = 1;
-pub const SETTING_SLOTS: u32 = 2;
+/// The generation (0 or 1) the programs key ports, peers and owners with.
+/// The daemon folds by flipping it, waiting out an RCU grace period (no
+/// program still writes the old one), then moving every key of the old
+/// generation into its own totals and deleting it: nothing counted is lost.
+pub const SETTING_GENERATION: u32 = 2;
+pub const SETTING_SLOTS: u32 = 3;
+
+/// The generation bit of a [`port_key`].
+pub const PORT_KEY_GENERATION: u32 = 1 << 31;
 
 /// Entries of `COUNTS` (per-CPU u64 by [`cause::slot`]).
 pub const COUNT_SLOTS: u32 = view::COUNT as u32 * cause::SLOTS as u32;
@@ -84,16 +92,17 @@ const _: () = assert!(size_of::<SampleState>() == 48);
 #[cfg(feature = "user")]
 unsafe impl aya::Pod for SampleState {}
 
-/// `PORTS` key: (view, cause, port) packed into one u32.
+/// `PORTS` key: (view, cause, port) packed into one u32 (generation 0; the
+/// programs set [`PORT_KEY_GENERATION`] for generation 1).
 #[must_use]
 pub const fn port_key(view: u8, cause: u8, port: u16) -> u32 {
     ((view as u32) << 24) | ((cause as u32) << 16) | port as u32
 }
 
-/// Inverse of [`port_key`].
+/// Inverse of [`port_key`], whatever the generation.
 #[must_use]
 pub const fn split_port_key(key: u32) -> (u8, u8, u16) {
-    ((key >> 24) as u8, (key >> 16) as u8, key as u16)
+    (((key & !PORT_KEY_GENERATION) >> 24) as u8, (key >> 16) as u8, key as u16)
 }
 
 /// `PEERS` key. A loopback address names a different host in every network
@@ -105,7 +114,8 @@ pub struct PeerKey {
     pub view: u8,
     pub cause: u8,
     pub family: u8,
-    pub _pad: u8,
+    /// 0 or 1: see [`SETTING_GENERATION`].
+    pub generation: u8,
     pub addr: [u8; 16],
     pub netns: u32,
 }
@@ -142,7 +152,9 @@ pub struct OwnerKey {
     pub cgroup: u64,
     pub view: u8,
     pub cause: u8,
-    pub _pad: [u8; 6],
+    /// 0 or 1: see [`SETTING_GENERATION`].
+    pub generation: u8,
+    pub _pad: [u8; 5],
 }
 const _: () = assert!(size_of::<OwnerKey>() == 16);
 

@@ -104,8 +104,10 @@ pub fn take_stack_rst(key: &FlowKey) -> bool {
 pub fn count(view: u8, cause: u8, port: u16, family: u8, peer: &[u8; 16], netns: u32) {
     let slot = cause::slot(view, cause);
     bump(&COUNTS, slot);
-    bump_key(&PORTS, &maps::port_key(view, cause, port), slot);
-    let key = PeerKey { view, cause, family, _pad: 0, addr: *peer, netns };
+    let generation = generation();
+    let gen_bit = if generation == 0 { 0 } else { maps::PORT_KEY_GENERATION };
+    bump_key(&PORTS, &(maps::port_key(view, cause, port) | gen_bit), slot);
+    let key = PeerKey { view, cause, family, generation, addr: *peer, netns };
     bump_key(&PEERS, &key, maps::COUNT_SLOTS + slot);
 }
 
@@ -115,8 +117,14 @@ pub fn count_owner(view: u8, cause: u8, cgroup: u64) {
     if cgroup == 0 {
         return;
     }
-    let key = OwnerKey { cgroup, view, cause, _pad: [0; 6] };
+    let key = OwnerKey { cgroup, view, cause, generation: generation(), _pad: [0; 5] };
     bump_key(&OWNERS, &key, 2 * maps::COUNT_SLOTS + cause::slot(view, cause));
+}
+
+/// The generation keys are counted in now (see `maps::SETTING_GENERATION`).
+#[inline(always)]
+fn generation() -> u8 {
+    SETTINGS.get(maps::SETTING_GENERATION).map_or(0, |v| (*v & 1) as u8)
 }
 
 /// Whether sampled resets should also send packet bytes.

@@ -3,7 +3,8 @@
 //! samples only feed the list of recent resets.
 
 use std::{
-    collections::{BTreeMap, VecDeque},
+    collections::{BTreeMap, HashMap, VecDeque},
+    hash::Hash,
     net::{IpAddr, Ipv4Addr, Ipv6Addr},
 };
 
@@ -15,8 +16,8 @@ use rst_common::{
 use crate::{
     decode::Event,
     model::{
-        self, CauseCount, Coverage, OTHER, OwnerCount, PeerCount, PortCount, PortLabel, Recent, SNAPSHOT_VERSION,
-        SampleStats, Snapshot, Totals,
+        self, CauseCount, Coverage, EXPIRED, KeyStats, Keys, OTHER, OwnerCount, PeerCount, PortCount, PortLabel,
+        Recent, SNAPSHOT_VERSION, SampleStats, Snapshot, Totals,
     },
     owners::{self, Owner},
     payload::Payload,
@@ -47,6 +48,103 @@ pub struct Limits {
     pub top: usize,
     /// Recent samples kept.
     pub recent: usize,
+    /// Folded keys held per map (ports, peers, owners); past it the coldest
+    /// are forgotten into `expired`.
+    pub held: [usize; 3],
+}
+
+/// What one fold took out of the kernel maps: every key of the old
+/// generation with its exact count (see `Source::fold`).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Drained {
+    pub ports: Vec<(u32, u64)>,
+    pub peers: Vec<(PeerKey, u64)>,
+    pub owners: Vec<(OwnerKey, u64)>,
+}
+
+/// A key as the daemon holds it: without the kernel's generation.
+trait Folded: Copy + Eq + Hash {
+    fn plain(self) -> Self;
+    /// Its (view, cause) slot.
+    fn slot(&self) -> u32;
+}
+
+impl Folded for u32 {
+    fn plain(self) -> Self {
+        self & !maps::PORT_KEY_GENERATION
+    }
+    fn slot(&self) -> u32 {
+        let (v, c, _) = maps::split_port_key(*self);
+        cause::slot(v, c)
+    }
+}
+
+impl Folded for PeerKey {
+    fn plain(self) -> Self {
+        Self { generation: 0, ..self }
+    }
+    fn slot(&self) -> u32 {
+        cause::slot(self.view, self.cause)
+    }
+}
+
+impl Folded for OwnerKey {
+    fn plain(self) -> Self {
+        Self { generation: 0, ..self }
+    }
+    fn slot(&self) -> u32 {
+        cause::slot(self.view, self.cause)
+    }
+}
+
+/// Keys folded out of one kernel map: (count, fold at which it last grew).
+struct Held<K> {
+    keys: HashMap<K, (u64, u64)>,
+    cap: usize,
+    /// Per slot: counts of keys forgotten (the coldest, past `cap`), and of
+    /// keys an earlier run had folded (found at start).
+    expired: Vec<u64>,
+    stats: KeyStats,
+}
+
+impl<K: Folded> Held<K> {
+    fn new(cap: usize) -> Self {
+        Self { keys: HashMap::new(), cap, expired: vec![0; maps::COUNT_SLOTS as usize], stats: KeyStats::default() }
+    }
+
+    fn fold(&mut self, drained: Vec<(K, u64)>, cycle: u64) {
+        self.stats.folded += drained.len() as u64;
+        for (k, n) in drained {
+            let e = self.keys.entry(k.plain()).or_insert((0, cycle));
+            e.0 += n;
+            if n > 0 {
+                e.1 = cycle;
+            }
+        }
+        if self.keys.len() > self.cap {
+            let mut by_age: Vec<(u64, K)> = self.keys.iter().map(|(k, (_, last))| (*last, *k)).collect();
+            by_age.sort_unstable_by_key(|(last, _)| *last);
+            for (_, k) in by_age.into_iter().take(self.keys.len() - self.cap) {
+                if let Some((n, _)) = self.keys.remove(&k) {
+                    self.expired[k.slot() as usize] += n;
+                    self.stats.forgotten += 1;
+                }
+            }
+        }
+    }
+
+    /// Held plus what the kernel counts now (either generation), by plain key.
+    fn merged(&self, kernel: &[(K, u64)]) -> Vec<(K, u64)> {
+        let mut all: HashMap<K, u64> = self.keys.iter().map(|(k, (n, _))| (*k, *n)).collect();
+        for (k, n) in kernel {
+            *all.entry(k.plain()).or_default() += n;
+        }
+        all.into_iter().collect()
+    }
+
+    fn stats(&self, kernel: usize) -> KeyStats {
+        KeyStats { kernel: kernel as u64, held: self.keys.len() as u64, ..self.stats }
+    }
 }
 
 pub struct Aggregator {
@@ -62,6 +160,9 @@ pub struct Aggregator {
     counts: KernelCounts,
     recent: VecDeque<Event>,
     delivered: u64,
+    /// Folded keys (see [`Drained`]) and the folds so far.
+    held: (Held<u32>, Held<PeerKey>, Held<OwnerKey>),
+    folds: u64,
 }
 
 fn peer_addr(k: &PeerKey) -> IpAddr {
@@ -72,19 +173,40 @@ fn peer_addr(k: &PeerKey) -> IpAddr {
     }
 }
 
+/// A row's key: a key, `other` (past the top-N or the kernel's budget), or
+/// `expired` (folded, then forgotten).
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum Label<K> {
+    Key(K),
+    Other,
+    Expired,
+}
+
+impl<K> Label<K> {
+    fn or_else(self, named: impl FnOnce(K) -> String) -> String {
+        match self {
+            Self::Key(k) => named(k),
+            Self::Other => OTHER.into(),
+            Self::Expired => EXPIRED.into(),
+        }
+    }
+}
+
 /// Per (view, cause): the `top` largest keys, then one `other` row holding
-/// the rest plus the kernel's overflow for that pair. Order: view, cause, count desc.
+/// the rest plus the kernel's overflow for that pair, then one `expired` row.
+/// Order: view, cause, count desc.
 fn top_rows<K: Ord + Clone>(
     rows: impl Iterator<Item = (u8, u8, K, u64)>,
     overflow: impl Fn(u32) -> u64,
+    expired: &[u64],
     top: usize,
-) -> Vec<(u8, u8, Option<K>, u64)> {
+) -> Vec<(u8, u8, Label<K>, u64)> {
     let mut groups: BTreeMap<(u8, u8), Vec<(K, u64)>> = BTreeMap::new();
     for (v, c, k, n) in rows {
         groups.entry((v, c)).or_default().push((k, n));
     }
     for slot in 0..maps::COUNT_SLOTS {
-        if overflow(slot) > 0 {
+        if overflow(slot) > 0 || expired.get(slot as usize).is_some_and(|&n| n > 0) {
             let (v, c) = ((slot / u32::from(cause::SLOTS)) as u8, (slot % u32::from(cause::SLOTS)) as u8);
             groups.entry((v, c)).or_default();
         }
@@ -92,10 +214,14 @@ fn top_rows<K: Ord + Clone>(
     let mut out = Vec::new();
     for ((v, c), mut keys) in groups {
         keys.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
-        let rest: u64 = keys.iter().skip(top).map(|k| k.1).sum::<u64>() + overflow(cause::slot(v, c));
-        out.extend(keys.into_iter().take(top).map(|(k, n)| (v, c, Some(k), n)));
+        let slot = cause::slot(v, c);
+        let rest: u64 = keys.iter().skip(top).map(|k| k.1).sum::<u64>() + overflow(slot);
+        out.extend(keys.into_iter().take(top).map(|(k, n)| (v, c, Label::Key(k), n)));
         if rest > 0 {
-            out.push((v, c, None, rest));
+            out.push((v, c, Label::Other, rest));
+        }
+        if let Some(&n) = expired.get(slot as usize).filter(|&&n| n > 0) {
+            out.push((v, c, Label::Expired, n));
         }
     }
     out
@@ -115,7 +241,37 @@ impl Aggregator {
             counts: KernelCounts::default(),
             recent: VecDeque::with_capacity(limits.recent),
             delivered: 0,
+            held: (Held::new(limits.held[0]), Held::new(limits.held[1]), Held::new(limits.held[2])),
+            folds: 0,
         }
+    }
+
+    /// Keys an earlier run folded (pinned counters resumed): per slot, what
+    /// the exact count has beyond its ports and peers still in the kernel.
+    /// Call before the programs run, when nothing moves.
+    pub fn carry_over(&mut self, k: &KernelCounts) {
+        let over = |i: usize| k.overflow.get(i).copied().unwrap_or(0);
+        let mut ports = vec![0u64; maps::COUNT_SLOTS as usize];
+        let mut peers = ports.clone();
+        for (key, n) in &k.ports {
+            ports[key.slot() as usize] += n;
+        }
+        for (key, n) in &k.peers {
+            peers[key.slot() as usize] += n;
+        }
+        for slot in 0..maps::COUNT_SLOTS as usize {
+            let total = k.causes.get(slot).copied().unwrap_or(0);
+            self.held.0.expired[slot] += total.saturating_sub(ports[slot] + over(slot));
+            self.held.1.expired[slot] += total.saturating_sub(peers[slot] + over(maps::COUNT_SLOTS as usize + slot));
+        }
+    }
+
+    /// One fold's keys: held from now on, the coldest forgotten past the limits.
+    pub fn on_fold(&mut self, d: Drained) {
+        self.folds += 1;
+        self.held.0.fold(d.ports, self.folds);
+        self.held.1.fold(d.peers, self.folds);
+        self.held.2.fold(d.owners, self.folds);
     }
 
     /// The ephemeral port range to report (clients' ports; bounded in /metrics).
@@ -151,7 +307,7 @@ impl Aggregator {
     /// Every cgroup id counted or sampled: the owners to name.
     #[must_use]
     pub fn owner_ids(&self) -> Vec<u64> {
-        let counted = self.counts.owners.iter().map(|(k, _)| k.cgroup);
+        let counted = self.counts.owners.iter().map(|(k, _)| k.cgroup).chain(self.held.2.keys.keys().map(|k| k.cgroup));
         let sampled = self.recent.iter().filter_map(|e| e.cgroup);
         let mut ids: Vec<u64> = counted.chain(sampled).collect();
         ids.sort_unstable();
@@ -193,50 +349,61 @@ impl Aggregator {
         let port_over = |slot: u32| k.overflow.get(slot as usize).copied().unwrap_or(0);
         let peer_over = |slot: u32| k.overflow.get((maps::COUNT_SLOTS + slot) as usize).copied().unwrap_or(0);
         let ports = top_rows(
-            k.ports.iter().map(|&(key, n)| {
+            self.held.0.merged(&k.ports).into_iter().map(|(key, n)| {
                 let (v, c, p) = maps::split_port_key(key);
                 (v, c, p, n)
             }),
             port_over,
+            &self.held.0.expired,
             self.limits.top,
         )
         .into_iter()
         .map(|(v, c, p, n)| PortCount {
             view: model::view_name(v).into(),
             cause: model::cause_name(c).into(),
-            port: p.map_or_else(|| PortLabel::Other(OTHER.into()), PortLabel::Port),
+            port: match p {
+                Label::Key(p) => PortLabel::Port(p),
+                other => PortLabel::Other(other.or_else(|_: u16| String::new())),
+            },
             count: n,
         })
         .collect();
         let peers = top_rows(
-            k.peers.iter().map(|(key, n)| (key.view, key.cause, (peer_addr(key), key.netns), *n)),
+            self.held
+                .1
+                .merged(&k.peers)
+                .into_iter()
+                .map(|(key, n)| (key.view, key.cause, (peer_addr(&key), key.netns), n)),
             peer_over,
+            &self.held.1.expired,
             self.limits.top,
         )
         .into_iter()
         .map(|(v, c, a, n)| PeerCount {
             view: model::view_name(v).into(),
             cause: model::cause_name(c).into(),
-            addr: a.map_or_else(|| OTHER.into(), |(a, _)| a.to_string()),
-            netns: a.and_then(|(_, ns)| (ns != 0).then_some(ns)),
+            netns: if let Label::Key((_, ns)) = a { (ns != 0).then_some(ns) } else { None },
+            addr: a.or_else(|(a, _)| a.to_string()),
             count: n,
         })
         .collect();
         let owner_over = |slot: u32| k.overflow.get((2 * maps::COUNT_SLOTS + slot) as usize).copied().unwrap_or(0);
         let owners = top_rows(
-            k.owners.iter().map(|(key, n)| (key.view, key.cause, key.cgroup, *n)),
+            self.held.2.merged(&k.owners).into_iter().map(|(key, n)| (key.view, key.cause, key.cgroup, n)),
             owner_over,
+            &self.held.2.expired,
             self.limits.top,
         )
         .into_iter()
         .map(|(v, c, id, n)| {
-            let owner = id.map(owner);
+            let cgroup = if let Label::Key(id) = id { Some(id) } else { None };
+            let named = cgroup.map(owner);
             OwnerCount {
                 view: model::view_name(v).into(),
                 cause: model::cause_name(c).into(),
-                owner: owner.as_ref().map_or_else(|| OTHER.into(), |o| o.name.clone()),
-                cgroup: id,
-                cgroup_path: owner.and_then(|o| o.path),
+                owner: named.as_ref().map_or_else(|| id.or_else(|_| String::new()), |o| o.name.clone()),
+                cgroup,
+                cgroup_path: named.and_then(|o| o.path),
                 count: n,
             }
         })
@@ -269,6 +436,12 @@ impl Aggregator {
             alerts_started: BTreeMap::new(),
             // filled by the daemon from the wire's state
             interfaces: Vec::new(),
+            keys: Keys {
+                folds: self.folds,
+                ports: self.held.0.stats(k.ports.len()),
+                peers: self.held.1.stats(k.peers.len()),
+                owners: self.held.2.stats(k.owners.len()),
+            },
             missed: k.missed.iter().map(|&(v, n)| (model::view_name(v).to_string(), n)).collect(),
         }
     }
@@ -321,7 +494,7 @@ mod tests {
                 view: view::RECEIVED,
                 cause: cause::REFUSED,
                 family: 4,
-                _pad: 0,
+                generation: 0,
                 addr: [10, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0],
                 netns: 0,
             },
@@ -335,7 +508,7 @@ mod tests {
 
     fn agg(top: usize) -> Aggregator {
         let mut a = Aggregator::new(
-            Limits { top, recent: 2 },
+            Limits { top, recent: 2, held: [8, 8, 8] },
             "6.18".into(),
             BTreeMap::from([(14, "TCP_STATE".into())]),
             Coverage::default(),
@@ -377,6 +550,64 @@ mod tests {
         );
     }
 
+    fn port_rows(s: &Snapshot, cause: &str) -> Vec<(String, u64)> {
+        s.ports.iter().filter(|p| p.cause == cause).map(|p| (p.port.to_string(), p.count)).collect()
+    }
+
+    #[test]
+    fn folded_keys_continue_and_rows_still_add_up() {
+        let mut a = agg(10);
+        let key = |p| maps::port_key(view::SENT, cause::CLOSED_PORT, p);
+        let mut k = counts();
+        // the fold takes 9999 (6) and 80 (1) out of the kernel; 443 comes back under generation 1
+        k.ports = vec![(key(443) | maps::PORT_KEY_GENERATION, 2)];
+        a.on_fold(Drained { ports: vec![(key(9999), 6), (key(80), 1)], ..Drained::default() });
+        a.on_counts(k.clone());
+        let s = a.snapshot(1.0, &BTreeMap::new());
+        let rows = port_rows(&s, "closed_port");
+        assert_eq!(rows, [("9999".into(), 6), ("443".into(), 2), ("80".into(), 1), ("other".into(), 1)]);
+        assert_eq!(rows.iter().map(|r| r.1).sum::<u64>(), 10, "the exact count, every reset in one row");
+        assert_eq!((s.keys.folds, s.keys.ports.folded, s.keys.ports.held, s.keys.ports.kernel), (1, 2, 2, 1));
+        // a folded key that comes back continues from its folded value
+        k.ports.push((key(9999) | maps::PORT_KEY_GENERATION, 3));
+        k.causes[cause::slot(view::SENT, cause::CLOSED_PORT) as usize] = 13;
+        a.on_counts(k);
+        assert_eq!(port_rows(&a.snapshot(1.0, &BTreeMap::new()), "closed_port")[0], ("9999".into(), 9));
+    }
+
+    #[test]
+    fn past_the_limit_the_coldest_keys_are_forgotten_into_expired() {
+        let mut a = agg(100); // holds 8 keys a map
+        let key = |p| maps::port_key(view::SENT, cause::CLOSED_PORT, p);
+        a.on_fold(Drained { ports: (1..=8).map(|p| (key(p), 1)).collect(), ..Drained::default() });
+        // ports 1..=4 grow again; 5..=8 stay cold; 9..=12 are new
+        a.on_fold(Drained { ports: (1..=4).chain(9..=12).map(|p| (key(p), 1)).collect(), ..Drained::default() });
+        let mut k = counts();
+        k.ports.clear();
+        k.overflow = vec![0; maps::OVERFLOW_SLOTS as usize];
+        k.causes[cause::slot(view::SENT, cause::CLOSED_PORT) as usize] = 16;
+        a.on_counts(k);
+        let s = a.snapshot(1.0, &BTreeMap::new());
+        let rows = port_rows(&s, "closed_port");
+        assert_eq!(rows.last(), Some(&("expired".into(), 4)), "{rows:?}");
+        assert!(rows.iter().all(|(p, _)| !["5", "6", "7", "8"].contains(&p.as_str())), "the cold ones went: {rows:?}");
+        assert_eq!(rows.iter().map(|r| r.1).sum::<u64>(), 16);
+        assert_eq!((s.keys.ports.held, s.keys.ports.forgotten), (8, 4));
+    }
+
+    #[test]
+    fn counts_an_earlier_run_folded_are_carried_over_as_expired() {
+        let mut a = agg(10);
+        let mut k = counts(); // closed_port: 10 counted, 9 in port keys + 1 overflow, 0 in peer keys
+        k.ports.truncate(2); // 7 + 1 overflow: 2 were folded by the run before
+        a.carry_over(&k);
+        a.on_counts(k);
+        let s = a.snapshot(1.0, &BTreeMap::new());
+        assert_eq!(port_rows(&s, "closed_port").last(), Some(&("expired".into(), 2)));
+        let peers: u64 = s.peers.iter().filter(|p| p.cause == "closed_port").map(|p| p.count).sum();
+        assert_eq!(peers, 10, "all 10 in peer rows, as expired");
+    }
+
     #[test]
     fn loopback_peers_of_two_namespaces_are_two_rows() {
         let mut a = agg(10);
@@ -385,7 +616,7 @@ mod tests {
             view: view::SENT,
             cause: cause::CLOSED_PORT,
             family: 4,
-            _pad: 0,
+            generation: 0,
             addr: [127, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0],
             netns,
         };
@@ -435,7 +666,8 @@ mod tests {
     fn owners_by_cgroup_with_names_and_overflow_as_other() {
         let mut a = agg(1);
         let mut k = counts();
-        let key = |cgroup| OwnerKey { cgroup, view: view::SENT, cause: cause::LINGER_ABORT, _pad: [0; 6] };
+        let key =
+            |cgroup| OwnerKey { cgroup, view: view::SENT, cause: cause::LINGER_ABORT, generation: 0, _pad: [0; 5] };
         k.owners = vec![(key(5), 3), (key(6), 1)];
         k.overflow[(2 * maps::COUNT_SLOTS + cause::slot(view::SENT, cause::LINGER_ABORT)) as usize] = 2;
         a.on_counts(k);

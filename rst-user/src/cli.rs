@@ -92,6 +92,11 @@ pub struct RunArgs {
     /// How often the kernel counters are read, in milliseconds [default: 1000].
     #[arg(long, value_name = "MS", allow_negative_numbers = true, value_parser = clap::value_parser!(u64).range(50..=60_000))]
     pub poll_ms: Option<u64>,
+    /// Every this many seconds the per-port, per-peer and per-owner keys move from the
+    /// kernel maps into the daemon (exactly: nothing counted is lost), so the kernel's key
+    /// budgets serve the keys active now; 0 never [default: 60].
+    #[arg(long, value_name = "SECONDS", allow_negative_numbers = true)]
+    pub fold_seconds: Option<u64>,
     /// bpffs directory where the counter maps are pinned, so a restart keeps counting
     /// [default: /sys/fs/bpf/rstwatch].
     #[arg(long, value_name = "DIR")]

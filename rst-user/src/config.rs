@@ -38,6 +38,7 @@ pub struct ConfigFile {
     pub rst_flood_rate: Option<f64>,
     pub owner_metrics: Option<bool>,
     pub netns: Option<Spanned<String>>,
+    pub fold_seconds: Option<u64>,
 }
 
 /// A parsed file with its text, to name lines in later errors.

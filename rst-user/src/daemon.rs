@@ -14,7 +14,7 @@ use tokio::{
 };
 
 use crate::{
-    aggregate::{Aggregator, Limits},
+    aggregate::{Aggregator, KernelCounts, Limits},
     alerts::{Change, Detector},
     cli::RunArgs,
     config::{self, Loaded},
@@ -34,6 +34,8 @@ use crate::{
 /// Samples handled per wake-up before the counters get their turn.
 const DRAIN_BATCH: usize = 4096;
 const RECENT: usize = 64;
+/// Folded keys the daemon holds per kernel key of budget; past it the coldest are forgotten.
+const HELD_PER_BUDGET: usize = 4;
 
 /// Every interface must exist; one named in the config file gets its line.
 fn check_interfaces(settings: &Settings, file: Option<&Loaded>) -> Result<(), Error> {
@@ -213,12 +215,16 @@ fn optional(probe: &mut kernel::Probe, feature: &str, without: &str, result: Res
     present
 }
 
+/// Loads and attaches; also returns the counters as they were before any
+/// program ran (pinned ones of an earlier run: see `Aggregator::carry_over`).
 fn start_programs(
     args: &RunArgs,
     settings: &Settings,
     probe: &mut kernel::Probe,
-) -> Result<(Ebpf, Wire, Source), Error> {
+) -> Result<(Ebpf, Wire, Source, KernelCounts), Error> {
     let mut ebpf = load(settings, args.fresh, probe)?;
+    let mut source = Source::new(&mut ebpf)?;
+    let before = source.counts();
     loader::set_sample_rate(&mut ebpf, settings.sample_rate)?;
     let btf = loader::kernel_btf(&args.btf)?;
     // A missing tracepoint was reported once by the probe; its view stays at zero.
@@ -289,18 +295,37 @@ fn start_programs(
         .chain(received_programs.into_iter().map(|p| (rst_common::view::RECEIVED, p)))
         .filter_map(|(v, name)| loader::program_fd(&ebpf, name).map(|fd| (v, fd)))
         .collect();
-    let source = Source::new(&mut ebpf, programs)?;
+    source.set_programs(programs);
     drop(btf);
     // Parsing kernel BTF (here and in aya) used tens of MiB that are free now:
     // hand them back so the idle daemon stays small.
     // SAFETY: malloc_trim only releases free heap memory.
     unsafe { libc::malloc_trim(0) };
-    Ok((ebpf, wire, source))
+    Ok((ebpf, wire, source, before))
+}
+
+/// The fold timer, when folding is on and exact here; else one coverage line.
+fn folding(settings: &Settings, probe: &mut kernel::Probe) -> Option<tokio::time::Interval> {
+    if settings.fold_seconds == 0 {
+        return None;
+    }
+    let why = crate::source::fold_unsupported();
+    let detail =
+        why.as_deref().map(|w| format!("key budgets are not folded: they fill and the rest counts as other ({w})"));
+    kernel::note(&mut probe.coverage, "fold", why.is_none(), detail.as_deref().unwrap_or_default());
+    why.is_none().then(|| {
+        let every = Duration::from_secs(settings.fold_seconds);
+        tokio::time::interval_at(tokio::time::Instant::now() + every, every)
+    })
 }
 
 fn aggregator(settings: &Settings, probe: &kernel::Probe) -> Aggregator {
     Aggregator::new(
-        Limits { top: settings.top, recent: RECENT },
+        Limits {
+            top: settings.top,
+            recent: RECENT,
+            held: [settings.port_keys, settings.peer_keys, settings.owner_keys].map(|n| HELD_PER_BUDGET * n as usize),
+        },
         probe.release.clone(),
         probe.reason_names.clone(),
         probe.coverage.clone(),
@@ -346,8 +371,10 @@ pub async fn run(args: RunArgs) -> Result<(), Error> {
     let mut pcap = pcap_sink(&args)?;
     let mut probe = kernel::probe(&args.btf)?;
     set_namespaces(&settings, &mut probe)?;
-    let (mut ebpf, mut wire, mut source) = start_programs(&args, &settings, &mut probe)?;
+    let (mut ebpf, mut wire, mut source, before) = start_programs(&args, &settings, &mut probe)?;
+    let mut fold = folding(&settings, &mut probe);
     let mut agg = aggregator(&settings, &probe);
+    agg.carry_over(&before);
     let mut captures = Ring::open(&mut ebpf, rst_common::maps::CAPTURES)?;
     start_capture(&args, &mut ebpf)?;
     let mut detector = Detector::new(settings.alerts);
@@ -409,6 +436,17 @@ pub async fn run(args: RunArgs) -> Result<(), Error> {
                     notify::status(&line);
                     last_summary = (Instant::now(), snap.totals);
                 }
+            }
+            _ = async { fold.as_mut().expect("guarded").tick().await }, if fold.is_some() => {
+                match source.fold(&mut ebpf) {
+                    Ok(drained) => agg.on_fold(drained),
+                    Err(e) => {
+                        tracing::warn!("folding stopped, key budgets fill from now on: {e}");
+                        fold = None;
+                    }
+                }
+                // at once: the aggregator holds the old kernel counts too until it reads them again
+                publish(&mut agg, &mut detector, &source, &wire);
             }
             _ = watchdog.tick(), if watchdog_every.is_some() => notify::watchdog(),
             _ = iface_check.tick() => wire.check(&mut ebpf),

@@ -75,6 +75,11 @@ pub fn set_sample_rate(ebpf: &mut Ebpf, rate: u32) -> Result<(), Error> {
     set_setting(ebpf, maps::SETTING_SAMPLE_RATE, rate)
 }
 
+/// Sets the generation the programs key ports, peers and owners with (folding).
+pub fn set_generation(ebpf: &mut Ebpf, generation: u32) -> Result<(), Error> {
+    set_setting(ebpf, maps::SETTING_GENERATION, generation)
+}
+
 /// Writes one slot of the `SETTINGS` map the programs read while running.
 fn set_setting(ebpf: &mut Ebpf, slot: u32, value: u32) -> Result<(), Error> {
     let map = ebpf.map_mut(maps::SETTINGS).ok_or_else(|| Error::Load { detail: "map SETTINGS missing".into() })?;

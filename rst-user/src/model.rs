@@ -128,6 +128,32 @@ pub struct Snapshot {
     /// Each interface asked for (`--iface`, `interfaces`) and which hooks are attached to it now.
     #[serde(default)]
     pub interfaces: Vec<Interface>,
+    /// The keyed maps' keys: in the kernel now, folded into the daemon, forgotten.
+    #[serde(default)]
+    pub keys: Keys,
+}
+
+/// Folding (see `aggregate::Drained`): per keyed map, how its keys live.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Keys {
+    /// Folds done since the daemon started.
+    pub folds: u64,
+    pub ports: KeyStats,
+    pub peers: KeyStats,
+    pub owners: KeyStats,
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KeyStats {
+    /// Keys in the kernel map now (of its budget).
+    pub kernel: u64,
+    /// Keys the daemon holds, folded out of the kernel.
+    pub held: u64,
+    /// Keys moved out of the kernel by folds, in all.
+    pub folded: u64,
+    /// Held keys forgotten (the coldest, past the daemon's limit): their
+    /// counts are in the `expired` rows.
+    pub forgotten: u64,
 }
 
 /// A requested interface: whether XDP (wire_in) and tc egress (wire_out) are attached.
@@ -335,6 +361,8 @@ pub struct Recent {
 }
 
 pub const OTHER: &str = "other";
+/// The row of keys that were folded and then forgotten (or folded by an earlier run).
+pub const EXPIRED: &str = "expired";
 
 impl Recent {
     /// When, for people: local `HH:MM:SS.mmm`, else seconds since boot.

@@ -13,6 +13,7 @@ pub const DEFAULT_SAMPLE_RATE: u32 = 200;
 pub const DEFAULT_TOP: usize = 20;
 pub const DEFAULT_POLL_MS: u64 = 1000;
 pub const DEFAULT_SUMMARY_SECONDS: u64 = 300;
+pub const DEFAULT_FOLD_SECONDS: u64 = 60;
 
 #[derive(Clone, Debug, PartialEq)]
 pub struct Settings {
@@ -36,6 +37,8 @@ pub struct Settings {
     pub owner_metrics: bool,
     /// `--netns`: the one network namespace (inode) the stack views count.
     pub netns: Option<u32>,
+    /// Seconds between folds of the keyed maps into the daemon; 0: never.
+    pub fold_seconds: u64,
 }
 
 /// A flag wins over a (line-tracked) config value, which wins over the default.
@@ -95,6 +98,7 @@ impl Settings {
                 .unwrap_or(DEFAULT_SUMMARY_SECONDS),
             owner_metrics: args.owner_metrics || f.and_then(|f| f.owner_metrics).unwrap_or(false),
             netns,
+            fold_seconds: args.fold_seconds.or(f.and_then(|f| f.fold_seconds)).unwrap_or(DEFAULT_FOLD_SECONDS),
             alerts: {
                 let d = Thresholds::default();
                 Thresholds {
@@ -133,6 +137,7 @@ impl Settings {
         note(false, "owner_metrics", self.owner_metrics.to_string(), new.owner_metrics.to_string());
         note(false, "pin_dir", format!("{:?}", self.pin_dir), format!("{:?}", new.pin_dir));
         note(false, "netns", format!("{:?}", self.netns), format!("{:?}", new.netns));
+        note(false, "fold_seconds", self.fold_seconds.to_string(), new.fold_seconds.to_string());
         (live, restart)
     }
 

@@ -8,7 +8,55 @@ use aya::{
 use rst_common::maps::{self, OwnerKey, PeerKey, SampleState};
 use tokio::io::{Interest, unix::AsyncFd};
 
-use crate::{aggregate::KernelCounts, error::Error};
+use crate::{
+    aggregate::{Drained, KernelCounts},
+    error::Error,
+    loader,
+};
+
+/// `membarrier(MEMBARRIER_CMD_GLOBAL)`: returns after an RCU grace period
+/// (`synchronize_rcu()` in kernel/sched/membarrier.c), by which every program
+/// that was running has returned. Only with more than one CPU online: on one
+/// the kernel returns at once.
+const MEMBARRIER_CMD_GLOBAL: libc::c_int = 1;
+const MEMBARRIER_CMD_QUERY: libc::c_int = 0;
+
+/// Why folding cannot be made exact on this machine, if it cannot.
+#[must_use]
+pub fn fold_unsupported() -> Option<String> {
+    // SAFETY: plain syscalls without pointers.
+    let cmds = unsafe { libc::syscall(libc::SYS_membarrier, MEMBARRIER_CMD_QUERY, 0, 0) };
+    let cpus = unsafe { libc::sysconf(libc::_SC_NPROCESSORS_ONLN) };
+    if cmds < 0 || cmds & libc::c_long::from(MEMBARRIER_CMD_GLOBAL) == 0 {
+        Some("membarrier(MEMBARRIER_CMD_GLOBAL) is not available (nohz_full, or an old kernel)".into())
+    } else if cpus < 2 {
+        Some("one CPU online: membarrier does not wait for a grace period there".into())
+    } else {
+        None
+    }
+}
+
+fn grace_period() -> Result<(), Error> {
+    // SAFETY: plain syscall without pointers.
+    if unsafe { libc::syscall(libc::SYS_membarrier, MEMBARRIER_CMD_GLOBAL, 0, 0) } == 0 {
+        Ok(())
+    } else {
+        Err(Error::Io { what: "waiting for an RCU grace period (membarrier)", source: std::io::Error::last_os_error() })
+    }
+}
+
+/// Every key of `map` that `old` accepts, with its value summed over CPUs,
+/// deleted from the map. A key whose delete fails stays (and is not returned).
+fn drain<K: aya::Pod>(map: &mut PerCpuHashMap<MapData, K, u64>, old: impl Fn(&K) -> bool) -> Vec<(K, u64)> {
+    let keys: Vec<K> = map.keys().filter_map(Result::ok).filter(|k| old(k)).collect();
+    keys.into_iter()
+        .filter_map(|k| {
+            let n = map.get(&k, 0).ok()?.iter().sum();
+            map.remove(&k).ok()?;
+            Some((k, n))
+        })
+        .collect()
+}
 
 /// Times the kernel skipped a program because it was already running on that
 /// CPU (`recursion_misses` in the program's fdinfo): events not counted.
@@ -30,6 +78,8 @@ pub struct Source {
     overflow: PerCpuArray<MapData, u64>,
     stats: PerCpuArray<MapData, SampleState>,
     unannounced: PerCpuArray<MapData, u64>,
+    /// The generation the programs key with now (`maps::SETTING_GENERATION`).
+    generation: u32,
 }
 
 fn take<T: TryFrom<aya::maps::Map, Error = aya::maps::MapError>>(ebpf: &mut Ebpf, name: &str) -> Result<T, Error> {
@@ -42,10 +92,10 @@ fn sum_array(a: &PerCpuArray<MapData, u64>) -> Vec<u64> {
 }
 
 impl Source {
-    /// `programs`: (view, fd) of programs whose misses are reported.
-    pub fn new(ebpf: &mut Ebpf, programs: Vec<(u8, std::os::fd::RawFd)>) -> Result<Self, Error> {
+    /// Takes the maps out of a loaded object (before or after its programs are attached).
+    pub fn new(ebpf: &mut Ebpf) -> Result<Self, Error> {
         Ok(Self {
-            programs,
+            programs: Vec::new(),
             ring: Ring::open(ebpf, maps::SAMPLES)?,
             counts: take(ebpf, maps::COUNTS)?,
             ports: take(ebpf, maps::PORTS)?,
@@ -54,6 +104,29 @@ impl Source {
             overflow: take(ebpf, maps::OVERFLOW)?,
             stats: take(ebpf, maps::STATS)?,
             unannounced: take(ebpf, maps::UNANNOUNCED)?,
+            generation: 0,
+        })
+    }
+
+    /// `programs`: (view, fd) of programs whose misses are reported.
+    pub fn set_programs(&mut self, programs: Vec<(u8, std::os::fd::RawFd)>) {
+        self.programs = programs;
+    }
+
+    /// Folds: the programs switch to the other generation; once no program can
+    /// still write the old one (an RCU grace period), every key of the old
+    /// generation is read and deleted. What is returned is exactly what those
+    /// keys counted; what comes after is counted under the new generation.
+    pub fn fold(&mut self, ebpf: &mut Ebpf) -> Result<Drained, Error> {
+        let old = self.generation;
+        loader::set_generation(ebpf, old ^ 1)?;
+        self.generation = old ^ 1;
+        grace_period()?;
+        let old8 = old as u8;
+        Ok(Drained {
+            ports: drain(&mut self.ports, |k| u32::from(k & maps::PORT_KEY_GENERATION != 0) == old),
+            peers: drain(&mut self.peers, |k| k.generation == old8),
+            owners: drain(&mut self.owners, |k| k.generation == old8),
         })
     }
 

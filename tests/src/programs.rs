@@ -67,6 +67,6 @@ impl Programs {
     pub fn counts(mut self) -> KernelCounts {
         let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
         let _guard = rt.enter();
-        Source::new(&mut self.ebpf, Vec::new()).expect("maps").counts()
+        Source::new(&mut self.ebpf).expect("maps").counts()
     }
 }

@@ -167,6 +167,31 @@ impl Collector for SnapshotCollector {
             "1 when the hook (xdp: wire_in, tc: wire_out) is attached to the requested interface, 0 when it is not (absent, or failing to attach).",
             &interface_rows(s),
         )?;
+        let k = &s.keys;
+        let maps = [("ports", k.ports), ("peers", k.peers), ("owners", k.owners)];
+        let folded: Vec<_> = maps.iter().map(|(m, st)| (vec![("map", (*m).to_string())], st.folded)).collect();
+        counter(
+            &mut enc,
+            "rstwatch_keys_folded",
+            "Port, peer and owner keys moved from the kernel maps into the daemon by folds (exact; frees the kernel's key budget).",
+            &folded,
+        )?;
+        let forgotten: Vec<_> = maps.iter().map(|(m, st)| (vec![("map", (*m).to_string())], st.forgotten)).collect();
+        counter(
+            &mut enc,
+            "rstwatch_keys_forgotten",
+            "Folded keys the daemon stopped holding (the coldest, past 4x the key budget); their resets are in the port/peer/owner \"expired\" rows.",
+            &forgotten,
+        )?;
+        let live: Vec<_> = maps
+            .iter()
+            .flat_map(|(m, st)| {
+                [("kernel", st.kernel), ("daemon", st.held)].map(|(at, n)| {
+                    (vec![("map", (*m).to_string()), ("at", at.to_string())], i64::try_from(n).unwrap_or(i64::MAX))
+                })
+            })
+            .collect();
+        gauge(&mut enc, "rstwatch_keys", "Keys held now, in the kernel map (of its budget) and in the daemon.", &live)?;
         let mut info = enc.encode_descriptor(
             "rstwatch_build_info",
             "rstwatch version and running kernel.",

@@ -82,7 +82,7 @@ fn userspace() -> f64 {
         })
         .collect();
     let mut agg = Aggregator::new(
-        Limits { top: 20, recent: 64 },
+        Limits { top: 20, recent: 64, held: [16_384; 3] },
         "bench".into(),
         std::collections::BTreeMap::default(),
         rst_user::model::Coverage::default(),
