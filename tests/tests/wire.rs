@@ -65,13 +65,18 @@ fn wire_causes_through_vlan_tags_v4_and_v6() {
     assert_eq!(total(view::WIRE_OUT), rsts);
 }
 
+/// An nftables rule in `ns` answering SYNs to `port` with a firewall's RST (not the stack's).
+fn reject_with_tcp_reset(ns: &rst_tests::netns::Netns, port: u16) {
+    let port = port.to_string();
+    ns.exec(&["nft", "add", "table", "inet", "rstw"]);
+    ns.exec(&["nft", "add", "chain", "inet", "rstw", "in", "{ type filter hook input priority 0; }"]);
+    ns.exec(&["nft", "add", "rule", "inet", "rstw", "in", "tcp", "dport", &port, "reject", "with", "tcp", "reset"]);
+}
+
 #[test]
 fn firewall_reset_is_not_from_stack() {
     let rig = rst_tests::rig::Rig::start();
-    let b = &rig.pair.b;
-    b.exec(&["nft", "add", "table", "inet", "rstw"]);
-    b.exec(&["nft", "add", "chain", "inet", "rstw", "in", "{ type filter hook input priority 0; }"]);
-    b.exec(&["nft", "add", "rule", "inet", "rstw", "in", "tcp", "dport", "7801", "reject", "with", "tcp", "reset"]);
+    reject_with_tcp_reset(&rig.pair.b, 7801);
     let d = rig.measure(
         |p| {
             rst_tests::traffic::syn_to_closed_port(
@@ -103,10 +108,7 @@ fn firewall_reset_is_not_from_stack() {
 #[test]
 fn an_identical_tuple_in_another_namespace_never_crosses() {
     let rig = rst_tests::rig::Rig::start();
-    let b = &rig.pair.b;
-    b.exec(&["nft", "add", "table", "inet", "rstw"]);
-    b.exec(&["nft", "add", "chain", "inet", "rstw", "in", "{ type filter hook input priority 0; }"]);
-    b.exec(&["nft", "add", "rule", "inet", "rstw", "in", "tcp", "dport", "7821", "reject", "with", "tcp", "reset"]);
+    reject_with_tcp_reset(&rig.pair.b, 7821);
     // Namespace x holds both addresses on its loopback: its stack refuses the
     // very tuple b's firewall will, and announces that reply to tc egress.
     let x = rst_tests::netns::Netns::new("x");
