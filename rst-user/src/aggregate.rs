@@ -434,8 +434,9 @@ impl Aggregator {
             // filled by the alert detector, which runs on this snapshot
             alerts: Vec::new(),
             alerts_started: BTreeMap::new(),
-            // filled by the daemon from the wire's state
+            // filled by the daemon from the wire's state and its programs
             interfaces: Vec::new(),
+            programs: Vec::new(),
             keys: Keys {
                 folds: self.folds,
                 ports: self.held.0.stats(k.ports.len()),

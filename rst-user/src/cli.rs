@@ -37,6 +37,11 @@ pub enum Command {
         #[arg(value_enum)]
         shell: clap_complete::Shell,
     },
+    /// Write the man pages (rstwatch.8 and one per command, e.g. rstwatch-run.8) into DIR.
+    Man {
+        #[arg(value_name = "DIR")]
+        dir: PathBuf,
+    },
     /// Internal: started by `run` on kernels without TCX (< 6.6); waits until its
     /// daemon is gone (its stdin closes), then removes the daemon's tc egress filters.
     #[command(hide = true, name = "tc-reaper")]

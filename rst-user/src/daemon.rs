@@ -296,6 +296,7 @@ fn start_programs(
         .filter_map(|(v, name)| loader::program_fd(&ebpf, name).map(|fd| (v, fd)))
         .collect();
     source.set_programs(programs);
+    source.set_loaded(&ebpf);
     drop(btf);
     // Parsing kernel BTF (here and in aya) used tens of MiB that are free now:
     // hand them back so the idle daemon stays small.
@@ -389,6 +390,7 @@ pub async fn run(args: RunArgs) -> Result<(), Error> {
         snap.time = crate::clock::now_rfc3339();
         snap.netns = netns;
         snap.interfaces = wire.status();
+        snap.programs = source.costs();
         for change in detector.on_snapshot(&snap) {
             log_alert(&change);
         }
@@ -449,9 +451,13 @@ pub async fn run(args: RunArgs) -> Result<(), Error> {
                 publish(&mut agg, &mut detector, &source, &wire);
             }
             _ = watchdog.tick(), if watchdog_every.is_some() => notify::watchdog(),
-            _ = iface_check.tick() => wire.check(&mut ebpf),
+            _ = iface_check.tick() => {
+                wire.check(&mut ebpf);
+                source.set_loaded(&ebpf);
+            }
             _ = sighup.recv() => {
                 reload(&args, &mut settings, &mut ebpf, &mut wire, &mut agg);
+                source.set_loaded(&ebpf);
                 detector.set_thresholds(settings.alerts);
             }
             _ = sigint.recv() => break,

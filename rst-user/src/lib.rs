@@ -13,6 +13,7 @@ pub mod decode;
 pub mod error;
 pub mod kernel;
 pub mod loader;
+pub mod manpages;
 pub mod model;
 pub mod notify;
 pub mod output;

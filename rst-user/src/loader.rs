@@ -172,6 +172,13 @@ pub fn program_fd(ebpf: &Ebpf, name: &str) -> Option<std::os::fd::RawFd> {
     Some(fd)
 }
 
+/// (name, fd) of every program of `ebpf` that is loaded now.
+#[must_use]
+pub fn loaded_programs(ebpf: &Ebpf) -> Vec<(String, std::os::fd::RawFd)> {
+    use std::os::fd::{AsFd as _, AsRawFd as _};
+    ebpf.programs().filter_map(|(name, p)| Some((name.to_string(), p.fd().ok()?.as_fd().as_raw_fd()))).collect()
+}
+
 /// The XDP program `name`, loaded (once) but not attached.
 pub fn xdp<'a>(ebpf: &'a mut Ebpf, name: &str) -> Result<&'a mut Xdp, Error> {
     let p: &mut Xdp = program(ebpf, name)?;

@@ -1,7 +1,7 @@
 //! rstwatch: parse the command line, run the command, map errors to one line
 //! and an exit code (2: usage or environment, 1: runtime).
 
-use rst_user::{cli, client, daemon, error, reaper, tui};
+use rst_user::{cli, client, daemon, error, manpages, reaper, tui};
 
 use std::{io::IsTerminal as _, process::ExitCode};
 
@@ -49,6 +49,11 @@ fn main() -> ExitCode {
             reaper::run();
             Ok(())
         }
+        cli::Command::Man { dir } => manpages::write(&dir).map(|pages| {
+            for p in pages {
+                println!("{}", p.display());
+            }
+        }),
         cli::Command::Completions { shell } => {
             clap_complete::generate(
                 shell,

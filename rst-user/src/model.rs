@@ -131,6 +131,18 @@ pub struct Snapshot {
     /// The keyed maps' keys: in the kernel now, folded into the daemon, forgotten.
     #[serde(default)]
     pub keys: Keys,
+    /// The cost of each of our loaded programs, from the kernel's own
+    /// per-program stats (counted only while `kernel.bpf_stats_enabled` is 1).
+    #[serde(default)]
+    pub programs: Vec<ProgramCost>,
+}
+
+/// One program's runs and time in them, as the kernel counts (`bpf_prog_info`).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProgramCost {
+    pub program: String,
+    pub runs: u64,
+    pub run_ns: u64,
 }
 
 /// Folding (see `aggregate::Drained`): per keyed map, how its keys live.

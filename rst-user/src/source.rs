@@ -12,6 +12,7 @@ use crate::{
     aggregate::{Drained, KernelCounts},
     error::Error,
     loader,
+    model::ProgramCost,
 };
 
 /// `membarrier(MEMBARRIER_CMD_GLOBAL)`: returns after an RCU grace period
@@ -60,16 +61,21 @@ fn drain<K: aya::Pod>(map: &mut PerCpuHashMap<MapData, K, u64>, old: impl Fn(&K)
 
 /// Times the kernel skipped a program because it was already running on that
 /// CPU (`recursion_misses` in the program's fdinfo): events not counted.
-fn recursion_misses(fd: std::os::fd::RawFd) -> u64 {
+/// One number of a program's fdinfo (`recursion_misses`, `run_cnt`, `run_time_ns`); 0 when absent.
+fn fdinfo(fd: std::os::fd::RawFd, field: &str) -> u64 {
     std::fs::read_to_string(format!("/proc/self/fdinfo/{fd}"))
         .ok()
-        .and_then(|s| s.lines().find_map(|l| l.strip_prefix("recursion_misses:")).and_then(|v| v.trim().parse().ok()))
+        .and_then(|s| {
+            s.lines().find_map(|l| l.strip_prefix(field)?.strip_prefix(':')).and_then(|v| v.trim().parse().ok())
+        })
         .unwrap_or(0)
 }
 
 pub struct Source {
     /// (view, program fd) of the tracepoint programs, for their misses.
     programs: Vec<(u8, std::os::fd::RawFd)>,
+    /// (name, fd) of every loaded program, for their costs.
+    loaded: Vec<(String, std::os::fd::RawFd)>,
     ring: Ring,
     counts: PerCpuArray<MapData, u64>,
     ports: PerCpuHashMap<MapData, u32, u64>,
@@ -96,6 +102,7 @@ impl Source {
     pub fn new(ebpf: &mut Ebpf) -> Result<Self, Error> {
         Ok(Self {
             programs: Vec::new(),
+            loaded: Vec::new(),
             ring: Ring::open(ebpf, maps::SAMPLES)?,
             counts: take(ebpf, maps::COUNTS)?,
             ports: take(ebpf, maps::PORTS)?,
@@ -111,6 +118,24 @@ impl Source {
     /// `programs`: (view, fd) of programs whose misses are reported.
     pub fn set_programs(&mut self, programs: Vec<(u8, std::os::fd::RawFd)>) {
         self.programs = programs;
+    }
+
+    /// Notes every program `ebpf` has loaded now (call again after attaching more).
+    pub fn set_loaded(&mut self, ebpf: &Ebpf) {
+        self.loaded = loader::loaded_programs(ebpf);
+    }
+
+    /// Each loaded program's runs and run time, as the kernel counts them.
+    #[must_use]
+    pub fn costs(&self) -> Vec<ProgramCost> {
+        self.loaded
+            .iter()
+            .map(|(name, fd)| ProgramCost {
+                program: name.clone(),
+                runs: fdinfo(*fd, "run_cnt"),
+                run_ns: fdinfo(*fd, "run_time_ns"),
+            })
+            .collect()
     }
 
     /// Folds: the programs switch to the other generation; once no program can
@@ -157,7 +182,7 @@ impl Source {
     fn missed(&self) -> Vec<(u8, u64)> {
         let mut missed = std::collections::BTreeMap::new();
         for &(v, fd) in &self.programs {
-            *missed.entry(v).or_insert(0) += recursion_misses(fd);
+            *missed.entry(v).or_insert(0) += fdinfo(fd, "recursion_misses");
         }
         if let Some(sent) = missed.get_mut(&rst_common::view::SENT) {
             *sent += sum_array(&self.unannounced).iter().sum::<u64>();

@@ -111,6 +111,18 @@ impl Daemon {
         run_in(&self.ns, || ureq::get(&url).call().ok()?.body_mut().read_to_string().ok())
     }
 
+    /// GET `path` with an `Accept` header, whatever the status: (status, content type, body).
+    #[must_use]
+    pub fn request(&self, path: &str, accept: &str) -> (u16, String, String) {
+        let url = format!("http://{LISTEN}{path}");
+        run_in(&self.ns, || {
+            let agent: ureq::Agent = ureq::Agent::config_builder().http_status_as_error(false).build().into();
+            let mut r = agent.get(&url).header("Accept", accept).call().unwrap_or_else(|e| panic!("GET {path}: {e}"));
+            let kind = r.headers().get("content-type").and_then(|v| v.to_str().ok()).unwrap_or_default().to_string();
+            (r.status().as_u16(), kind, r.body_mut().read_to_string().expect("a text body"))
+        })
+    }
+
     /// GET `path` from the daemon (from inside its namespace).
     #[must_use]
     pub fn get(&self, path: &str) -> String {

@@ -167,7 +167,7 @@ fn completions_are_printed() {
 fn packaging_files_are_valid_and_name_real_metrics() {
     // Every metric family the daemon can export (owners included), from the renderer itself.
     let options = rst_user::output::metrics::Options { owners: true };
-    let text = rst_user::output::metrics::render(&rst_user::model::Snapshot::default(), options);
+    let text = rst_user::output::metrics::render(&rst_user::model::Snapshot::default(), options, None);
     let families: Vec<String> = text
         .lines()
         .filter_map(|l| l.strip_prefix("# TYPE "))
@@ -213,7 +213,11 @@ fn packaging_files_are_valid_and_name_real_metrics() {
     let ds = &yaml_rust2::YamlLoader::load_from_str(include_str!("../../packaging/kubernetes/daemonset.yaml"))
         .expect("DaemonSet is YAML")[0];
     assert_eq!(ds["kind"].as_str(), Some("DaemonSet"));
-    let caps = &ds["spec"]["template"]["spec"]["containers"][0]["securityContext"]["capabilities"]["add"];
+    let container = &ds["spec"]["template"]["spec"]["containers"][0];
+    // The image `cargo xtask image` builds, probed where liveness is answered.
+    assert_eq!(container["image"].as_str(), Some(concat!("rstwatch:", env!("CARGO_PKG_VERSION"))));
+    assert_eq!(container["livenessProbe"]["httpGet"]["path"].as_str(), Some("/healthz"));
+    let caps = &container["securityContext"]["capabilities"]["add"];
     assert!(caps.as_vec().unwrap().iter().any(|c| c.as_str() == Some("BPF")));
 }
 

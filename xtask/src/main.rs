@@ -2,8 +2,11 @@
 //! runner. Privileges live here, not in global cargo configuration.
 
 mod bench;
+mod deb;
+mod image;
 mod install;
 mod kernels;
+mod static_bin;
 mod toolchain;
 mod tools;
 
@@ -48,6 +51,11 @@ enum Task {
         #[arg(long, default_value = "/")]
         root: PathBuf,
     },
+    /// Build the Debian package target/debian/rstwatch_VERSION_amd64.deb (cargo-deb) and check it with lintian.
+    Deb,
+    /// Build the container image the DaemonSet runs (rstwatch:VERSION, FROM scratch with a static
+    /// rstwatch) with buildah, and write it as an OCI archive under target/image.
+    Image,
     /// Benchmarks side by side (XDP cost, reset storm vs bpftrace and tcpdump, userspace, memory).
     Bench,
     /// Every test: unit tests, then the root integration tests (real programs, real sockets, own namespaces).
@@ -208,6 +216,11 @@ fn host_tests(filter: Option<&str>) -> Result<()> {
     }
     let _ = std::fs::create_dir_all(host_row().parent().expect("folder"));
     let _ = std::fs::remove_file(host_row());
+    // The .deb and the image build (two release builds, cargo-deb, lintian, buildah) while the
+    // integration tests run: those wait on the kernel and sockets far more than on the CPU.
+    // Their tests run last.
+    let packaging =
+        filter.is_none_or(|f| PACKAGE_TESTS.iter().any(|t| t.contains(f))).then(deb::spawn_build).transpose()?;
     let mut integ = vec!["test", "--package", "rst-tests", "--", "--test-threads=1"];
     integ.extend(&f);
     let status = Command::new("cargo")
@@ -216,11 +229,27 @@ fn host_tests(filter: Option<&str>) -> Result<()> {
         .env("RSTWATCH_MATRIX_ROW", host_row())
         .current_dir(workspace())
         .status()?;
+    let built = packaging.map(deb::finish).transpose();
     if !status.success() {
         bail!("integration tests failed");
     }
+    if let Some(deb) = built? {
+        let status = Command::new("cargo")
+            .args(["test", "--package", "rst-tests", "--test", "packages", "--test", "image", "--", "--ignored"])
+            .env("RSTWATCH_DEB", &deb)
+            .env("RSTWATCH_IMAGE", image::TAG)
+            .current_dir(workspace())
+            .status()?;
+        if !status.success() {
+            bail!("the package and image tests failed");
+        }
+    }
     Ok(())
 }
+
+/// The root tests of what `cargo xtask deb` and `cargo xtask image` build (tests/tests/{packages,image}.rs).
+const PACKAGE_TESTS: [&str; 2] =
+    ["deb_installs_documents_itself_and_purges_clean", "image_runs_as_the_daemonset_and_counts_a_reset"];
 
 /// The kernel test set in each of `series`, one VM after the other (2 cores: one guest at a time).
 fn matrix(series: &[String], filter: Option<&str>) -> Result<Vec<kernels::Outcome>> {
@@ -252,6 +281,14 @@ fn main() -> ExitCode {
             }
             eprintln!("xtask: now `systemctl daemon-reload && systemctl enable --now rstwatch`");
             Ok(ExitCode::SUCCESS)
+        }),
+        Task::Deb => build(true).and_then(|bin| deb::build(&bin)).map(|deb| {
+            eprintln!("xtask: built {}", deb.display());
+            ExitCode::SUCCESS
+        }),
+        Task::Image => image::build().map(|archive| {
+            eprintln!("xtask: built {} (also {})", image::TAG, archive.display());
+            ExitCode::SUCCESS
         }),
         Task::Bench => bench::run().map(|()| ExitCode::SUCCESS),
         Task::Test { filter, kernels, kernel } => test(filter.as_deref(), kernels, &kernel).map(|()| ExitCode::SUCCESS),

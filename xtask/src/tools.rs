@@ -1,12 +1,12 @@
 //! System tools the integration tests drive (iproute2, util-linux, tmux, systemd-analyze, nftables, hping3, tcpdump,
-//! nginx): checked, and installed from Debian's packages when missing — without starting any service they ship.
+//! nginx, promtool): checked, and installed from Debian's packages when missing — without starting any service they ship.
 
 use std::process::Command;
 
 use anyhow::{Result, bail};
 
 /// (command, Debian package)
-const TOOLS: [(&str, &str); 10] = [
+const TOOLS: [(&str, &str); 11] = [
     ("tcpdump", "tcpdump"),
     ("hping3", "hping3"),
     ("nft", "nftables"),
@@ -17,6 +17,19 @@ const TOOLS: [(&str, &str); 10] = [
     ("tmux", "tmux"),
     ("systemd-analyze", "systemd"),
     ("nginx", "nginx"),
+    ("promtool", "prometheus"),
+];
+
+/// What `cargo xtask deb` (beyond cargo-deb) and `cargo xtask image` need, and their tests: also
+/// installed with the test tools, so the background packaging build never runs apt beside them.
+/// runc: podman's default crun refuses hosts with hybrid cgroups (v1 controllers beside cgroup2).
+pub const PACKAGING: [(&str, &str); 6] = [
+    ("lintian", "lintian"),
+    ("gzip", "gzip"),
+    ("man", "man-db"),
+    ("buildah", "buildah"),
+    ("podman", "podman"),
+    ("runc", "runc"),
 ];
 
 /// Debian's hook that tells maintainer scripts not to start services.
@@ -28,7 +41,7 @@ fn present(cmd: &str) -> bool {
 
 /// The integration tests' tools.
 pub fn ensure() -> Result<()> {
-    ensure_packages(&TOOLS)
+    ensure_packages(&[&TOOLS[..], &PACKAGING[..]].concat())
 }
 
 /// Installs the Debian package of each missing (command, package).

@@ -7,7 +7,13 @@ use prometheus_client::{
     registry::Registry,
 };
 
-use crate::model::{self, PortLabel, Snapshot};
+use crate::{
+    model::{self, PortLabel, Snapshot},
+    output::{
+        exposition::{self, Format},
+        process::Process,
+    },
+};
 
 /// The `port` label of clients' ephemeral ports, summed.
 pub const EPHEMERAL: &str = "ephemeral";
@@ -21,7 +27,7 @@ pub struct Options {
 }
 
 #[derive(Debug)]
-struct SnapshotCollector(Snapshot, Options);
+struct SnapshotCollector(Snapshot, Options, Option<Process>);
 
 fn counter(
     enc: &mut DescriptorEncoder,
@@ -47,6 +53,56 @@ fn gauge(enc: &mut DescriptorEncoder, name: &str, help: &str, rows: &[(Vec<(&str
 fn plain_counter(enc: &mut DescriptorEncoder, name: &str, help: &str, value: u64) -> std::fmt::Result {
     let c = ConstCounter::new(value);
     c.encode(enc.encode_descriptor(name, help, None, c.metric_type())?)
+}
+
+fn plain_gauge(enc: &mut DescriptorEncoder, name: &str, help: &str, value: f64) -> std::fmt::Result {
+    let g = ConstGauge::new(value);
+    g.encode(enc.encode_descriptor(name, help, None, g.metric_type())?)
+}
+
+/// What the kernel counts for each of our programs (bpf_prog_info run_cnt, run_time_ns).
+fn program_costs(enc: &mut DescriptorEncoder, s: &Snapshot) -> std::fmt::Result {
+    const HOW: &str = "counted by the kernel only while kernel.bpf_stats_enabled is 1 (`sysctl -w kernel.bpf_stats_enabled=1`; it adds two clock reads per run), 0 otherwise";
+    let mut runs = enc.encode_descriptor(
+        "rstwatch_program_runs",
+        &format!("Runs of each rstwatch kernel program, {HOW}."),
+        None,
+        ConstCounter::new(0u64).metric_type(),
+    )?;
+    for p in &s.programs {
+        ConstCounter::new(p.runs).encode(runs.encode_family(&[("program", p.program.as_str())])?)?;
+    }
+    let mut time = enc.encode_descriptor(
+        "rstwatch_program_run_seconds",
+        &format!("Time spent in each rstwatch kernel program, {HOW}; divided by rstwatch_program_runs_total, the cost per event."),
+        None,
+        ConstCounter::new(0f64).metric_type(),
+    )?;
+    for p in &s.programs {
+        ConstCounter::new(p.run_ns as f64 / 1e9).encode(time.encode_family(&[("program", p.program.as_str())])?)?;
+    }
+    Ok(())
+}
+
+/// `process_*`, as the Prometheus clients of other languages export them.
+fn process(enc: &mut DescriptorEncoder, p: &Process) -> std::fmt::Result {
+    let c = ConstCounter::new(p.cpu_seconds);
+    c.encode(enc.encode_descriptor(
+        "process_cpu_seconds",
+        "Total user and system CPU time spent in seconds.",
+        None,
+        c.metric_type(),
+    )?)?;
+    for (name, help, value) in [
+        ("process_resident_memory_bytes", "Resident memory size in bytes.", p.resident_bytes as f64),
+        ("process_virtual_memory_bytes", "Virtual memory size in bytes.", p.virtual_bytes as f64),
+        ("process_start_time_seconds", "Start time of the process since unix epoch in seconds.", p.start_time_seconds),
+        ("process_open_fds", "Number of open file descriptors.", p.open_fds as f64),
+        ("process_max_fds", "Maximum number of open file descriptors.", p.max_fds as f64),
+    ] {
+        plain_gauge(enc, name, help, value)?;
+    }
+    Ok(())
 }
 
 /// Owner rows summed by name (two cgroups may carry one unit's name).
@@ -192,6 +248,10 @@ impl Collector for SnapshotCollector {
             })
             .collect();
         gauge(&mut enc, "rstwatch_keys", "Keys held now, in the kernel map (of its budget) and in the daemon.", &live)?;
+        program_costs(&mut enc, s)?;
+        if let Some(p) = &self.2 {
+            process(&mut enc, p)?;
+        }
         let mut info = enc.encode_descriptor(
             "rstwatch_build_info",
             "rstwatch version and running kernel.",
@@ -204,14 +264,24 @@ impl Collector for SnapshotCollector {
     }
 }
 
-/// The `/metrics` body for `snapshot`.
+/// The `/metrics` body for `snapshot` (OpenMetrics), with the daemon's `process` when given.
 #[must_use]
-pub fn render(snapshot: &Snapshot, options: Options) -> String {
+pub fn render(snapshot: &Snapshot, options: Options, process: Option<Process>) -> String {
     let mut registry = Registry::default();
-    registry.register_collector(Box::new(SnapshotCollector(snapshot.clone(), options)));
+    registry.register_collector(Box::new(SnapshotCollector(snapshot.clone(), options, process)));
     let mut out = String::new();
     encode(&mut out, &registry).expect("writing to a String cannot fail");
     out
+}
+
+/// [`render`] in `format`.
+#[must_use]
+pub fn render_as(format: Format, snapshot: &Snapshot, options: Options, process: Option<Process>) -> String {
+    let om = render(snapshot, options, process);
+    match format {
+        Format::OpenMetrics => om,
+        Format::Text => exposition::to_text(&om),
+    }
 }
 
 #[cfg(test)]
@@ -235,7 +305,7 @@ mod tests {
             ],
             ..Snapshot::default()
         };
-        let text = render(&s, Options::default());
+        let text = render(&s, Options::default(), None);
         assert!(text.contains("rstwatch_resets_total{view=\"sent\",cause=\"closed_port\"} 3\n"), "{text}");
         assert!(text.contains("rstwatch_resets_total{view=\"wire_out\",cause=\"not_from_stack\"} 0\n"));
         assert!(text.contains("rstwatch_port_resets_total{view=\"sent\",cause=\"closed_port\",port=\"other\"} 1\n"));
@@ -262,7 +332,7 @@ mod tests {
             ],
             ..Snapshot::default()
         };
-        let text = render(&s, Options::default());
+        let text = render(&s, Options::default(), None);
         assert!(
             text.contains("rstwatch_port_resets_total{view=\"received\",cause=\"refused\",port=\"ephemeral\"} 5\n"),
             "{text}"
@@ -288,8 +358,8 @@ mod tests {
             owners: vec![row("nginx.service", Some(1), 3), row("nginx.service", Some(2), 2), row("other", None, 1)],
             ..Snapshot::default()
         };
-        assert!(!render(&s, Options::default()).contains("rstwatch_owner_resets"));
-        let text = render(&s, Options { owners: true });
+        assert!(!render(&s, Options::default(), None).contains("rstwatch_owner_resets"));
+        let text = render(&s, Options { owners: true }, None);
         assert!(
             text.contains(
                 "rstwatch_owner_resets_total{view=\"sent\",cause=\"linger_abort\",owner=\"nginx.service\"} 5\n"

@@ -12,35 +12,18 @@ use std::{
 use anyhow::{Context as _, Result, bail};
 
 use super::{Kernel, TEST_SET, kernels_dir, run};
-use crate::workspace;
+use crate::static_bin;
 
 /// Static test binaries for the guest: (name in the guest, path on the host).
 pub fn build_guest_binaries() -> Result<Vec<(String, PathBuf)>> {
-    const TARGET: &str = "x86_64-unknown-linux-gnu";
-    // No musl target can be installed here: a static glibc build. Target-scoped
-    // flags keep build scripts and proc macros dynamic.
-    let flags = ("CARGO_TARGET_X86_64_UNKNOWN_LINUX_GNU_RUSTFLAGS", "-C target-feature=+crt-static");
     eprintln!("xtask: building static binaries for the kernel matrix");
-    let status = Command::new("cargo")
-        .args(["build", "--package", "rst-user", "--bin", "rstwatch", "--target", TARGET])
-        .env(flags.0, flags.1)
-        .current_dir(workspace())
-        .status()?;
-    if !status.success() {
-        bail!("building the static rstwatch failed");
-    }
-    let mut bins =
-        vec![("rstwatch".to_string(), workspace().join("target").join(TARGET).join("debug").join("rstwatch"))];
-    let mut args = vec!["test", "--no-run", "--package", "rst-tests", "--target", TARGET, "--message-format=json"];
+    // The daemon as released (the image's binary, so built once): a debug build is slow under TCG.
+    let mut bins = vec![("rstwatch".to_string(), static_bin::rstwatch(true)?)];
+    let mut args = vec!["test", "--no-run", "--package", "rst-tests", "--message-format=json"];
     for t in TEST_SET {
         args.extend(["--test", t]);
     }
-    let out = Command::new("cargo")
-        .args(&args)
-        .env(flags.0, flags.1)
-        .current_dir(workspace())
-        .stderr(Stdio::inherit())
-        .output()?;
+    let out = static_bin::cargo(&args).stderr(Stdio::inherit()).output()?;
     if !out.status.success() {
         bail!("building the static test binaries failed");
     }
