@@ -179,6 +179,30 @@ pub fn loaded_programs(ebpf: &Ebpf) -> Vec<(String, std::os::fd::RawFd)> {
     ebpf.programs().filter_map(|(name, p)| Some((name.to_string(), p.fd().ok()?.as_fd().as_raw_fd()))).collect()
 }
 
+/// One number of a program's fdinfo (`recursion_misses`, `run_cnt`, `run_time_ns`); 0 when absent.
+#[must_use]
+pub fn fdinfo(fd: std::os::fd::RawFd, field: &str) -> u64 {
+    std::fs::read_to_string(format!("/proc/self/fdinfo/{fd}"))
+        .ok()
+        .and_then(|s| {
+            s.lines().find_map(|l| l.strip_prefix(field)?.strip_prefix(':')).and_then(|v| v.trim().parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+/// Each program's runs and run time as the kernel counts them (while `kernel.bpf_stats_enabled` is 1).
+#[must_use]
+pub fn program_costs(programs: &[(String, std::os::fd::RawFd)]) -> Vec<crate::model::ProgramCost> {
+    programs
+        .iter()
+        .map(|(name, fd)| crate::model::ProgramCost {
+            program: name.clone(),
+            runs: fdinfo(*fd, "run_cnt"),
+            run_ns: fdinfo(*fd, "run_time_ns"),
+        })
+        .collect()
+}
+
 /// The XDP program `name`, loaded (once) but not attached.
 pub fn xdp<'a>(ebpf: &'a mut Ebpf, name: &str) -> Result<&'a mut Xdp, Error> {
     let p: &mut Xdp = program(ebpf, name)?;

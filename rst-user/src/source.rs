@@ -59,18 +59,6 @@ fn drain<K: aya::Pod>(map: &mut PerCpuHashMap<MapData, K, u64>, old: impl Fn(&K)
         .collect()
 }
 
-/// Times the kernel skipped a program because it was already running on that
-/// CPU (`recursion_misses` in the program's fdinfo): events not counted.
-/// One number of a program's fdinfo (`recursion_misses`, `run_cnt`, `run_time_ns`); 0 when absent.
-fn fdinfo(fd: std::os::fd::RawFd, field: &str) -> u64 {
-    std::fs::read_to_string(format!("/proc/self/fdinfo/{fd}"))
-        .ok()
-        .and_then(|s| {
-            s.lines().find_map(|l| l.strip_prefix(field)?.strip_prefix(':')).and_then(|v| v.trim().parse().ok())
-        })
-        .unwrap_or(0)
-}
-
 pub struct Source {
     /// (view, program fd) of the tracepoint programs, for their misses.
     programs: Vec<(u8, std::os::fd::RawFd)>,
@@ -128,14 +116,7 @@ impl Source {
     /// Each loaded program's runs and run time, as the kernel counts them.
     #[must_use]
     pub fn costs(&self) -> Vec<ProgramCost> {
-        self.loaded
-            .iter()
-            .map(|(name, fd)| ProgramCost {
-                program: name.clone(),
-                runs: fdinfo(*fd, "run_cnt"),
-                run_ns: fdinfo(*fd, "run_time_ns"),
-            })
-            .collect()
+        loader::program_costs(&self.loaded)
     }
 
     /// Folds: the programs switch to the other generation; once no program can
@@ -177,12 +158,13 @@ impl Source {
     }
 
     /// Per view: the kernel's recursion misses of its programs (a view may
-    /// have several: tracepoint and fentry), plus for `sent` the stack resets
-    /// tc saw leaving without their event.
+    /// have several: tracepoint and fentry; a miss is a time the kernel skipped
+    /// one because it was already running on that CPU, `recursion_misses` in its
+    /// fdinfo), plus for `sent` the stack resets tc saw leaving without their event.
     fn missed(&self) -> Vec<(u8, u64)> {
         let mut missed = std::collections::BTreeMap::new();
         for &(v, fd) in &self.programs {
-            *missed.entry(v).or_insert(0) += fdinfo(fd, "recursion_misses");
+            *missed.entry(v).or_insert(0) += loader::fdinfo(fd, "recursion_misses");
         }
         if let Some(sent) = missed.get_mut(&rst_common::view::SENT) {
             *sent += sum_array(&self.unannounced).iter().sum::<u64>();

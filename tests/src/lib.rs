@@ -2,6 +2,7 @@
 //! veth pair made (and removed) by each test, the real daemon, real sockets.
 //! Traffic stays on loopback or inside the test's own namespaces.
 
+pub mod bpf_stats;
 pub mod cgroup;
 pub mod daemon;
 pub mod flood;

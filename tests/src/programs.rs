@@ -62,6 +62,12 @@ impl Programs {
             .expect("attach empty tc");
     }
 
+    /// Each loaded program's runs and run time, as the kernel counts them.
+    #[must_use]
+    pub fn costs(&self) -> Vec<rst_user::model::ProgramCost> {
+        loader::program_costs(&loader::loaded_programs(&self.ebpf))
+    }
+
     /// The counters, through the daemon's own reader. Takes the maps: call once, last.
     #[must_use]
     pub fn counts(mut self) -> KernelCounts {

@@ -10,6 +10,7 @@ use std::{
 };
 
 use rst_tests::{
+    bpf_stats::BpfStats,
     netns::{B4, VB},
     rig::Rig,
     traffic, wait,
@@ -126,25 +127,6 @@ fn alert_rules_pass_promtool() {
     let rules = concat!(env!("CARGO_MANIFEST_DIR"), "/../packaging/prometheus-alerts.yml");
     let (code, out) = promtool(&["check", "rules", rules], "");
     assert_eq!(code, 0, "promtool check rules:\n{out}");
-}
-
-/// Sets `kernel.bpf_stats_enabled`, and restores it on drop.
-struct BpfStats(String);
-
-impl BpfStats {
-    const PATH: &str = "/proc/sys/kernel/bpf_stats_enabled";
-
-    fn enable() -> Self {
-        let was = std::fs::read_to_string(Self::PATH).expect("kernel.bpf_stats_enabled");
-        std::fs::write(Self::PATH, "1").expect("enabling kernel.bpf_stats_enabled");
-        Self(was.trim().to_string())
-    }
-}
-
-impl Drop for BpfStats {
-    fn drop(&mut self) {
-        let _ = std::fs::write(Self::PATH, &self.0);
-    }
 }
 
 #[test]

@@ -51,6 +51,11 @@ pub fn ensure_packages(tools: &[(&str, &str)]) -> Result<()> {
     if missing.is_empty() {
         return Ok(());
     }
+    install(&missing)
+}
+
+/// Installs Debian `packages` (service starts denied).
+pub fn install(missing: &[&str]) -> Result<()> {
     eprintln!("xtask: installing {} from Debian's packages", missing.join(" "));
     // A test machine must not start nginx on port 80 as a side effect: deny
     // service starts while installing (unless the machine already has a policy).
@@ -60,7 +65,7 @@ pub fn ensure_packages(tools: &[(&str, &str)]) -> Result<()> {
     let ok = Command::new("apt-get").arg("update").status().is_ok_and(|s| s.success())
         && Command::new("apt-get")
             .args(["install", "-y", "--no-install-recommends"])
-            .args(&missing)
+            .args(missing)
             .status()
             .is_ok_and(|s| s.success());
     if own_policy {

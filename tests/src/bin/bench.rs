@@ -11,8 +11,11 @@ use std::{
     time::{Duration, Instant},
 };
 
+use std::collections::BTreeMap;
+
 use rst_common::event::Sample;
 use rst_tests::{
+    bpf_stats::BpfStats,
     daemon::Daemon,
     flood,
     frames::{self, ACK, Ip, RST, SYN, Tcp},
@@ -23,6 +26,7 @@ use rst_tests::{
 use rst_user::{
     aggregate::{Aggregator, Limits},
     decode, loader,
+    model::ProgramCost,
 };
 use serde_json::{Value, json};
 
@@ -31,6 +35,32 @@ const STORM: Duration = Duration::from_secs(2);
 const ROUNDS: usize = 5;
 const XDP_REPEAT: u32 = 1_000_000;
 const CLOSED_PORT: u16 = 9;
+/// The chart's font (Debian's fonts-dejavu-core).
+const FONT: &str = "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf";
+
+/// The reason-only peer: one map, one dimension, one tracepoint.
+const BPFTRACE_REASON: &str = "tracepoint:tcp:tcp_send_reset { @[args->reason] = count(); }";
+
+/// The equal-work peer: keys as rstwatch does on the stack's tracepoints (by reason and
+/// local port, by reason and peer address, on send and receive), in maps. The tracepoints'
+/// fields moved in 6.10 (`saddr`/`daddr` became sockaddrs holding the ports).
+fn bpftrace_equal_work() -> String {
+    let format = ["/sys/kernel/tracing", "/sys/kernel/debug/tracing"]
+        .iter()
+        .find_map(|t| std::fs::read_to_string(format!("{t}/events/tcp/tcp_send_reset/format")).ok())
+        .unwrap_or_default();
+    let receive = "tracepoint:tcp:tcp_receive_reset { @rport[args->sport] = count(); \
+@rpeer[((uint32)args->daddr[0] << 24) | ((uint32)args->daddr[1] << 16) | ((uint32)args->daddr[2] << 8) | args->daddr[3]] = count(); }";
+    let send = if format.contains("__u16 sport;") {
+        // before 6.10: ports and IPv4 addresses are fields of their own, and there is no reason
+        "tracepoint:tcp:tcp_send_reset { @port[args->state, args->sport] = count(); \
+@peer[args->state, ((uint32)args->daddr[0] << 24) | ((uint32)args->daddr[1] << 16) | ((uint32)args->daddr[2] << 8) | args->daddr[3]] = count(); }"
+    } else {
+        "tracepoint:tcp:tcp_send_reset { @port[args->reason, ((uint16)args->saddr[2] << 8) | args->saddr[3]] = count(); \
+@peer[args->reason, ((uint32)args->daddr[4] << 24) | ((uint32)args->daddr[5] << 16) | ((uint32)args->daddr[6] << 8) | args->daddr[7]] = count(); }"
+    };
+    format!("{send} {receive}")
+}
 
 fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(f64::total_cmp);
@@ -102,7 +132,20 @@ struct Storm<'a> {
     frames: Vec<Vec<u8>>,
 }
 
-impl Storm<'_> {
+impl<'a> Storm<'a> {
+    /// SYNs from `a` over the veth to a closed port of `b`, 256 source ports round-robin.
+    fn new(pair: &'a Pair) -> Self {
+        let (ifindex, src_mac) = pair.a.link_info(VA);
+        let (_, dst_mac) = pair.b.link_info(VB);
+        let frames: Vec<Vec<u8>> = (0..256u16)
+            .map(|i| {
+                let (a, b) = (Ipv4Addr::new(10, 77, 0, 1), Ipv4Addr::new(10, 77, 0, 2));
+                flood::syn_frame(src_mac, dst_mac, a, b, 20000 + i, CLOSED_PORT)
+            })
+            .collect();
+        Self { pair, ifindex, frames }
+    }
+
     /// Generator rate (SYNs per second) for one storm.
     fn run(&self, d: Duration) -> f64 {
         let sent = self.pair.a.run(|| flood::flood(&flood::socket(self.ifindex), &self.frames, d));
@@ -183,30 +226,17 @@ fn number_before(text: &str, suffix: &str) -> u64 {
 }
 
 /// 2. The reset storm, each configuration side by side, `ROUNDS` times.
-#[expect(clippy::too_many_lines, reason = "one storm, five configurations side by side, read top to bottom")]
-fn storm() -> (Value, u64) {
-    let pair = Pair::new();
-    let (ifindex, src_mac) = pair.a.link_info(VA);
-    let (_, dst_mac) = pair.b.link_info(VB);
-    let frames: Vec<Vec<u8>> = (0..256u16)
-        .map(|i| {
-            flood::syn_frame(
-                src_mac,
-                dst_mac,
-                Ipv4Addr::new(10, 77, 0, 1),
-                Ipv4Addr::new(10, 77, 0, 2),
-                20000 + i,
-                CLOSED_PORT,
-            )
-        })
-        .collect();
-    let s = Storm { pair: &pair, ifindex, frames };
+#[expect(clippy::too_many_lines, reason = "one storm, six configurations side by side, read top to bottom")]
+fn storm(s: &Storm) -> (Value, u64) {
+    let pair = s.pair;
     s.run(Duration::from_millis(300)); // warm-up: ARP, caches
 
     let mut off = Vec::new();
     let mut empty = Vec::new();
     let mut on = Vec::new();
     let mut bpftrace = Vec::new();
+    let mut bpftrace_equal = Vec::new();
+    let equal_work = bpftrace_equal_work();
     let mut tcpdump = Vec::new();
     let (mut bpftrace_lost, mut tcpdump_dropped) = (0, 0);
     let (mut counted, mut kernel, mut rsts, mut delivered, mut dropped, mut cpu_ticks) =
@@ -242,7 +272,7 @@ fn storm() -> (Value, u64) {
             idle_rss = proc_field(d.pid(), "status", "VmRSS:");
         }
         let before = d.snapshot();
-        let k0 = out_rsts(&pair);
+        let k0 = out_rsts(pair);
         let t0 = proc_field(d.pid(), "stat", "");
         let rate = s.run(STORM);
         on.push(rate);
@@ -252,7 +282,7 @@ fn storm() -> (Value, u64) {
             std::thread::sleep(Duration::from_millis(300));
             a.total("sent") == d.snapshot().total("sent")
         });
-        let k1 = out_rsts(&pair);
+        let k1 = out_rsts(pair);
         counted += after.total("sent") - before.total("sent");
         let m = |s: &rst_tests::snapshot::Snapshot| s.json["missed"]["sent"].as_u64().unwrap_or(0);
         missed += m(&after) - m(&before);
@@ -266,12 +296,11 @@ fn storm() -> (Value, u64) {
         cpu_ticks += proc_field(d.pid(), "stat", "") - t0;
         drop(d);
 
-        let (child, rx) = spawn_ready(
-            Command::new("bpftrace").args(["-e", "tracepoint:tcp:tcp_send_reset { @[args->reason] = count(); }"]),
-            "Attaching",
-        );
-        bpftrace.push(s.run(STORM));
-        bpftrace_lost += number_before(&interrupt(child, &rx), " events");
+        for (script, rates) in [(BPFTRACE_REASON, &mut bpftrace), (equal_work.as_str(), &mut bpftrace_equal)] {
+            let (child, rx) = spawn_ready(Command::new("bpftrace").args(["-e", script]), "Attaching");
+            rates.push(s.run(STORM));
+            bpftrace_lost += number_before(&interrupt(child, &rx), " events");
+        }
 
         let ns = format!("--net={}", pair.b.path());
         let (child, rx) = spawn_ready(
@@ -298,13 +327,131 @@ fn storm() -> (Value, u64) {
             "seconds": STORM.as_secs_f64() * ROUNDS as f64,
             "rsts": rsts, "counted": counted, "missed": missed, "kernel_outrsts": kernel,
             "gen_pps_off": med(&off), "gen_pps_empty_hooks": med(&empty), "gen_pps_on": med(&on),
-            "bpftrace_gen_pps": med(&bpftrace), "tcpdump_gen_pps": med(&tcpdump),
+            "bpftrace_gen_pps": med(&bpftrace), "bpftrace_equal_work_gen_pps": med(&bpftrace_equal),
+            "tcpdump_gen_pps": med(&tcpdump),
             "bpftrace_lost": bpftrace_lost, "tcpdump_dropped": tcpdump_dropped,
             "samples_delivered": delivered, "samples_dropped": dropped,
             "daemon_cpu_seconds": cpu_ticks as f64 / clk,
         }),
         idle_rss,
     )
+}
+
+/// (runs, ns) per program between two readings.
+fn deltas(before: &[ProgramCost], after: &[ProgramCost]) -> BTreeMap<String, (u64, u64)> {
+    after
+        .iter()
+        .map(|a| {
+            let b = before.iter().find(|b| b.program == a.program);
+            let (r0, t0) = b.map_or((0, 0), |b| (b.runs, b.run_ns));
+            (a.program.clone(), (a.runs - r0, a.run_ns - t0))
+        })
+        .collect()
+}
+
+fn daemon_costs(d: &Daemon) -> Vec<ProgramCost> {
+    serde_json::from_value(d.snapshot().json["programs"].clone()).expect("programs in /snapshot")
+}
+
+/// 4. Where the time goes: the kernel's own per-program stats (`run_time_ns / run_cnt`, with
+/// `kernel.bpf_stats_enabled` on for this phase only) during one storm with the empty programs
+/// on the hooks and one with rstwatch.
+fn program_costs(s: &Storm) -> Value {
+    let stats = BpfStats::enable();
+    let empty = std::thread::scope(|scope| {
+        let (tx, rx) = mpsc::channel::<Vec<ProgramCost>>();
+        let (stop_tx, stop_rx) = mpsc::channel::<()>();
+        let b = &s.pair.b;
+        scope.spawn(move || {
+            b.run(move || {
+                let mut p = Programs::load();
+                p.attach_empty(VB);
+                tx.send(p.costs()).expect("costs");
+                let _ = stop_rx.recv();
+                tx.send(p.costs()).expect("costs");
+            });
+        });
+        let before = rx.recv().expect("empty programs attached");
+        s.run(STORM);
+        stop_tx.send(()).expect("stop");
+        deltas(&before, &rx.recv().expect("costs after"))
+    });
+    let d = Daemon::start(&s.pair.b, &["--iface", VB, "--no-pin"]);
+    let before = daemon_costs(&d);
+    let k0 = out_rsts(s.pair);
+    s.run(STORM);
+    std::thread::sleep(Duration::from_millis(500));
+    let ours = deltas(&before, &daemon_costs(&d));
+    let rsts = out_rsts(s.pair) - k0;
+    drop(d);
+    drop(stats);
+    let per_run = |m: &BTreeMap<String, (u64, u64)>, name: &str| {
+        m.get(name).filter(|(runs, _)| *runs > 0).map(|&(runs, ns)| (runs, ns as f64 / runs as f64))
+    };
+    let hooks = [
+        ("tcp_send_reset tracepoint", "tcp_send_reset", Some(loader::EMPTY_TP_SEND)),
+        ("tcp_receive_reset tracepoint", "tcp_receive_reset", Some(loader::EMPTY_TP_RECEIVE)),
+        ("XDP ingress (the SYNs)", loader::XDP_PROGRAM, Some(loader::EMPTY_XDP)),
+        ("tc egress (the RSTs)", loader::TC_PROGRAM, Some(loader::EMPTY_TC)),
+        ("kfree_skb tracepoint", "kfree_skb", None),
+    ];
+    let mut rows = Vec::new();
+    for (hook, program, baseline) in hooks {
+        let Some((runs, ns)) = per_run(&ours, program) else { continue };
+        let empty_ns = baseline.and_then(|b| per_run(&empty, b)).map(|(_, ns)| ns);
+        rows.push(json!({
+            "hook": hook, "program": program, "runs": runs, "ns_per_run": ns,
+            "empty_ns_per_run": empty_ns, "ratio": empty_ns.map(|e| ns / e),
+        }));
+    }
+    let total =
+        |m: &BTreeMap<String, (u64, u64)>| m.values().map(|(_, ns)| *ns).sum::<u64>() as f64 / rsts.max(1) as f64;
+    json!({"rsts": rsts, "programs": rows, "ns_per_reset_all_hooks": total(&ours), "empty_ns_per_reset_all_hooks": total(&empty)})
+}
+
+/// The ratios as a bar chart (SVG), where a picture reads faster than the table.
+fn chart(path: &std::path::Path, bars: &[(String, f64, Option<f64>)]) {
+    use plotters::prelude::*;
+    // A font of Debian's (fonts-dejavu-core, which `cargo xtask bench` installs), registered for text layout.
+    let font = std::fs::read(FONT).unwrap_or_else(|e| panic!("{FONT}: {e}"));
+    plotters::style::register_font("sans-serif", FontStyle::Normal, Box::leak(font.into_boxed_slice()))
+        .map_err(|_| "font")
+        .expect("a TrueType font");
+    let height = 80 + 34 * u32::try_from(bars.len()).expect("few bars");
+    let root = SVGBackend::new(path, (900, height)).into_drawing_area();
+    root.fill(&WHITE).expect("svg");
+    let max = bars.iter().map(|b| b.1.max(b.2.unwrap_or(0.0))).fold(1.0, f64::max) * 1.1;
+    let n = bars.len() as i32;
+    let mut c = ChartBuilder::on(&root)
+        .caption("rstwatch: cost as a ratio to empty programs on the same hooks (1.0 = free)", ("sans-serif", 18))
+        .margin(12)
+        .x_label_area_size(30)
+        .y_label_area_size(330)
+        .build_cartesian_2d(0.0..max, 0..n)
+        .expect("chart");
+    let label =
+        |i: &i32| bars.get(usize::try_from(n - 1 - *i).unwrap_or(usize::MAX)).map_or(String::new(), |b| b.0.clone());
+    c.configure_mesh()
+        .disable_y_mesh()
+        .y_labels(bars.len())
+        .y_label_formatter(&label)
+        .x_desc("× empty hooks")
+        .draw()
+        .expect("axes");
+    c.draw_series(bars.iter().enumerate().map(|(i, b)| {
+        let y = n - 1 - i as i32;
+        Rectangle::new([(0.0, y), (b.1, y + 1)], BLUE.mix(0.6).filled())
+    }))
+    .expect("bars");
+    c.draw_series(bars.iter().enumerate().filter_map(|(i, b)| {
+        let y = n - 1 - i as i32;
+        b.2.map(|t| PathElement::new(vec![(t, y), (t, y + 1)], RED.stroke_width(2)))
+    }))
+    .expect("targets")
+    .label("target")
+    .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 16, y)], RED.stroke_width(2)));
+    c.configure_series_labels().border_style(BLACK).draw().expect("legend");
+    root.present().expect("writing the chart");
 }
 
 fn verdict(ok: bool) -> &'static str {
@@ -319,8 +466,12 @@ fn main() {
     eprintln!("bench: userspace decode + aggregate");
     let ups = userspace();
     eprintln!("bench: reset storm ({ROUNDS} rounds of {} s per configuration)", STORM.as_secs());
-    let (storm, rss) = storm();
-    let report = json!({"xdp_test_run_ns": xdp, "storm": storm, "userspace": {"decode_aggregate_per_s": ups}, "daemon_rss_kib": rss});
+    let pair = Pair::new();
+    let storms = Storm::new(&pair);
+    let (storm, rss) = storm(&storms);
+    eprintln!("bench: per-program cost (kernel.bpf_stats_enabled, one storm each)");
+    let programs = program_costs(&storms);
+    let report = json!({"xdp_test_run_ns": xdp, "storm": storm, "programs": programs, "userspace": {"decode_aggregate_per_s": ups}, "daemon_rss_kib": rss});
     std::fs::write(dir.join("report.json"), serde_json::to_string_pretty(&report).unwrap() + "\n")
         .expect("writing report");
 
@@ -358,6 +509,12 @@ fn main() {
         st("bpftrace_gen_pps") / base
     );
     println!(
+        "| storm generator, bpftrace keying as rstwatch (reason × port, reason × peer, send and receive) | {:.0} SYN/s | {:.2}× empty hooks | rstwatch ≥ it ({}) |",
+        st("bpftrace_equal_work_gen_pps"),
+        st("bpftrace_equal_work_gen_pps") / base,
+        verdict(st("gen_pps_on") >= st("bpftrace_equal_work_gen_pps"))
+    );
+    println!(
         "| storm generator, tcpdump | {:.0} SYN/s | {:.2}× empty hooks | |",
         st("tcpdump_gen_pps"),
         st("tcpdump_gen_pps") / base
@@ -387,5 +544,57 @@ fn main() {
     println!("| daemon CPU during storms | {:.2} s | | |", st("daemon_cpu_seconds"));
     println!("| userspace decode + aggregate | {:.2} M samples/s | | ≥ 5 M/s ({}) |", ups / 1e6, verdict(ups >= 5e6));
     println!("| daemon RSS after 10 s idle | {} KiB | | ≤ 30 MiB ({}) |", rss, verdict(rss <= 30 * 1024));
-    println!("\nreport: {}", dir.join("report.json").display());
+    println!(
+        "\n| hook (kernel's own stats) | program | runs | ns per run | empty program, ns per run | ratio | target |"
+    );
+    println!("|---|---|---|---|---|---|---|");
+    let rows = report["programs"]["programs"].as_array().cloned().unwrap_or_default();
+    for r in &rows {
+        let (ns, empty, ratio) =
+            (r["ns_per_run"].as_f64().unwrap_or(0.0), r["empty_ns_per_run"].as_f64(), r["ratio"].as_f64());
+        let limit = match r["program"].as_str() {
+            Some(p) if p.starts_with("tcp_") => Some(2.0),
+            Some(p) if p == loader::XDP_PROGRAM => Some(1.2),
+            _ => None,
+        };
+        println!(
+            "| {} | {} | {} | {ns:.0} | {} | {} | {} |",
+            r["hook"].as_str().unwrap_or_default(),
+            r["program"].as_str().unwrap_or_default(),
+            r["runs"],
+            empty.map_or("-".into(), |e| format!("{e:.0}")),
+            ratio.map_or("-".into(), |x| format!("{x:.2}×")),
+            match (limit, ratio) {
+                (Some(l), Some(x)) => format!("≤ {l}× ({})", verdict(x <= l)),
+                _ => String::new(),
+            }
+        );
+    }
+    let pr = |k: &str| report["programs"][k].as_f64().unwrap_or(0.0);
+    println!(
+        "| all hooks, per reset | | {} resets | {:.0} | {:.0} | {:.2}× | |",
+        report["programs"]["rsts"],
+        pr("ns_per_reset_all_hooks"),
+        pr("empty_ns_per_reset_all_hooks"),
+        pr("ns_per_reset_all_hooks") / pr("empty_ns_per_reset_all_hooks").max(1.0)
+    );
+    // The chart: every ratio to empty programs, storm slowdowns as empty/rate.
+    let slow = |k: &str| base / st(k);
+    let mut bars: Vec<(String, f64, Option<f64>)> = vec![
+        ("storm: rstwatch (slowdown)".into(), slow("gen_pps_on"), Some(1.0 / 0.90)),
+        ("storm: bpftrace, reason only".into(), slow("bpftrace_gen_pps"), None),
+        ("storm: bpftrace, equal work".into(), slow("bpftrace_equal_work_gen_pps"), None),
+        ("storm: tcpdump".into(), slow("tcpdump_gen_pps"), None),
+    ];
+    for k in ["non_rst_v4", "rst_v4", "rst_v6", "vlan_rst_v4"] {
+        bars.push((format!("XDP test run: {k}"), x(k) / empty, Some(if k == "non_rst_v4" { 1.2 } else { 3.0 })));
+    }
+    for r in &rows {
+        if let Some(ratio) = r["ratio"].as_f64() {
+            let target = r["program"].as_str().is_some_and(|p| p.starts_with("tcp_")).then_some(2.0);
+            bars.push((format!("per run: {}", r["hook"].as_str().unwrap_or_default()), ratio, target));
+        }
+    }
+    chart(&dir.join("ratios.svg"), &bars);
+    println!("\nreport: {} (chart: {})", dir.join("report.json").display(), dir.join("ratios.svg").display());
 }
