@@ -6,7 +6,7 @@ mod deb;
 mod image;
 mod install;
 mod kernels;
-mod static_bin;
+mod rootfs;
 mod toolchain;
 mod tools;
 
@@ -172,19 +172,49 @@ fn run(release: bool, args: &[String]) -> Result<ExitCode> {
 }
 
 fn test(filter: Option<&str>, with_kernels: bool, only: &[String]) -> Result<()> {
-    let mut rows = Vec::new();
-    if only.is_empty() {
-        host_tests(filter)?;
-        rows.extend(std::fs::read_to_string(host_row()).ok().map(|r| (kernels::host_release(), r)));
-    }
     let series: Vec<String> = if !only.is_empty() {
         only.to_vec()
     } else if with_kernels {
         kernels::MATRIX.iter().map(ToString::to_string).collect()
     } else {
-        return Ok(());
+        Vec::new()
     };
-    let outcomes = matrix(&series, filter)?;
+    // Debian's kernels download while everything else builds.
+    let fetching = if series.is_empty() {
+        None
+    } else {
+        kernels::ensure_tools()?;
+        let s = series.clone();
+        Some(std::thread::spawn(move || s.iter().map(|s| kernels::fetch(s)).collect::<Result<Vec<_>>>()))
+    };
+    let bin = build(false)?;
+    if only.is_empty() {
+        unit_tests(filter)?;
+    }
+    // The VMs start once the test binaries exist, and run beside the host's root tests: a
+    // guest spends most of its time in one vCPU (the verifier), the host's tests mostly wait.
+    let matrix = match fetching {
+        Some(fetching) => {
+            let guest = kernels::build_guest_binaries(&bin)?;
+            let filter = filter.map(str::to_string);
+            Some(std::thread::spawn(move || {
+                fetching.join().expect("fetch thread").and_then(|k| matrix(&k, &guest, filter.as_deref()))
+            }))
+        }
+        None => None,
+    };
+    let mut rows = Vec::new();
+    let host = if only.is_empty() {
+        let r = root_tests(&bin, filter);
+        rows.extend(std::fs::read_to_string(host_row()).ok().map(|r| (kernels::host_release(), r)));
+        r
+    } else {
+        Ok(())
+    };
+    let Some(matrix) = matrix else { return host };
+    let outcomes = matrix.join().expect("matrix thread");
+    host?;
+    let outcomes = outcomes?;
     let failed: Vec<String> = outcomes.iter().filter(|o| !o.passed).map(|o| o.release.clone()).collect();
     rows.extend(outcomes.into_iter().map(|o| (o.release, o.row.unwrap_or_default())));
     let table = kernels::table(&rows);
@@ -201,48 +231,69 @@ fn host_row() -> PathBuf {
     workspace().join("target").join("kernels").join("host.row")
 }
 
-fn host_tests(filter: Option<&str>) -> Result<()> {
-    let bin = build(false)?;
+fn unit_tests(filter: Option<&str>) -> Result<()> {
     tools::ensure()?;
-    let f: Vec<&str> = filter.into_iter().collect();
-    // rst-ebpf builds only for the BPF target; rst-tests need root and run below.
+    // rst-ebpf builds only for the BPF target; rst-tests need root and run in `root_tests`.
     let mut unit = vec!["test", "-p", "rst-common", "-p", "rst-user", "-p", "xtask", "--"];
-    unit.extend(&f);
+    unit.extend(filter);
     cargo(&unit)?;
     if !is_root() {
         bail!(
             "the integration tests create network namespaces and load eBPF programs: run `sudo -E cargo xtask test` (unit tests passed)"
         );
     }
+    Ok(())
+}
+
+/// `cargo test -p rst-tests` with `bin` as the daemon, then the ignored ones: the soak (minutes
+/// of mostly waiting for folds), and the .deb and image tests once their background build is done.
+fn root_tests(bin: &Path, filter: Option<&str>) -> Result<()> {
     let _ = std::fs::create_dir_all(host_row().parent().expect("folder"));
     let _ = std::fs::remove_file(host_row());
-    // The .deb and the image build (two release builds, cargo-deb, lintian, buildah) while the
-    // integration tests run: those wait on the kernel and sockets far more than on the CPU.
-    // Their tests run last.
-    let packaging =
-        filter.is_none_or(|f| PACKAGE_TESTS.iter().any(|t| t.contains(f))).then(deb::spawn_build).transpose()?;
-    let mut integ = vec!["test", "--package", "rst-tests", "--", "--test-threads=1"];
-    integ.extend(&f);
-    let status = Command::new("cargo")
-        .args(&integ)
-        .env("RSTWATCH_BIN", &bin)
-        .env("RSTWATCH_MATRIX_ROW", host_row())
-        .current_dir(workspace())
-        .status()?;
-    let built = packaging.map(deb::finish).transpose();
-    if !status.success() {
-        bail!("integration tests failed");
-    }
-    if let Some(deb) = built? {
+    // The .deb and the image build (a release build, cargo-deb, lintian, buildah) while the
+    // root tests run: those wait on the kernel and sockets far more than on the CPU.
+    let wanted = |t: &str| filter.is_none_or(|f| t.contains(f));
+    let packaging = PACKAGE_TESTS.iter().any(|t| wanted(t)).then(deb::spawn_build).transpose()?;
+    let run = |extra: &[&str], tests: &[&str], env: &[(&str, &std::ffi::OsStr)]| -> Result<bool> {
+        let mut args = vec!["test", "--package", "rst-tests"];
+        for t in tests {
+            args.extend(["--test", t]);
+        }
+        args.extend(["--", "--test-threads=1"]);
+        args.extend(extra);
         let status = Command::new("cargo")
-            .args(["test", "--package", "rst-tests", "--test", "packages", "--test", "image", "--", "--ignored"])
-            .env("RSTWATCH_DEB", &deb)
-            .env("RSTWATCH_IMAGE", image::TAG)
+            .args(&args)
+            .env("RSTWATCH_BIN", bin)
+            .env("RSTWATCH_MATRIX_ROW", host_row())
+            .envs(env.iter().copied())
             .current_dir(workspace())
             .status()?;
-        if !status.success() {
-            bail!("the package and image tests failed");
+        Ok(status.success())
+    };
+    let f: Vec<&str> = filter.into_iter().collect();
+    let mut failed = Vec::new();
+    if !run(&f, &[], &[])? {
+        failed.push("root tests");
+    }
+    if wanted(SOAK_TEST) && !run(&["--ignored", SOAK_TEST], &["soak"], &[])? {
+        failed.push("soak");
+    }
+    if let Some(child) = packaging {
+        match deb::finish(child) {
+            Ok(deb) => {
+                let env = [("RSTWATCH_DEB", deb.as_os_str()), ("RSTWATCH_IMAGE", image::TAG.as_ref())];
+                if !run(&["--ignored"], &["packages", "image"], &env)? {
+                    failed.push("package and image tests");
+                }
+            }
+            Err(e) => {
+                eprintln!("xtask: {e:#}");
+                failed.push("the .deb and image build");
+            }
         }
+    }
+    if !failed.is_empty() {
+        bail!("failed: {}", failed.join(", "));
     }
     Ok(())
 }
@@ -250,17 +301,19 @@ fn host_tests(filter: Option<&str>) -> Result<()> {
 /// The root tests of what `cargo xtask deb` and `cargo xtask image` build (tests/tests/{packages,image}.rs).
 const PACKAGE_TESTS: [&str; 2] =
     ["deb_installs_documents_itself_and_purges_clean", "image_runs_as_the_daemonset_and_counts_a_reset"];
+/// tests/tests/soak.rs: minutes of mostly waiting for folds.
+const SOAK_TEST: &str = "budgets_fold_with_nothing_lost_and_memory_flat";
 
 /// The kernel test set in each of `series`, one VM after the other (2 cores: one guest at a time).
-fn matrix(series: &[String], filter: Option<&str>) -> Result<Vec<kernels::Outcome>> {
-    toolchain::ensure(&workspace().join("target"))?;
-    kernels::ensure_tools()?;
-    let fetched = series.iter().map(|s| kernels::fetch(s)).collect::<Result<Vec<_>>>()?;
-    let bins = kernels::build_guest_binaries()?;
+fn matrix(
+    fetched: &[kernels::Kernel],
+    bins: &[(String, PathBuf)],
+    filter: Option<&str>,
+) -> Result<Vec<kernels::Outcome>> {
     let accel = kernels::choose_accel(&fetched[0]);
     let mut outcomes = Vec::new();
-    for k in &fetched {
-        let o = kernels::run_kernel(k, accel, &bins, filter)?;
+    for k in fetched {
+        let o = kernels::run_kernel(k, accel, bins, filter)?;
         eprintln!("xtask: {} {} in {} s", o.release, if o.passed { "passed" } else { "FAILED" }, o.seconds);
         outcomes.push(o);
     }

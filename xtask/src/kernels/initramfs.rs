@@ -1,4 +1,4 @@
-//! The guest: static test binaries, and an initramfs with busybox-static,
+//! The guest: the host-built test binaries with their libraries, and an initramfs with busybox-static,
 //! iproute2, nsenter, kmod, the kernel's module tree and an `/init` that runs
 //! the test set and reports on the second serial port.
 
@@ -9,30 +9,28 @@ use std::{
     process::{Command, Stdio},
 };
 
-use anyhow::{Context as _, Result, bail};
+use anyhow::{Result, bail};
 
 use super::{Kernel, TEST_SET, kernels_dir, run};
-use crate::static_bin;
+use crate::{rootfs::copy_with_libs, workspace};
 
-/// Static test binaries for the guest: (name in the guest, path on the host).
-pub fn build_guest_binaries() -> Result<Vec<(String, PathBuf)>> {
-    eprintln!("xtask: building static binaries for the kernel matrix");
-    // The daemon as released (the image's binary, so built once): a debug build is slow under TCG.
-    let mut bins = vec![("rstwatch".to_string(), static_bin::rstwatch(true)?)];
-    let mut args = vec!["test", "--no-run", "--package", "rst-tests", "--message-format=json"];
-    for t in TEST_SET {
-        args.extend(["--test", t]);
-    }
-    let out = static_bin::cargo(&args).stderr(Stdio::inherit()).output()?;
+/// The guest's binaries, (path in the guest, path on the host): `rstwatch` (the one the host
+/// tests run) and the kernel test set's test binaries, as built for the host tests (dynamically
+/// linked: the initramfs carries their libraries).
+pub fn build_guest_binaries(rstwatch: &Path) -> Result<Vec<(String, PathBuf)>> {
+    let mut bins = vec![("/bin/rstwatch".to_string(), rstwatch.to_path_buf())];
+    // Every test binary (the host's root tests run the rest): one build for both.
+    let args = ["test", "--no-run", "--package", "rst-tests", "--message-format=json"];
+    let out = Command::new("cargo").args(args).current_dir(workspace()).stderr(Stdio::inherit()).output()?;
     if !out.status.success() {
-        bail!("building the static test binaries failed");
+        bail!("building the test binaries failed");
     }
     for line in String::from_utf8_lossy(&out.stdout).lines() {
         for t in TEST_SET {
             if line.contains(&format!("\"name\":\"{t}\"")) && line.contains("\"kind\":[\"test\"]") {
                 let exe = line.split("\"executable\":\"").nth(1).and_then(|s| s.split('"').next());
                 if let Some(exe) = exe {
-                    bins.push((format!("tests/{t}"), PathBuf::from(exe)));
+                    bins.push((format!("/tests/{t}"), PathBuf::from(exe)));
                 }
             }
         }
@@ -41,22 +39,6 @@ pub fn build_guest_binaries() -> Result<Vec<(String, PathBuf)>> {
         bail!("cargo did not name every test binary of {TEST_SET:?}");
     }
     Ok(bins)
-}
-
-/// Copies a dynamically linked host binary and the libraries `ldd` names, at the same paths.
-fn copy_with_libs(root: &Path, from: &str, to: &str) -> Result<()> {
-    let dest = root.join(to.trim_start_matches('/'));
-    fs::create_dir_all(dest.parent().expect("absolute path"))?;
-    fs::copy(from, &dest).with_context(|| format!("copying {from}"))?;
-    let ldd = Command::new("ldd").arg(from).output()?;
-    for lib in String::from_utf8_lossy(&ldd.stdout).split_whitespace().filter(|w| w.starts_with('/')) {
-        let dest = root.join(lib.trim_start_matches('/'));
-        if !dest.exists() {
-            fs::create_dir_all(dest.parent().expect("absolute path"))?;
-            fs::copy(lib, &dest).with_context(|| format!("copying {lib}"))?;
-        }
-    }
-    Ok(())
 }
 
 fn which(cmd: &str) -> Result<String> {
@@ -110,21 +92,22 @@ pub(super) fn initramfs(kernel: &Kernel, bins: &[(String, PathBuf)], filter: Opt
     for a in ["sh", "mount", "cat", "echo", "uname", "poweroff", "sleep"] {
         std::os::unix::fs::symlink("busybox", root.join("bin").join(a))?;
     }
-    copy_with_libs(&root, &which("ip")?, "/sbin/ip")?;
-    copy_with_libs(&root, &which("tc")?, "/sbin/tc")?;
-    copy_with_libs(&root, &which("ss")?, "/bin/ss")?;
-    copy_with_libs(&root, &which("nsenter")?, "/bin/nsenter")?;
-    copy_with_libs(&root, &which("kmod")?, "/sbin/modprobe")?;
+    for (cmd, to) in [
+        ("ip", "/sbin/ip"),
+        ("tc", "/sbin/tc"),
+        ("ss", "/bin/ss"),
+        ("nsenter", "/bin/nsenter"),
+        ("kmod", "/sbin/modprobe"),
+    ] {
+        copy_with_libs(&root, Path::new(&which(cmd)?), to)?;
+    }
     run(Command::new("cp").arg("-a").arg(&kernel.modules).arg(root.join("lib/modules")), "copying the module tree")?;
     run(Command::new("depmod").arg("-b").arg(&root).arg(&kernel.release), "depmod")?;
-    for (name, path) in bins {
-        run(
-            Command::new("strip").arg("--strip-debug").arg("-o").arg(root.join(name.as_str())).arg(path),
-            &format!("strip {}", path.display()),
-        )?;
+    for (to, path) in bins {
+        copy_with_libs(&root, path, to)?;
+        let dest = root.join(to.trim_start_matches('/'));
+        run(Command::new("strip").arg("--strip-debug").arg(&dest), &format!("strip {}", dest.display()))?;
     }
-    // rstwatch goes to /bin.
-    fs::rename(root.join("rstwatch"), root.join("bin/rstwatch"))?;
     let init = root.join("init");
     fs::write(&init, init_script(filter))?;
     run(Command::new("chmod").arg("+x").arg(&init), "chmod /init")?;
