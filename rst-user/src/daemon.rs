@@ -217,6 +217,31 @@ fn optional(probe: &mut kernel::Probe, feature: &str, without: &str, result: Res
 
 /// Loads and attaches; also returns the counters as they were before any
 /// program ran (pinned ones of an earlier run: see `Aggregator::carry_over`).
+/// The programs `start_programs` attaches on this kernel (what it falls back to, only on failure,
+/// loads later): (program, its function or tracepoint; None for XDP and tc).
+fn load_plan<'a>(probe: &kernel::Probe, mode: &loader::WireMode, wire: bool) -> Vec<(&'a str, Option<&'a str>)> {
+    let mut plan = Vec::new();
+    if probe.has_send_reset {
+        plan.push(("tcp_send_reset", Some("tcp_send_reset")));
+        if !probe.send_reset_has_socketless {
+            plan.extend(loader::SENT_NO_FULL_SOCKET.map(|(p, f)| (p, Some(f))));
+        }
+    }
+    if probe.tcp_reset_has_skb {
+        plan.push((loader::RECEIVED_RST.0, Some(loader::RECEIVED_RST.1)));
+    } else if probe.has_receive_reset {
+        plan.push(("tcp_receive_reset", Some("tcp_receive_reset")));
+    }
+    plan.push((loader::RECEIVED_IN_HANDSHAKE.0, Some(loader::RECEIVED_IN_HANDSHAKE.1)));
+    if probe.has_rejected {
+        plan.push(("kfree_skb", Some("kfree_skb")));
+    }
+    if wire {
+        plan.extend([(mode.xdp_program, None), (loader::TC_PROGRAM, None)]);
+    }
+    plan
+}
+
 fn start_programs(
     args: &RunArgs,
     settings: &Settings,
@@ -227,6 +252,11 @@ fn start_programs(
     let before = source.counts();
     loader::set_sample_rate(&mut ebpf, settings.sample_rate)?;
     let btf = loader::kernel_btf(&args.btf)?;
+    let mode = loader::WireMode {
+        xdp_program: if probe.has_xdp_load_bytes { loader::XDP_PROGRAM } else { loader::XDP_PROGRAM_NO_PAYLOAD },
+        tcx: probe.has_tcx,
+    };
+    loader::preload(&mut ebpf, &btf, &load_plan(probe, &mode, !settings.ifaces.is_empty()));
     // A missing tracepoint was reported once by the probe; its view stays at zero.
     if probe.has_send_reset {
         loader::attach_tracepoint(&mut ebpf, &btf, "tcp_send_reset", "tcp_send_reset")?;
@@ -272,10 +302,6 @@ fn start_programs(
         let attached = loader::attach_btf_tracepoint(&mut ebpf, &btf, "kfree_skb", "skb", "kfree_skb");
         probe.has_rejected = optional(probe, "program:kfree_skb", "received/rejected_invalid is not counted", attached);
     }
-    let mode = loader::WireMode {
-        xdp_program: if probe.has_xdp_load_bytes { loader::XDP_PROGRAM } else { loader::XDP_PROGRAM_NO_PAYLOAD },
-        tcx: probe.has_tcx,
-    };
     let mut wire = Wire::new(mode);
     wire.sync(&mut ebpf, &settings.ifaces, true)?;
     if let Some(detail) = wire.unloadable() {

@@ -110,6 +110,30 @@ pub fn attach_tracepoint(ebpf: &mut Ebpf, btf: &Btf, program_name: &str, tracepo
     attach_btf_tracepoint(ebpf, btf, program_name, "tcp", tracepoint)
 }
 
+/// Loads the programs of `plan` — (program, the function or tracepoint it
+/// attaches to; None for XDP and tc) — at once, one thread each: the kernel
+/// verifies them in parallel (a privileged load takes no global verifier lock),
+/// which is most of a start under emulation. Attaching comes after, one by one;
+/// a program that failed here is loaded again there, which reports why.
+pub fn preload(ebpf: &mut Ebpf, btf: &Btf, plan: &[(&str, Option<&str>)]) {
+    use aya::programs::Program;
+    std::thread::scope(|scope| {
+        for (name, program) in ebpf.programs_mut() {
+            let Some(&(_, target)) = plan.iter().find(|(n, _)| *n == name) else { continue };
+            scope.spawn(move || {
+                let _ = match (program, target) {
+                    (Program::BtfTracePoint(p), Some(t)) => p.load(t, btf),
+                    (Program::FEntry(p), Some(f)) => p.load(f, btf),
+                    (Program::FExit(p), Some(f)) => p.load(f, btf),
+                    (Program::Xdp(p), None) => p.load(),
+                    (Program::SchedClassifier(p), None) => p.load(),
+                    _ => Ok(()),
+                };
+            });
+        }
+    });
+}
+
 /// Like [`attach_tracepoint`] for any `<category>:<tracepoint>`.
 pub fn attach_btf_tracepoint(
     ebpf: &mut Ebpf,
@@ -119,7 +143,9 @@ pub fn attach_btf_tracepoint(
     tracepoint: &str,
 ) -> Result<(), Error> {
     let tp: &mut BtfTracePoint = program(ebpf, program_name)?;
-    tp.load(tracepoint, btf).map_err(|e| load_error(&e))?;
+    if tp.fd().is_err() {
+        tp.load(tracepoint, btf).map_err(|e| load_error(&e))?;
+    }
     tp.attach()
         .map_err(|e| Error::Attach { what: format!("tracepoint {category}:{tracepoint}"), detail: chain(&e) })?;
     Ok(())
@@ -141,7 +167,9 @@ fn trampoline_error(kind: &str, function: &str, e: &dyn std::error::Error) -> Er
 /// Loads fentry program `program_name` on kernel function `function` and attaches it.
 pub fn attach_fentry(ebpf: &mut Ebpf, btf: &Btf, program_name: &str, function: &str) -> Result<(), Error> {
     let p: &mut FEntry = program(ebpf, program_name)?;
-    p.load(function, btf).map_err(|e| trampoline_error("fentry", function, &e))?;
+    if p.fd().is_err() {
+        p.load(function, btf).map_err(|e| trampoline_error("fentry", function, &e))?;
+    }
     p.attach().map_err(|e| Error::Attach { what: format!("fentry {function}"), detail: chain(&e) })?;
     Ok(())
 }
@@ -149,7 +177,9 @@ pub fn attach_fentry(ebpf: &mut Ebpf, btf: &Btf, program_name: &str, function: &
 /// Loads fexit program `program_name` on kernel function `function` and attaches it.
 pub fn attach_fexit(ebpf: &mut Ebpf, btf: &Btf, program_name: &str, function: &str) -> Result<(), Error> {
     let p: &mut FExit = program(ebpf, program_name)?;
-    p.load(function, btf).map_err(|e| trampoline_error("fexit", function, &e))?;
+    if p.fd().is_err() {
+        p.load(function, btf).map_err(|e| trampoline_error("fexit", function, &e))?;
+    }
     p.attach().map_err(|e| Error::Attach { what: format!("fexit {function}"), detail: chain(&e) })?;
     Ok(())
 }

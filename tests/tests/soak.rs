@@ -100,6 +100,12 @@ fn out_rsts(pair: &Pair) -> u64 {
 /// Runs `scenario`; once the daemon has seen its resets, `sent` must equal
 /// the kernel's OutRsts (`Rig::measure` asserts it) and the rows add up.
 fn checkpoint(rig: &Rig, scenario: impl FnOnce(&Pair)) -> Snapshot {
+    // The batches before this one were not waited for: first let the daemon catch up (two
+    // readings a few polls apart agree), so that `measure` starts from the kernel's count.
+    rig.daemon.wait_for("the daemon to catch up", |s| {
+        std::thread::sleep(std::time::Duration::from_millis(300));
+        s.total("sent") == rig.daemon.snapshot().total("sent")
+    });
     let k0 = out_rsts(&rig.pair);
     let d = rig.measure(scenario, |d| d.total("sent") + d.missed("sent") >= out_rsts(&rig.pair) - k0);
     assert_rows_add_up(&d.after);

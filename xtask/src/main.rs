@@ -188,33 +188,32 @@ fn test(filter: Option<&str>, with_kernels: bool, only: &[String]) -> Result<()>
         Some(std::thread::spawn(move || s.iter().map(|s| kernels::fetch(s)).collect::<Result<Vec<_>>>()))
     };
     let bin = build(false)?;
-    if only.is_empty() {
-        unit_tests(filter)?;
-    }
-    // The VMs start once the test binaries exist, and run beside the host's root tests: a
-    // guest spends most of its time in one vCPU (the verifier), the host's tests mostly wait.
-    let matrix = match fetching {
-        Some(fetching) => {
-            let guest = kernels::build_guest_binaries(&bin)?;
-            let filter = filter.map(str::to_string);
-            Some(std::thread::spawn(move || {
-                fetching.join().expect("fetch thread").and_then(|k| matrix(&k, &guest, filter.as_deref()))
-            }))
-        }
-        None => None,
-    };
     let mut rows = Vec::new();
-    let host = if only.is_empty() {
-        let r = root_tests(&bin, filter);
+    let late = if only.is_empty() {
+        unit_tests(filter)?;
+        let late = root_tests(&bin, filter)?;
         rows.extend(std::fs::read_to_string(host_row()).ok().map(|r| (kernels::host_release(), r)));
-        r
+        Some(late)
     } else {
-        Ok(())
+        None
     };
-    let Some(matrix) = matrix else { return host };
-    let outcomes = matrix.join().expect("matrix thread");
+    let Some(fetching) = fetching else {
+        return late.map_or(Ok(()), |l| l.run(&bin));
+    };
+    // The guests run the release daemon (the .deb's, built in the background by now: this waits
+    // for it): a debug one spends seconds parsing BTF under emulation at each of its many starts.
+    // Before the late tests: a running `cargo test` holds the build directory.
+    let guest = build(true).and_then(|release| kernels::build_guest_binaries(&release));
+    // The late tests (the soak, the .deb and the image) mostly wait: they run beside the VMs,
+    // which want the machine's cores (the verifier, under emulation).
+    let late = late.map(|l| {
+        let bin = bin.clone();
+        std::thread::spawn(move || l.run(&bin))
+    });
+    let matrix = guest.and_then(|g| fetching.join().expect("fetch thread").and_then(|k| matrix(&k, &g, filter)));
+    let host = late.map_or(Ok(()), |l| l.join().expect("late tests thread"));
     host?;
-    let outcomes = outcomes?;
+    let outcomes = matrix?;
     let failed: Vec<String> = outcomes.iter().filter(|o| !o.passed).map(|o| o.release.clone()).collect();
     rows.extend(outcomes.into_iter().map(|o| (o.release, o.row.unwrap_or_default())));
     let table = kernels::table(&rows);
@@ -245,57 +244,79 @@ fn unit_tests(filter: Option<&str>) -> Result<()> {
     Ok(())
 }
 
-/// `cargo test -p rst-tests` with `bin` as the daemon, then the ignored ones: the soak (minutes
-/// of mostly waiting for folds), and the .deb and image tests once their background build is done.
-fn root_tests(bin: &Path, filter: Option<&str>) -> Result<()> {
+/// `cargo test -p rst-tests` with `bin` as the daemon (`RSTWATCH_BIN`), `extra` after `--`.
+fn cargo_test(bin: &Path, tests: &[&str], extra: &[&str], env: &[(&str, &std::ffi::OsStr)]) -> Result<bool> {
+    let mut args = vec!["test", "--package", "rst-tests"];
+    for t in tests {
+        args.extend(["--test", t]);
+    }
+    args.extend(["--", "--test-threads=1"]);
+    args.extend(extra);
+    let status = Command::new("cargo")
+        .args(&args)
+        .env("RSTWATCH_BIN", bin)
+        .env("RSTWATCH_MATRIX_ROW", host_row())
+        .envs(env.iter().copied())
+        .current_dir(workspace())
+        .status()?;
+    Ok(status.success())
+}
+
+/// The root tests, with the .deb and the image building in the background (a release build,
+/// cargo-deb, lintian, buildah): the tests wait on the kernel and sockets far more than on the CPU.
+fn root_tests(bin: &Path, filter: Option<&str>) -> Result<Late> {
     let _ = std::fs::create_dir_all(host_row().parent().expect("folder"));
     let _ = std::fs::remove_file(host_row());
-    // The .deb and the image build (a release build, cargo-deb, lintian, buildah) while the
-    // root tests run: those wait on the kernel and sockets far more than on the CPU.
     let wanted = |t: &str| filter.is_none_or(|f| t.contains(f));
     let packaging = PACKAGE_TESTS.iter().any(|t| wanted(t)).then(deb::spawn_build).transpose()?;
-    let run = |extra: &[&str], tests: &[&str], env: &[(&str, &std::ffi::OsStr)]| -> Result<bool> {
-        let mut args = vec!["test", "--package", "rst-tests"];
-        for t in tests {
-            args.extend(["--test", t]);
+    let passed = cargo_test(bin, &[], &filter.into_iter().collect::<Vec<_>>(), &[])?;
+    let late = Late { soak: wanted(SOAK_TEST), packaging };
+    if !passed {
+        late.abandon();
+        bail!("integration tests failed");
+    }
+    Ok(late)
+}
+
+/// The `#[ignore]`d root tests, run after the others: the soak (minutes of mostly waiting for
+/// folds), and the .deb and image tests once their background build is done.
+struct Late {
+    soak: bool,
+    packaging: Option<std::process::Child>,
+}
+
+impl Late {
+    fn run(self, bin: &Path) -> Result<()> {
+        let mut failed = Vec::new();
+        if self.soak && !cargo_test(bin, &["soak"], &["--ignored", SOAK_TEST], &[])? {
+            failed.push("the soak");
         }
-        args.extend(["--", "--test-threads=1"]);
-        args.extend(extra);
-        let status = Command::new("cargo")
-            .args(&args)
-            .env("RSTWATCH_BIN", bin)
-            .env("RSTWATCH_MATRIX_ROW", host_row())
-            .envs(env.iter().copied())
-            .current_dir(workspace())
-            .status()?;
-        Ok(status.success())
-    };
-    let f: Vec<&str> = filter.into_iter().collect();
-    let mut failed = Vec::new();
-    if !run(&f, &[], &[])? {
-        failed.push("root tests");
-    }
-    if wanted(SOAK_TEST) && !run(&["--ignored", SOAK_TEST], &["soak"], &[])? {
-        failed.push("soak");
-    }
-    if let Some(child) = packaging {
-        match deb::finish(child) {
-            Ok(deb) => {
-                let env = [("RSTWATCH_DEB", deb.as_os_str()), ("RSTWATCH_IMAGE", image::TAG.as_ref())];
-                if !run(&["--ignored"], &["packages", "image"], &env)? {
-                    failed.push("package and image tests");
+        if let Some(child) = self.packaging {
+            match deb::finish(child) {
+                Ok(deb) => {
+                    let env = [("RSTWATCH_DEB", deb.as_os_str()), ("RSTWATCH_IMAGE", image::TAG.as_ref())];
+                    if !cargo_test(bin, &["packages", "image"], &["--ignored"], &env)? {
+                        failed.push("the package and image tests");
+                    }
+                }
+                Err(e) => {
+                    eprintln!("xtask: {e:#}");
+                    failed.push("the .deb and image build");
                 }
             }
-            Err(e) => {
-                eprintln!("xtask: {e:#}");
-                failed.push("the .deb and image build");
-            }
+        }
+        if !failed.is_empty() {
+            bail!("failed: {}", failed.join(", "));
+        }
+        Ok(())
+    }
+
+    fn abandon(self) {
+        if let Some(mut child) = self.packaging {
+            let _ = child.kill();
+            let _ = child.wait();
         }
     }
-    if !failed.is_empty() {
-        bail!("failed: {}", failed.join(", "));
-    }
-    Ok(())
 }
 
 /// The root tests of what `cargo xtask deb` and `cargo xtask image` build (tests/tests/{packages,image}.rs).

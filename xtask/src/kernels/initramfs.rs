@@ -14,9 +14,9 @@ use anyhow::{Result, bail};
 use super::{Kernel, TEST_SET, kernels_dir, run};
 use crate::{rootfs::copy_with_libs, workspace};
 
-/// The guest's binaries, (path in the guest, path on the host): `rstwatch` (the one the host
-/// tests run) and the kernel test set's test binaries, as built for the host tests (dynamically
-/// linked: the initramfs carries their libraries).
+/// The guest's binaries, (path in the guest, path on the host): `rstwatch` as given and the
+/// kernel test set's test binaries as built for the host tests (dynamically linked: the
+/// initramfs carries their libraries).
 pub fn build_guest_binaries(rstwatch: &Path) -> Result<Vec<(String, PathBuf)>> {
     let mut bins = vec![("/bin/rstwatch".to_string(), rstwatch.to_path_buf())];
     // Every test binary (the host's root tests run the rest): one build for both.
