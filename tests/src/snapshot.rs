@@ -12,7 +12,8 @@ impl Snapshot {
         Self { json: serde_json::from_str(text).unwrap_or_else(|e| panic!("snapshot is not JSON ({e}): {text}")) }
     }
 
-    fn rows<'a>(&'a self, list: &str, view: &'a str, cause: &'a str) -> impl Iterator<Item = &'a Value> + 'a {
+    /// The rows of `list` (`ports`, `peers`, `owners`, `recent`, ...) of (view, cause).
+    pub fn rows<'a>(&'a self, list: &str, view: &'a str, cause: &'a str) -> impl Iterator<Item = &'a Value> + 'a {
         self.json[list]
             .as_array()
             .map(Vec::as_slice)

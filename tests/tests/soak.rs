@@ -26,7 +26,6 @@ use rst_tests::{
     snapshot::Snapshot,
     traffic,
 };
-use serde_json::Value;
 
 const PEER_KEYS: u32 = 4096;
 const PORT_KEYS: u32 = 512;
@@ -52,22 +51,13 @@ fn keys(s: &Snapshot, map: &str, field: &str) -> u64 {
     s.json["keys"][map][field].as_u64().unwrap_or_else(|| panic!("keys.{map}.{field} in {}", s.json["keys"]))
 }
 
-fn rows<'a>(s: &'a Snapshot, list: &str, view: &'a str, cause: &'a str) -> impl Iterator<Item = &'a Value> {
-    s.json[list]
-        .as_array()
-        .map(Vec::as_slice)
-        .unwrap_or_default()
-        .iter()
-        .filter(move |r| r["view"] == view && r["cause"] == cause)
-}
-
 /// Every (view, cause)'s port, peer and owner rows add up to its exact count.
 fn assert_rows_add_up(s: &Snapshot) {
     for c in s.json["causes"].as_array().expect("causes") {
         let (view, cause) = (c["view"].as_str().expect("view"), c["cause"].as_str().expect("cause"));
         let exact = c["count"].as_u64().expect("count");
         for list in ["ports", "peers", "owners"] {
-            let sum: u64 = rows(s, list, view, cause).filter_map(|r| r["count"].as_u64()).sum();
+            let sum: u64 = s.rows(list, view, cause).filter_map(|r| r["count"].as_u64()).sum();
             if list == "owners" && sum == 0 {
                 continue; // owners are keyed only where a socket names one
             }
@@ -227,7 +217,8 @@ fn budgets_fold_with_nothing_lost_and_memory_flat() {
         assert_eq!(s.port("sent", "closed_port", p), 20, "new port {p} is counted by key, not as other");
     }
     for id in &new_owners {
-        let n: u64 = rows(&s, "owners", "received", "refused")
+        let n: u64 = s
+            .rows("owners", "received", "refused")
             .filter(|r| r["cgroup"] == *id)
             .filter_map(|r| r["count"].as_u64())
             .sum();

@@ -179,13 +179,18 @@ fn test(filter: Option<&str>, with_kernels: bool, only: &[String]) -> Result<()>
     } else {
         Vec::new()
     };
-    // Debian's kernels download while everything else builds.
+    // Debian's kernels download, and KVM is probed (20 s when it hangs), while everything else
+    // builds and runs.
     let fetching = if series.is_empty() {
         None
     } else {
         kernels::ensure_tools()?;
         let s = series.clone();
-        Some(std::thread::spawn(move || s.iter().map(|s| kernels::fetch(s)).collect::<Result<Vec<_>>>()))
+        Some(std::thread::spawn(move || {
+            let fetched = s.iter().map(|s| kernels::fetch(s)).collect::<Result<Vec<_>>>()?;
+            let accel = kernels::choose_accel(&fetched[0]);
+            Ok((fetched, accel))
+        }))
     };
     let bin = build(false)?;
     let mut rows = Vec::new();
@@ -197,20 +202,23 @@ fn test(filter: Option<&str>, with_kernels: bool, only: &[String]) -> Result<()>
     } else {
         None
     };
+    // The release daemon (the .deb's, built in the background by now: this waits for it) for
+    // the soak and the guests: a debug one spends seconds parsing BTF under emulation at each of
+    // its many starts there, and the soak's polls cost it several times the CPU.
+    let release = if fetching.is_some() || late.as_ref().is_some_and(|l| l.soak) { build(true)? } else { bin.clone() };
     let Some(fetching) = fetching else {
-        return late.map_or(Ok(()), |l| l.run(&bin));
+        return late.map_or(Ok(()), |l| l.run(&release));
     };
-    // The guests run the release daemon (the .deb's, built in the background by now: this waits
-    // for it): a debug one spends seconds parsing BTF under emulation at each of its many starts.
     // Before the late tests: a running `cargo test` holds the build directory.
-    let guest = build(true).and_then(|release| kernels::build_guest_binaries(&release));
+    let guest = kernels::build_guest_binaries(&release);
     // The late tests (the soak, the .deb and the image) mostly wait: they run beside the VMs,
     // which want the machine's cores (the verifier, under emulation).
     let late = late.map(|l| {
-        let bin = bin.clone();
-        std::thread::spawn(move || l.run(&bin))
+        let release = release.clone();
+        std::thread::spawn(move || l.run(&release))
     });
-    let matrix = guest.and_then(|g| fetching.join().expect("fetch thread").and_then(|k| matrix(&k, &g, filter)));
+    let matrix =
+        guest.and_then(|g| fetching.join().expect("fetch thread").and_then(|(k, accel)| matrix(&k, accel, &g, filter)));
     let host = late.map_or(Ok(()), |l| l.join().expect("late tests thread"));
     host?;
     let outcomes = matrix?;
@@ -328,10 +336,10 @@ const SOAK_TEST: &str = "budgets_fold_with_nothing_lost_and_memory_flat";
 /// The kernel test set in each of `series`, one VM after the other (2 cores: one guest at a time).
 fn matrix(
     fetched: &[kernels::Kernel],
+    accel: kernels::Accel,
     bins: &[(String, PathBuf)],
     filter: Option<&str>,
 ) -> Result<Vec<kernels::Outcome>> {
-    let accel = kernels::choose_accel(&fetched[0]);
     let mut outcomes = Vec::new();
     for k in fetched {
         let o = kernels::run_kernel(k, accel, bins, filter)?;
