@@ -215,8 +215,6 @@ fn optional(probe: &mut kernel::Probe, feature: &str, without: &str, result: Res
     present
 }
 
-/// Loads and attaches; also returns the counters as they were before any
-/// program ran (pinned ones of an earlier run: see `Aggregator::carry_over`).
 /// The programs `start_programs` attaches on this kernel (what it falls back to, only on failure,
 /// loads later): (program, its function or tracepoint; None for XDP and tc).
 fn load_plan<'a>(probe: &kernel::Probe, mode: &loader::WireMode, wire: bool) -> Vec<(&'a str, Option<&'a str>)> {
@@ -242,6 +240,8 @@ fn load_plan<'a>(probe: &kernel::Probe, mode: &loader::WireMode, wire: bool) -> 
     plan
 }
 
+/// Loads and attaches; also returns the counters as they were before any
+/// program ran (pinned ones of an earlier run: see `Aggregator::carry_over`).
 fn start_programs(
     args: &RunArgs,
     settings: &Settings,
