@@ -8,7 +8,7 @@ use anyhow::{Result, bail};
 
 use crate::{build, tools, workspace};
 
-pub fn run() -> Result<()> {
+pub fn run(programs_only: bool) -> Result<()> {
     let bin = build(true)?;
     tools::ensure_packages(&[("bpftrace", "bpftrace"), ("tcpdump", "tcpdump")])?;
     // The chart's font (tests/src/bin/bench.rs reads it).
@@ -18,6 +18,7 @@ pub fn run() -> Result<()> {
     let status = Command::new("cargo")
         .args(["run", "--release", "--package", "rst-tests", "--features", "chart", "--bin", "bench", "--"])
         .arg(workspace().join("target").join("bench"))
+        .args(programs_only.then_some("--programs-only"))
         .env("RSTWATCH_BIN", &bin)
         .current_dir(workspace())
         .status()?;

@@ -57,7 +57,12 @@ enum Task {
     /// rstwatch) with buildah, and write it as an OCI archive under target/image.
     Image,
     /// Benchmarks side by side (XDP cost, reset storm vs bpftrace and tcpdump, userspace, memory).
-    Bench,
+    Bench {
+        /// Only the per-program cost table (one storm with empty programs, one with rstwatch;
+        /// about a minute): for iterating on the kernel side.
+        #[arg(long)]
+        programs_only: bool,
+    },
     /// Every test: unit tests, then the root integration tests (real programs, real sockets, own namespaces).
     Test {
         /// Only tests whose name contains this.
@@ -372,7 +377,7 @@ fn main() -> ExitCode {
             eprintln!("xtask: built {} (also {})", image::TAG, archive.display());
             ExitCode::SUCCESS
         }),
-        Task::Bench => bench::run().map(|()| ExitCode::SUCCESS),
+        Task::Bench { programs_only } => bench::run(programs_only).map(|()| ExitCode::SUCCESS),
         Task::Test { filter, kernels, kernel } => test(filter.as_deref(), kernels, &kernel).map(|()| ExitCode::SUCCESS),
     };
     result.unwrap_or_else(|e| {

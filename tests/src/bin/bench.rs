@@ -461,6 +461,13 @@ fn verdict(ok: bool) -> &'static str {
 fn main() {
     let dir = std::path::PathBuf::from(std::env::args().nth(1).unwrap_or_else(|| "target/bench".into()));
     std::fs::create_dir_all(&dir).expect("report directory");
+    if std::env::args().any(|a| a == "--programs-only") {
+        // For iterating on the kernel side: one storm per side, the per-program table only.
+        let pair = Pair::new();
+        let programs = program_costs(&Storm::new(&pair));
+        println!("{}", serde_json::to_string_pretty(&programs).unwrap());
+        return;
+    }
     eprintln!("bench: XDP per-packet cost (BPF_PROG_TEST_RUN, {XDP_REPEAT} repeats, median of 5)");
     let xdp = xdp_costs();
     eprintln!("bench: userspace decode + aggregate");
