@@ -134,6 +134,19 @@ impl Daemon {
         Snapshot::parse(&self.get("/snapshot"))
     }
 
+    /// A snapshot whose counts the daemon read after this call began: the
+    /// one published two polls after the current one (the next poll may have
+    /// read its counts already; the one after it cannot have).
+    #[must_use]
+    pub fn fresh_snapshot(&self) -> Snapshot {
+        let mut seen = self.snapshot();
+        for poll in ["the daemon's next poll", "the poll after it"] {
+            let was = seen.json["time"].clone();
+            seen = self.wait_for(poll, |s| s.json["time"] != was);
+        }
+        seen
+    }
+
     /// Polls until `done(snapshot)` holds (at most 10 s), then returns that snapshot.
     pub fn wait_for(&self, what: &str, done: impl Fn(&Snapshot) -> bool) -> Snapshot {
         wait::until(what, Duration::from_secs(10), Duration::from_millis(100), || {

@@ -70,11 +70,14 @@ impl Rig {
         [kernel_counters::read(&self.pair.a), kernel_counters::read(&self.pair.b), kernel_counters::read_here()]
     }
 
-    /// Runs `scenario`, waits until `settled` holds on the daemon's snapshot
-    /// plus one more poll, and asserts `sent` == Tcp OutRsts summed over the namespaces.
+    /// Runs `scenario`, waits until `settled` holds on the daemon's snapshot,
+    /// and asserts `sent` == Tcp OutRsts summed over the namespaces.
     pub fn measure(&self, scenario: impl FnOnce(&Pair), settled: impl Fn(&Delta) -> bool) -> Delta {
-        let before = self.daemon.snapshot();
+        // Kernel first, then a snapshot of counts read after it: nothing
+        // runs in between, so resets made before (a server's readiness
+        // probe) sit on both sides of the baseline.
         let k0 = self.counters();
+        let before = self.daemon.fresh_snapshot();
         scenario(&self.pair);
         let probe = |after: Snapshot| Delta {
             before: Snapshot { json: before.json.clone() },
@@ -82,9 +85,8 @@ impl Rig {
             kernel: Default::default(),
         };
         self.daemon.wait_for("the scenario's resets", |s| settled(&probe(Snapshot { json: s.json.clone() })));
-        std::thread::sleep(std::time::Duration::from_millis(300));
-        let after = self.daemon.snapshot();
         let k1 = self.counters();
+        let after = self.daemon.fresh_snapshot();
         let [a0, b0, r0] = k0;
         let [a1, b1, r1] = k1;
         let d = Delta { before, after, kernel: [(a0, a1), (b0, b1), (r0, r1)] };

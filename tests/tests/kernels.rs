@@ -178,8 +178,7 @@ fn sigkill_leaves_nothing_attached_and_a_restart_counts_the_wire_once() {
         traffic::syn_to_closed_port(&pair.a, addr(&format!("10.77.0.1:{port}")), addr("10.77.0.2:7401"));
     }
     let s = d.wait_for("2 refusals on the wire", |s| s.port("wire_out", "refusal", 7401) >= before + 2);
-    std::thread::sleep(std::time::Duration::from_millis(300));
-    assert_eq!(d.snapshot().port("wire_out", "refusal", 7401), before + 2, "counted once: {}", s.json);
+    assert_eq!(d.fresh_snapshot().port("wire_out", "refusal", 7401), before + 2, "counted once: {}", s.json);
     drop(d);
     assert!(!pair.xdp_on_vb() && tc_on_vb(&pair).is_empty(), "SIGTERM leaves nothing: {}", tc_on_vb(&pair));
 }

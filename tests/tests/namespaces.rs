@@ -31,9 +31,8 @@ fn identical_traffic(ns: &Netns, n: usize) {
 
 fn sent_equals_out_rsts(d: &Daemon, before: &Counters, ns: &Netns, resets: u64) -> Snapshot {
     d.wait_for("the namespace's resets", |s| s.total("sent") >= resets);
-    std::thread::sleep(std::time::Duration::from_millis(300));
-    let s = Snapshot { json: d.snapshot().json };
     let out_rsts = kernel_counters::delta(before, &kernel_counters::read(ns), "Tcp:OutRsts");
+    let s = d.fresh_snapshot();
     assert_eq!(s.total("sent"), out_rsts, "sent must equal {}'s own OutRsts: {}", ns.name, s.json);
     assert_eq!(out_rsts, resets, "{}", s.json);
     s

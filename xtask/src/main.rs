@@ -53,8 +53,9 @@ enum Task {
     },
     /// Build the Debian package target/debian/rstwatch_VERSION_amd64.deb (cargo-deb) and check it with lintian.
     Deb,
-    /// Build the container image the DaemonSet runs (rstwatch:VERSION, FROM scratch with a static
-    /// rstwatch) with buildah, and write it as an OCI archive under target/image.
+    /// Build the container image the DaemonSet runs (rstwatch:VERSION, FROM scratch with the
+    /// release rstwatch and the glibc files it links) with buildah, and write it as an OCI archive
+    /// under target/image.
     Image,
     /// Benchmarks side by side (XDP cost, reset storm vs bpftrace and tcpdump, userspace, memory).
     Bench {
