@@ -22,7 +22,8 @@ pub const UNANNOUNCED: &str = "UNANNOUNCED";
 pub const STACK_RST_ENTRIES: u32 = 8192;
 
 /// `STACK_RSTS` key: a reset's tuple as it will leave (local = source).
-#[repr(C)]
+/// Aligned to 8 so a program compares it as five words (see [`FlowKey::same`]).
+#[repr(C, align(8))]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub struct FlowKey {
     pub family: u8,
@@ -33,6 +34,27 @@ pub struct FlowKey {
     pub remote: [u8; 16],
 }
 const _: () = assert!(size_of::<FlowKey>() == 40);
+
+impl FlowKey {
+    /// Equality as five word compares: a program has no `memcmp`, and what
+    /// `==` on the byte arrays lowers to is not for the compiler to choose there.
+    #[inline]
+    #[must_use]
+    pub fn same(&self, other: &Self) -> bool {
+        // SAFETY: 40 bytes, aligned to 8, no padding left uninitialised (`_pad` is a field).
+        let (a, b) = unsafe { (&*(&raw const *self).cast::<[u64; 5]>(), &*(&raw const *other).cast::<[u64; 5]>()) };
+        a[0] == b[0] && a[1] == b[1] && a[2] == b[2] && a[3] == b[3] && a[4] == b[4]
+    }
+}
+
+/// `PENDING_RST` (one per CPU): the newest announced reset and how many of
+/// it tc egress has still to see (0: none pending).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Pending {
+    pub key: FlowKey,
+    pub count: u64,
+}
 
 /// Counter maps pinned under the pin directory, so a restart keeps counting.
 pub const PINNED: [&str; 7] = [COUNTS, PORTS, PEERS, OWNERS, OVERFLOW, STATS, UNANNOUNCED];
@@ -47,7 +69,10 @@ pub const SETTING_CAPTURE: u32 = 1;
 /// program still writes the old one), then moving every key of the old
 /// generation into its own totals and deleting it: nothing counted is lost.
 pub const SETTING_GENERATION: u32 = 2;
-pub const SETTING_SLOTS: u32 = 3;
+/// 1: an interface is watched, so the stack announces its replies for tc
+/// egress to recognise (with none, the announcement would be pure cost).
+pub const SETTING_ANNOUNCE: u32 = 3;
+pub const SETTING_SLOTS: u32 = 4;
 
 /// The generation bit of a [`port_key`].
 pub const PORT_KEY_GENERATION: u32 = 1 << 31;

@@ -5,14 +5,14 @@ use core::intrinsics::{AtomicOrdering, atomic_xadd};
 
 use aya_ebpf::{
     bindings::BPF_NOEXIST,
-    helpers::bpf_ktime_get_ns,
+    helpers::{bpf_jiffies64, bpf_ktime_get_ns},
     macros::map,
     maps::{Array, LruHashMap, PerCpuArray, PerCpuHashMap, RingBuf},
 };
 use rst_common::{
     cause,
     event::{CAPTURE_BYTES, Capture, Sample},
-    maps::{self, FlowKey, OwnerKey, PeerKey, SampleState},
+    maps::{self, FlowKey, OwnerKey, PeerKey, Pending, SampleState},
 };
 
 #[map]
@@ -34,10 +34,19 @@ static SAMPLES: RingBuf = RingBuf::with_byte_size(maps::DEFAULT_RING_BYTES, 0);
 static CAPTURES: RingBuf = RingBuf::with_byte_size(maps::DEFAULT_RING_BYTES, 0);
 /// Socketless resets the stack announced (tracepoint) and is about to send;
 /// tc egress consumes them to tell stack resets from `not_from_stack` ones.
+/// A reply leaves on the CPU that announced it, within the same call, so
+/// the newest announcement waits in a per-CPU slot (no hash, no lock); an
+/// older one still pending there (a reply queued for neighbour resolution, or
+/// one that left by an unwatched interface) moves to the shared LRU map.
+#[map]
+static PENDING_RST: PerCpuArray<Pending> = PerCpuArray::with_max_entries(1, 0);
 #[map]
 static STACK_RSTS: LruHashMap<FlowKey, u64> = LruHashMap::with_max_entries(maps::STACK_RST_ENTRIES, 0);
 #[map]
 static UNANNOUNCED: PerCpuArray<u64> = PerCpuArray::with_max_entries(1, 0);
+/// Per CPU: the jiffy at which the sample rate limit last read the clock.
+#[map]
+static CLOCK: PerCpuArray<u64> = PerCpuArray::with_max_entries(1, 0);
 /// Settings the daemon may change while running (see `maps::SETTING_*`).
 #[map]
 static SETTINGS: Array<u32> = Array::with_max_entries(maps::SETTING_SLOTS, 0);
@@ -74,10 +83,33 @@ fn bump_key<K>(map: &PerCpuHashMap<K, u64>, key: &K, overflow: u32) {
 /// Notes a reset the stack is about to send through its control socket.
 #[inline(always)]
 pub fn announce_stack_rst(key: &FlowKey) {
+    let Some(slot) = PENDING_RST.get_ptr_mut(0) else { return };
+    let slot = unsafe { &mut *slot };
+    let n = slot.count;
+    if n != 0 && slot.key.same(key) {
+        slot.count = n + 1;
+        return;
+    }
+    if n != 0 {
+        spill(&slot.key, n);
+    }
+    // Emptied before the key changes: a take that interrupts us sees no
+    // announcement rather than a half-written one.
+    // (Volatile stores keep that order; BPF has no fence instruction.)
+    unsafe {
+        core::ptr::write_volatile(&raw mut slot.count, 0);
+        core::ptr::write_volatile(&raw mut slot.key, *key);
+        core::ptr::write_volatile(&raw mut slot.count, 1);
+    }
+}
+
+/// Moves `n` pending announcements of `key` into the shared map.
+#[inline(always)]
+fn spill(key: &FlowKey, n: u64) {
     if let Some(p) = STACK_RSTS.get_ptr_mut(key) {
-        add(p);
+        unsafe { atomic_xadd::<u64, u64, { AtomicOrdering::Relaxed }>(p, n) };
     } else {
-        let _ = STACK_RSTS.insert(key, 1, 0);
+        let _ = STACK_RSTS.insert(key, n, 0);
     }
 }
 
@@ -90,6 +122,16 @@ pub fn unannounced() {
 /// Whether the stack announced this reset; consumes the announcement.
 #[inline(always)]
 pub fn take_stack_rst(key: &FlowKey) -> bool {
+    if let Some(slot) = PENDING_RST.get_ptr_mut(0) {
+        let slot = unsafe { &mut *slot };
+        let n = slot.count;
+        if n != 0 && slot.key.same(key) {
+            // Per CPU: a plain write (a nested take can at worst leave one
+            // announcement behind, never wrap the count).
+            slot.count = n - 1;
+            return true;
+        }
+    }
     let Some(p) = STACK_RSTS.get_ptr_mut(key) else { return false };
     if unsafe { *p } == 0 {
         return false;
@@ -125,6 +167,12 @@ pub fn count_owner(view: u8, cause: u8, cgroup: u64) {
 #[inline(always)]
 fn generation() -> u8 {
     SETTINGS.get(maps::SETTING_GENERATION).map_or(0, |v| (*v & 1) as u8)
+}
+
+/// Whether tc egress is watching for the stack's replies (see `maps::SETTING_ANNOUNCE`).
+#[inline(always)]
+pub fn announcing() -> bool {
+    SETTINGS.get(maps::SETTING_ANNOUNCE).is_some_and(|v| *v != 0)
 }
 
 /// Whether sampled resets should also send packet bytes.
@@ -172,6 +220,19 @@ pub fn emit(fill: impl FnOnce(&mut Sample)) -> bool {
     let Some(st) = STATS.get_ptr_mut(0) else { return false };
     let st = unsafe { &mut *st };
     let limit = SETTINGS.get(maps::SETTING_SAMPLE_RATE).map_or(0, |v| u64::from(*v));
+    // Past the limit, the clock is read once per jiffy (at most HZ times a
+    // second; jiffies64 is inlined, the clock is a helper call): a storm's
+    // rate-limited resets pay a compare, and the window still turns within a jiffy.
+    if st.window_count >= limit {
+        let jiffy = unsafe { bpf_jiffies64() };
+        match CLOCK.get_ptr_mut(0) {
+            Some(last) if unsafe { *last } != jiffy => unsafe { *last = jiffy },
+            _ => {
+                add(&raw mut st.rate_limited);
+                return false;
+            }
+        }
+    }
     // (bpf_ktime_get_coarse_ns would be cheaper, but tracepoint programs may not call it.)
     let now = unsafe { bpf_ktime_get_ns() };
     if now.wrapping_sub(st.window_start) >= NS_PER_SEC {

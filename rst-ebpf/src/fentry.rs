@@ -24,7 +24,7 @@ use crate::{
     counters,
     tracepoints::{
         Origin, TCP_NEW_SYN_RECV, TCP_RST, TCP_SYN, TCP_TIME_WAIT, TCPHDR_FLAGS, announce, capture_trigger,
-        full_socket, kread, owner_cgroup, received, record, skb_endpoints, tcp_header,
+        full_socket, kread, owner_cgroup, received, record, skb_endpoints, tcp_flags, tcp_header, tcp_start,
     },
 };
 
@@ -62,7 +62,8 @@ fn send_reset(ctx: &FEntryContext, v6: bool) {
     if th == 0 {
         return;
     }
-    let flags: u8 = kread(th, TCPHDR_FLAGS);
+    let tcp = tcp_start(th);
+    let flags = tcp_flags(&tcp);
     if flags & TCP_RST != 0 || (sk == 0 && !routed_here(skb, v6)) {
         return; // the kernel sends nothing
     }
@@ -73,7 +74,7 @@ fn send_reset(ctx: &FEntryContext, v6: bool) {
     } else {
         cause::UNSPECIFIED
     };
-    let e = skb_endpoints(skb, th);
+    let e = skb_endpoints(skb, &tcp);
     let netns = announce(&e, sk, skb);
     if record(view::SENT, cause, &e, NO_REASON, 0, flags, &Origin { sk, skb, cgroup: 0, netns })
         && counters::capturing()
@@ -124,7 +125,8 @@ pub fn received_in_handshake(ctx: FExitContext) -> i32 {
     if fastopen != 0 || off == ABSENT || th == 0 {
         return 0;
     }
-    let flags: u8 = kread(th, TCPHDR_FLAGS);
+    let tcp = tcp_start(th);
+    let flags = tcp_flags(&tcp);
     if flags & TCP_RST == 0 || kread::<u64>(req, off) != 0 {
         return 0;
     }
@@ -132,7 +134,7 @@ pub fn received_in_handshake(ctx: FExitContext) -> i32 {
     let _ = record(
         view::RECEIVED,
         cause::RESET_IN_HANDSHAKE,
-        &skb_endpoints(skb, th),
+        &skb_endpoints(skb, &tcp),
         NO_REASON,
         TCP_NEW_SYN_RECV,
         flags,

@@ -60,22 +60,36 @@ fn l3<F: Frame>(f: &F) -> Option<(u16, usize)> {
     Some((proto, off))
 }
 
-/// IPv4: L4 offset of the first fragment of a TCP datagram.
-#[inline(always)]
-fn ipv4_l4<F: Frame>(f: &F, off: usize) -> Option<usize> {
-    let ver_ihl: u8 = f.read(off)?;
-    let frag: [u8; 2] = f.read(off + 6)?;
-    let proto: u8 = f.read(off + 9)?;
-    let ihl = usize::from(ver_ihl & 0x0f) * 4;
-    let frag_off = u16::from_be_bytes(frag) & 0x1fff;
-    (ihl >= 20 && proto == IPPROTO_TCP && frag_off == 0).then_some(off + ihl)
+/// Where a TCP segment's IP addresses and TCP header are.
+struct L4 {
+    family: u8,
+    src: [u8; 16],
+    dst: [u8; 16],
+    off: usize,
 }
 
-/// IPv6: L4 offset, walking hop-by-hop, routing, destination options and
-/// the first fragment header.
+/// IPv4: the first fragment of a TCP datagram. One read of the fixed header
+/// (on tc every read is a helper call).
 #[inline(always)]
-fn ipv6_l4<F: Frame>(f: &F, off: usize) -> Option<usize> {
-    let mut next: u8 = f.read(off + 6)?;
+fn ipv4_l4<F: Frame>(f: &F, off: usize) -> Option<L4> {
+    let h: [u8; 20] = f.read(off)?;
+    let ihl = usize::from(h[0] & 0x0f) * 4;
+    let frag_off = u16::from_be_bytes([h[6], h[7]]) & 0x1fff;
+    if ihl < 20 || h[9] != IPPROTO_TCP || frag_off != 0 {
+        return None;
+    }
+    let mut l4 = L4 { family: AF_INET, src: [0; 16], dst: [0; 16], off: off + ihl };
+    l4.src[..4].copy_from_slice(&h[12..16]);
+    l4.dst[..4].copy_from_slice(&h[16..20]);
+    Some(l4)
+}
+
+/// IPv6: walks hop-by-hop, routing, destination options and the first
+/// fragment header to the TCP header. One read of the fixed header.
+#[inline(always)]
+fn ipv6_l4<F: Frame>(f: &F, off: usize) -> Option<L4> {
+    let h: [u8; 40] = f.read(off)?;
+    let mut next = h[6];
     let mut l4 = off + 40;
     for _ in 0..4 {
         match next {
@@ -95,7 +109,13 @@ fn ipv6_l4<F: Frame>(f: &F, off: usize) -> Option<usize> {
             _ => break,
         }
     }
-    (next == IPPROTO_TCP).then_some(l4)
+    if next != IPPROTO_TCP {
+        return None;
+    }
+    let mut a = L4 { family: AF_INET6, src: [0; 16], dst: [0; 16], off: l4 };
+    a.src.copy_from_slice(&h[8..24]);
+    a.dst.copy_from_slice(&h[24..40]);
+    Some(a)
 }
 
 /// Bytes of payload an RST carries, by its IP length field (Ethernet padding
@@ -115,32 +135,28 @@ fn payload_len<F: Frame>(f: &F, rst: &Rst) -> usize {
 }
 
 /// Parses a frame; `None` unless it is a TCP segment with RST set. Non-RST
-/// segments cost only the few reads needed to find the TCP flags.
+/// segments cost the same three header reads (Ethernet type, IP, TCP).
 #[inline(always)]
 pub fn parse_rst<F: Frame>(f: &F) -> Option<Rst> {
     let (proto, off) = l3(f)?;
-    let (family, l4) = match proto {
-        ETH_P_IPV4 => (AF_INET, ipv4_l4(f, off)?),
-        ETH_P_IPV6 => (AF_INET6, ipv6_l4(f, off)?),
+    let L4 { family, src, dst, off: l4 } = match proto {
+        ETH_P_IPV4 => ipv4_l4(f, off)?,
+        ETH_P_IPV6 => ipv6_l4(f, off)?,
         _ => return None,
     };
-    let flags: u8 = f.read(l4 + 13)?;
+    // One read of the whole fixed header; a segment cut inside it costs a
+    // second read, of its flags alone (an RST cut short is still counted).
+    let th = f.read::<[u8; TCP_HLEN]>(l4);
+    let flags = match th {
+        Some(th) => th[13],
+        None => f.read::<u8>(l4 + 13)?,
+    };
     if flags & TCP_RST == 0 {
         return None;
     }
-    let mut src = [0u8; 16];
-    let mut dst = [0u8; 16];
-    if family == AF_INET {
-        src[..4].copy_from_slice(&f.read::<[u8; 4]>(off + 12)?);
-        dst[..4].copy_from_slice(&f.read::<[u8; 4]>(off + 16)?);
-    } else {
-        src = f.read(off + 8)?;
-        dst = f.read(off + 24)?;
-    }
     let mut rst =
         Rst { family, src, dst, sport: 0, dport: 0, flags, cause: cause::MALFORMED, ip_off: off, payload_off: 0 };
-    // One read of the whole fixed header (the verifier tracks it best this way).
-    let Some(th) = f.read::<[u8; TCP_HLEN]>(l4) else { return Some(rst) };
+    let Some(th) = th else { return Some(rst) };
     rst.sport = u16::from_be_bytes([th[0], th[1]]);
     rst.dport = u16::from_be_bytes([th[2], th[3]]);
     let doff = usize::from(th[12] >> 4) * 4;

@@ -101,25 +101,47 @@ fn sock_endpoints(sk: u64) -> Endpoints {
     e
 }
 
-/// The tuple of an incoming segment seen from here (its destination is our
-/// local end): the reset a socketless reply answers, or a dropped RST. `th`
-/// is its TCP header.
+/// The first bytes of a TCP header, through the flags: ports, sequence
+/// and acknowledgment numbers, data offset and flags. Zeros if unknown.
+pub(crate) type TcpStart = [u8; 14];
+
+/// One read of a TCP header's first bytes (`th` 0: zeros).
 #[inline(always)]
-pub(crate) fn skb_endpoints(skb: u64, th: u64) -> Endpoints {
+pub(crate) fn tcp_start(th: u64) -> TcpStart {
+    kread_bytes(th, 0)
+}
+
+/// The flags byte of a [`TcpStart`].
+#[inline(always)]
+pub(crate) fn tcp_flags(t: &TcpStart) -> u8 {
+    t[TCPHDR_FLAGS as usize]
+}
+
+/// The tuple of an incoming segment seen from here (its destination is our
+/// local end): the reset a socketless reply answers, or a dropped RST. `tcp`
+/// is the start of its TCP header. The IP header is one read: 40 bytes are
+/// there for every TCP segment the stack handles (an IPv4 header is followed
+/// by at least the TCP header); a shorter read is the fallback.
+#[inline(always)]
+pub(crate) fn skb_endpoints(skb: u64, tcp: &TcpStart) -> Endpoints {
     let mut e = Endpoints { family: AF_INET, local: [0; 16], remote: [0; 16], lport: 0, rport: 0 };
     let head: u64 = kread(skb, cfg_get!(skb_head));
     let nh: u16 = kread(skb, cfg_get!(skb_network_header));
     let iph = if head == 0 { 0 } else { head + u64::from(nh) };
-    if kread::<u8>(iph, 0) >> 4 == 6 {
-        e.family = AF_INET6;
-        e.remote = kread_bytes(iph, 8);
-        e.local = kread_bytes(iph, 24);
-    } else {
-        e.remote[..4].copy_from_slice(&kread_bytes::<4>(iph, 12));
-        e.local[..4].copy_from_slice(&kread_bytes::<4>(iph, 16));
+    let mut ip: [u8; 40] = kread_bytes(iph, 0);
+    if ip[0] == 0 {
+        ip[..20].copy_from_slice(&kread_bytes::<20>(iph, 0));
     }
-    e.rport = u16::from_be(kread(th, 0));
-    e.lport = u16::from_be(kread(th, 2));
+    if ip[0] >> 4 == 6 {
+        e.family = AF_INET6;
+        e.remote.copy_from_slice(&ip[8..24]);
+        e.local.copy_from_slice(&ip[24..40]);
+    } else {
+        e.remote[..4].copy_from_slice(&ip[12..16]);
+        e.local[..4].copy_from_slice(&ip[16..20]);
+    }
+    e.rport = u16::from_be_bytes([tcp[0], tcp[1]]);
+    e.lport = u16::from_be_bytes([tcp[2], tcp[3]]);
     e
 }
 
@@ -234,9 +256,13 @@ pub(crate) fn record(view: u8, cause: u8, e: &Endpoints, reason: u32, state: u8,
 /// after it is counted: tc egress looks for it by this tuple. Only replies
 /// of the daemon's own namespace can leave its watched interfaces, so only
 /// those are announced: an identical tuple in another namespace never
-/// crosses. Returns the namespace it read (0: none).
+/// crosses; with no interface watched, nothing is. Returns the namespace it
+/// read (0: none).
 #[inline(always)]
 pub(crate) fn announce(e: &Endpoints, sk: u64, skb: u64) -> u32 {
+    if !counters::announcing() {
+        return 0;
+    }
     let own = cfg_get!(own_netns);
     let ns = if own == 0 { 0 } else { netns(sk, skb) };
     if ns == own {
@@ -279,7 +305,8 @@ pub fn tcp_send_reset(ctx: BtfTracePointContext) -> i32 {
     let reason = if cfg_get!(has_reason) == 1 { ctx.arg::<u32>(2) } else { NO_REASON };
     // The segment that triggered a reply (NULL for resets a socket sends by itself).
     let th: u64 = kread(skb, cfg_get!(skb_data));
-    let flags: u8 = kread(th, TCPHDR_FLAGS);
+    let tcp = tcp_start(th);
+    let flags = tcp_flags(&tcp);
     let cause = sent_cause(reason, sk, th, flags);
     // A connected full socket's own tuple; else the segment's: timewait and
     // request sockets have no inet_sport, and a listener (answering an ACK
@@ -287,7 +314,7 @@ pub fn tcp_send_reset(ctx: BtfTracePointContext) -> i32 {
     let state: u8 = kread(sk, cfg_get!(sk_state));
     let full = full_socket(sk, state);
     let connected = full && state != TCP_LISTEN;
-    let e = if connected || skb == 0 { sock_endpoints(sk) } else { skb_endpoints(skb, th) };
+    let e = if connected || skb == 0 { sock_endpoints(sk) } else { skb_endpoints(skb, &tcp) };
     let netns = if skb == 0 { 0 } else { announce(&e, sk, skb) };
     let origin = Origin { sk, skb, cgroup: if full { owner_cgroup(sk) } else { 0 }, netns };
     if record(view::SENT, cause, &e, reason, 0, flags, &origin) && skb != 0 && counters::capturing() {
@@ -324,8 +351,8 @@ pub fn kfree_skb(ctx: BtfTracePointContext) -> i32 {
         return 0;
     }
     let skb: u64 = ctx.arg(0);
-    let th = tcp_header(skb);
-    let flags: u8 = kread(th, TCPHDR_FLAGS);
+    let tcp = tcp_start(tcp_header(skb));
+    let flags = tcp_flags(&tcp);
     if flags & TCP_RST == 0 {
         return 0;
     }
@@ -335,7 +362,8 @@ pub fn kfree_skb(ctx: BtfTracePointContext) -> i32 {
     let state: u8 = kread(sk, cfg_get!(sk_state));
     let full = full_socket(sk, state);
     let origin = Origin { sk, skb, cgroup: if full { owner_cgroup(sk) } else { 0 }, netns: 0 };
-    let _ = record(view::RECEIVED, cause::REJECTED_INVALID, &skb_endpoints(skb, th), NO_REASON, state, flags, &origin);
+    let _ =
+        record(view::RECEIVED, cause::REJECTED_INVALID, &skb_endpoints(skb, &tcp), NO_REASON, state, flags, &origin);
     0
 }
 

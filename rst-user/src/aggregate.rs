@@ -37,8 +37,27 @@ pub struct KernelCounts {
     pub overflow: Vec<u64>,
     /// Sample accounting summed over CPUs (the window fields are meaningless here).
     pub samples: SampleState,
-    /// (view, events the kernel did not run our program for).
-    pub missed: Vec<(u8, u64)>,
+    /// (view, why, events the kernel did not run our program for); `why` is
+    /// [`model::MISSED_RECURSION`] or [`model::MISSED_UNANNOUNCED`].
+    pub missed: Vec<(u8, &'static str, u64)>,
+}
+
+/// Per view: every miss, whatever its kind.
+fn missed_totals(missed: &[(u8, &'static str, u64)]) -> BTreeMap<String, u64> {
+    let mut t = BTreeMap::new();
+    for &(v, _, n) in missed {
+        *t.entry(model::view_name(v).to_string()).or_insert(0) += n;
+    }
+    t
+}
+
+/// Per view and kind.
+fn missed_by_kind(missed: &[(u8, &'static str, u64)]) -> BTreeMap<String, BTreeMap<String, u64>> {
+    let mut t: BTreeMap<String, BTreeMap<String, u64>> = BTreeMap::new();
+    for &(v, why, n) in missed {
+        *t.entry(model::view_name(v).to_string()).or_default().entry(why.to_string()).or_insert(0) += n;
+    }
+    t
 }
 
 /// Bounds of what the aggregator keeps.
@@ -443,7 +462,8 @@ impl Aggregator {
                 peers: self.held.1.stats(k.peers.len()),
                 owners: self.held.2.stats(k.owners.len()),
             },
-            missed: k.missed.iter().map(|&(v, n)| (model::view_name(v).to_string(), n)).collect(),
+            missed: missed_totals(&k.missed),
+            missed_by_kind: missed_by_kind(&k.missed),
         }
     }
 
@@ -524,6 +544,23 @@ mod tests {
         assert_eq!(s.totals, Totals { sent: 10, received: 10, wire_in: 4, wire_out: 0 });
         assert_eq!(s.causes.len(), 3);
         assert_eq!(s.causes[0], CauseCount { view: "sent".into(), cause: "closed_port".into(), count: 10 });
+    }
+
+    #[test]
+    fn missed_is_split_by_kind_and_adds_up_per_view() {
+        let mut a = agg(10);
+        let mut k = counts();
+        k.missed = vec![
+            (view::SENT, model::MISSED_RECURSION, 3),
+            (view::SENT, model::MISSED_UNANNOUNCED, 2),
+            (view::RECEIVED, model::MISSED_RECURSION, 0),
+        ];
+        a.on_counts(k);
+        let s = a.snapshot(1.0, &BTreeMap::new());
+        assert_eq!(s.missed, BTreeMap::from([("sent".into(), 5), ("received".into(), 0)]));
+        let json = serde_json::to_value(&s).unwrap();
+        assert_eq!(json["missed_by_kind"]["sent"], serde_json::json!({"recursion": 3, "unannounced": 2}));
+        assert_eq!(json["missed_by_kind"]["received"], serde_json::json!({"recursion": 0}));
     }
 
     #[test]

@@ -184,6 +184,12 @@ pub fn attach_fexit(ebpf: &mut Ebpf, btf: &Btf, program_name: &str, function: &s
     Ok(())
 }
 
+/// Tells the stack programs whether tc egress watches any interface (then
+/// they announce their replies to it; see `maps::SETTING_ANNOUNCE`).
+pub fn set_announce(ebpf: &mut Ebpf, on: bool) -> Result<(), Error> {
+    set_setting(ebpf, maps::SETTING_ANNOUNCE, u32::from(on))
+}
+
 /// Turns packet captures of sampled resets on or off (`--pcap`).
 pub fn set_capture(ebpf: &mut Ebpf, on: bool) -> Result<(), Error> {
     set_setting(ebpf, maps::SETTING_CAPTURE, u32::from(on))

@@ -6,6 +6,11 @@ use serde::{Deserialize, Serialize};
 
 pub const VIEWS: [u8; 4] = [view::SENT, view::RECEIVED, view::WIRE_IN, view::WIRE_OUT];
 
+/// Kinds of `missed`: the program's fdinfo `recursion_misses`.
+pub const MISSED_RECURSION: &str = "recursion";
+/// Kinds of `missed`: `UNANNOUNCED`, stack replies tc saw with no `tcp_send_reset` event.
+pub const MISSED_UNANNOUNCED: &str = "unannounced";
+
 #[must_use]
 pub fn view_name(v: u8) -> &'static str {
     match v {
@@ -112,6 +117,12 @@ pub struct Snapshot {
     /// leaving with no `tcp_send_reset` event). Not in `totals`.
     #[serde(default)]
     pub missed: std::collections::BTreeMap<String, u64>,
+    /// `missed` by kind: [`MISSED_RECURSION`] (the kernel skipped our program
+    /// because it was already running on that CPU: a softirq interrupting a
+    /// process-context run, or a preempted one) and, for `sent`,
+    /// [`MISSED_UNANNOUNCED`] (tc saw the stack's reply leave with no event).
+    #[serde(default)]
+    pub missed_by_kind: std::collections::BTreeMap<String, std::collections::BTreeMap<String, u64>>,
     /// The kernel's ephemeral port range (`ip_local_port_range`): ports in it
     /// are clients' and are summed as `port="ephemeral"` in /metrics.
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -12,7 +12,7 @@ use crate::{
     aggregate::{Drained, KernelCounts},
     error::Error,
     loader,
-    model::ProgramCost,
+    model::{self, ProgramCost},
 };
 
 /// `membarrier(MEMBARRIER_CMD_GLOBAL)`: returns after an RCU grace period
@@ -157,19 +157,20 @@ impl Source {
         }
     }
 
-    /// Per view: the kernel's recursion misses of its programs (a view may
-    /// have several: tracepoint and fentry; a miss is a time the kernel skipped
-    /// one because it was already running on that CPU, `recursion_misses` in its
-    /// fdinfo), plus for `sent` the stack resets tc saw leaving without their event.
-    fn missed(&self) -> Vec<(u8, u64)> {
-        let mut missed = std::collections::BTreeMap::new();
+    /// Per view and kind: the kernel's recursion misses of its programs (a
+    /// view may have several: tracepoint and fentry; a miss is a time the
+    /// kernel skipped one because it was already running on that CPU,
+    /// `recursion_misses` in its fdinfo), and for `sent` the stack resets tc
+    /// saw leaving without their event.
+    fn missed(&self) -> Vec<(u8, &'static str, u64)> {
+        let mut recursion = std::collections::BTreeMap::new();
         for &(v, fd) in &self.programs {
-            *missed.entry(v).or_insert(0) += loader::fdinfo(fd, "recursion_misses");
+            *recursion.entry(v).or_insert(0) += loader::fdinfo(fd, "recursion_misses");
         }
-        if let Some(sent) = missed.get_mut(&rst_common::view::SENT) {
-            *sent += sum_array(&self.unannounced).iter().sum::<u64>();
-        }
-        missed.into_iter().collect()
+        let sent = recursion.contains_key(&rst_common::view::SENT).then(|| {
+            (rst_common::view::SENT, model::MISSED_UNANNOUNCED, sum_array(&self.unannounced).iter().sum::<u64>())
+        });
+        recursion.into_iter().map(|(v, n)| (v, model::MISSED_RECURSION, n)).chain(sent).collect()
     }
 
     /// Waits for samples, then hands at most `max` of them to `f` (so a storm

@@ -44,8 +44,13 @@ impl Wire {
 
     /// Attaches what is new in `want`, detaches what is gone. `strict`: the
     /// first failure is an error (at start); else it is logged (reload).
+    /// The stack announces its replies while any interface is attached:
+    /// from before the first attach to after the last detach.
     pub fn sync(&mut self, ebpf: &mut Ebpf, want: &[String], strict: bool) -> Result<(), Error> {
         self.want = want.to_vec();
+        if !want.is_empty() && self.unloadable.is_none() {
+            loader::set_announce(ebpf, true)?;
+        }
         let gone: Vec<String> = self.links.keys().filter(|k| !want.contains(k)).cloned().collect();
         for iface in gone {
             if let Some((_, links)) = self.links.remove(&iface) {
@@ -82,6 +87,9 @@ impl Wire {
                 }
             }
         }
+        if self.links.is_empty() {
+            loader::set_announce(ebpf, false)?;
+        }
         Ok(())
     }
 
@@ -97,6 +105,9 @@ impl Wire {
             }
             tracing::warn!(iface, "interface disappeared; it will be watched again when it is back");
             self.absent.insert(iface);
+            if self.links.is_empty() {
+                let _ = loader::set_announce(ebpf, false);
+            }
         }
         let back: Vec<String> = self.absent.iter().filter(|i| ifindex(i) != 0).cloned().collect();
         if !back.is_empty() {

@@ -211,6 +211,17 @@ impl Collector for SnapshotCollector {
             "Resets the kernel did not run rstwatch's program for (reported by the kernel, or seen leaving a watched interface without their tracepoint event); not in rstwatch_resets_total.",
             &missed,
         )?;
+        let by_kind: Vec<_> = s
+            .missed_by_kind
+            .iter()
+            .flat_map(|(v, kinds)| kinds.iter().map(move |(k, n)| (vec![("view", v.clone()), ("kind", k.clone())], *n)))
+            .collect();
+        counter(
+            &mut enc,
+            "rstwatch_missed_by_kind",
+            "rstwatch_missed_total by kind: recursion (the kernel skipped the program because it was already running on that CPU, its fdinfo recursion_misses) or unannounced (a stack reset seen leaving a watched interface without its tracepoint event).",
+            &by_kind,
+        )?;
         gauge(
             &mut enc,
             "rstwatch_coverage",
@@ -286,6 +297,8 @@ pub fn render_as(format: Format, snapshot: &Snapshot, options: Options, process:
 
 #[cfg(test)]
 mod tests {
+    use std::collections::BTreeMap;
+
     use super::*;
     use crate::model::{CauseCount, PortCount, PortLabel};
 
@@ -312,6 +325,20 @@ mod tests {
         assert!(text.contains("rstwatch_samples_dropped_total 0\n"), "{text}");
         assert!(text.contains("rstwatch_build_info{version=\""));
         assert!(text.ends_with("# EOF\n"));
+    }
+
+    #[test]
+    fn missed_is_exported_in_total_and_by_kind() {
+        let kinds = BTreeMap::from([("recursion".to_string(), 3), ("unannounced".to_string(), 2)]);
+        let s = Snapshot {
+            missed: BTreeMap::from([("sent".into(), 5)]),
+            missed_by_kind: BTreeMap::from([("sent".into(), kinds)]),
+            ..Snapshot::default()
+        };
+        let text = render(&s, Options::default(), None);
+        assert!(text.contains("rstwatch_missed_total{view=\"sent\"} 5\n"), "{text}");
+        assert!(text.contains("rstwatch_missed_by_kind_total{view=\"sent\",kind=\"recursion\"} 3\n"), "{text}");
+        assert!(text.contains("rstwatch_missed_by_kind_total{view=\"sent\",kind=\"unannounced\"} 2\n"), "{text}");
     }
 
     #[test]
