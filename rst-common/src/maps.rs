@@ -22,8 +22,7 @@ pub const UNANNOUNCED: &str = "UNANNOUNCED";
 pub const STACK_RST_ENTRIES: u32 = 8192;
 
 /// `STACK_RSTS` key: a reset's tuple as it will leave (local = source).
-/// Aligned to 8 so a program compares it as five words (see [`FlowKey::same`]).
-#[repr(C, align(8))]
+#[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub struct FlowKey {
     pub family: u8,
@@ -34,27 +33,6 @@ pub struct FlowKey {
     pub remote: [u8; 16],
 }
 const _: () = assert!(size_of::<FlowKey>() == 40);
-
-impl FlowKey {
-    /// Equality as five word compares: a program has no `memcmp`, and what
-    /// `==` on the byte arrays lowers to is not for the compiler to choose there.
-    #[inline]
-    #[must_use]
-    pub fn same(&self, other: &Self) -> bool {
-        // SAFETY: 40 bytes, aligned to 8, no padding left uninitialised (`_pad` is a field).
-        let (a, b) = unsafe { (&*(&raw const *self).cast::<[u64; 5]>(), &*(&raw const *other).cast::<[u64; 5]>()) };
-        a[0] == b[0] && a[1] == b[1] && a[2] == b[2] && a[3] == b[3] && a[4] == b[4]
-    }
-}
-
-/// `PENDING_RST` (one per CPU): the newest announced reset and how many of
-/// it tc egress has still to see (0: none pending).
-#[repr(C)]
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct Pending {
-    pub key: FlowKey,
-    pub count: u64,
-}
 
 /// Counter maps pinned under the pin directory, so a restart keeps counting.
 pub const PINNED: [&str; 7] = [COUNTS, PORTS, PEERS, OWNERS, OVERFLOW, STATS, UNANNOUNCED];

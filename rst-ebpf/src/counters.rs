@@ -12,7 +12,7 @@ use aya_ebpf::{
 use rst_common::{
     cause,
     event::{CAPTURE_BYTES, Capture, Sample},
-    maps::{self, FlowKey, OwnerKey, PeerKey, Pending, SampleState},
+    maps::{self, FlowKey, OwnerKey, PeerKey, SampleState},
 };
 
 #[map]
@@ -34,12 +34,8 @@ static SAMPLES: RingBuf = RingBuf::with_byte_size(maps::DEFAULT_RING_BYTES, 0);
 static CAPTURES: RingBuf = RingBuf::with_byte_size(maps::DEFAULT_RING_BYTES, 0);
 /// Socketless resets the stack announced (tracepoint) and is about to send;
 /// tc egress consumes them to tell stack resets from `not_from_stack` ones.
-/// A reply leaves on the CPU that announced it, within the same call, so
-/// the newest announcement waits in a per-CPU slot (no hash, no lock); an
-/// older one still pending there (a reply queued for neighbour resolution, or
-/// one that left by an unwatched interface) moves to the shared LRU map.
-#[map]
-static PENDING_RST: PerCpuArray<Pending> = PerCpuArray::with_max_entries(1, 0);
+/// (A per-CPU slot for the newest one, in front of this map, was cheaper
+/// but made Linux 5.10's verifier give up on `tcp_send_reset`.)
 #[map]
 static STACK_RSTS: LruHashMap<FlowKey, u64> = LruHashMap::with_max_entries(maps::STACK_RST_ENTRIES, 0);
 #[map]
@@ -83,33 +79,10 @@ fn bump_key<K>(map: &PerCpuHashMap<K, u64>, key: &K, overflow: u32) {
 /// Notes a reset the stack is about to send through its control socket.
 #[inline(always)]
 pub fn announce_stack_rst(key: &FlowKey) {
-    let Some(slot) = PENDING_RST.get_ptr_mut(0) else { return };
-    let slot = unsafe { &mut *slot };
-    let n = slot.count;
-    if n != 0 && slot.key.same(key) {
-        slot.count = n + 1;
-        return;
-    }
-    if n != 0 {
-        spill(&slot.key, n);
-    }
-    // Emptied before the key changes: a take that interrupts us sees no
-    // announcement rather than a half-written one.
-    // (Volatile stores keep that order; BPF has no fence instruction.)
-    unsafe {
-        core::ptr::write_volatile(&raw mut slot.count, 0);
-        core::ptr::write_volatile(&raw mut slot.key, *key);
-        core::ptr::write_volatile(&raw mut slot.count, 1);
-    }
-}
-
-/// Moves `n` pending announcements of `key` into the shared map.
-#[inline(always)]
-fn spill(key: &FlowKey, n: u64) {
     if let Some(p) = STACK_RSTS.get_ptr_mut(key) {
-        unsafe { atomic_xadd::<u64, u64, { AtomicOrdering::Relaxed }>(p, n) };
+        add(p);
     } else {
-        let _ = STACK_RSTS.insert(key, n, 0);
+        let _ = STACK_RSTS.insert(key, 1, 0);
     }
 }
 
@@ -122,16 +95,6 @@ pub fn unannounced() {
 /// Whether the stack announced this reset; consumes the announcement.
 #[inline(always)]
 pub fn take_stack_rst(key: &FlowKey) -> bool {
-    if let Some(slot) = PENDING_RST.get_ptr_mut(0) {
-        let slot = unsafe { &mut *slot };
-        let n = slot.count;
-        if n != 0 && slot.key.same(key) {
-            // Per CPU: a plain write (a nested take can at worst leave one
-            // announcement behind, never wrap the count).
-            slot.count = n - 1;
-            return true;
-        }
-    }
     let Some(p) = STACK_RSTS.get_ptr_mut(key) else { return false };
     if unsafe { *p } == 0 {
         return false;

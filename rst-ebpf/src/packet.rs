@@ -10,6 +10,10 @@ use rst_common::{
 /// Bounds-checked reads from a frame; the only way headers are read.
 pub trait Frame {
     fn read<T: Copy>(&self, off: usize) -> Option<T>;
+    /// `N` bytes at `off` as cheaply as the hook allows, for a header read
+    /// field by field: XDP checks the bounds once and points into the frame;
+    /// tc copies them into `buf` with one helper call (each read is a call there).
+    fn bytes<'a, const N: usize>(&'a self, off: usize, buf: &'a mut [u8; N]) -> Option<&'a [u8; N]>;
     fn len(&self) -> usize;
     /// Copies `n` (1..=PAYLOAD_BYTES) bytes from `off` into `buf` through
     /// the kernel's load-bytes helper (variable offset and length).
@@ -60,35 +64,51 @@ fn l3<F: Frame>(f: &F) -> Option<(u16, usize)> {
     Some((proto, off))
 }
 
-/// Where a TCP segment's IP addresses and TCP header are.
-struct L4 {
-    family: u8,
-    src: [u8; 16],
-    dst: [u8; 16],
-    off: usize,
+/// The fixed IP header of a TCP segment: in the frame on XDP, a copy on tc.
+/// Its addresses are read only once the segment turned out to be an RST.
+enum Ip<'a> {
+    V4(&'a [u8; 20]),
+    V6(&'a [u8; 40]),
 }
 
-/// IPv4: the first fragment of a TCP datagram. One read of the fixed header
-/// (on tc every read is a helper call).
+impl Ip<'_> {
+    /// Family, source and destination address.
+    #[inline(always)]
+    fn addrs(&self) -> (u8, [u8; 16], [u8; 16]) {
+        let mut src = [0u8; 16];
+        let mut dst = [0u8; 16];
+        match self {
+            Ip::V4(h) => {
+                src[..4].copy_from_slice(&h[12..16]);
+                dst[..4].copy_from_slice(&h[16..20]);
+                (AF_INET, src, dst)
+            }
+            Ip::V6(h) => {
+                src.copy_from_slice(&h[8..24]);
+                dst.copy_from_slice(&h[24..40]);
+                (AF_INET6, src, dst)
+            }
+        }
+    }
+}
+
+/// IPv4: the first fragment of a TCP datagram, and where its TCP header starts.
 #[inline(always)]
-fn ipv4_l4<F: Frame>(f: &F, off: usize) -> Option<L4> {
-    let h: [u8; 20] = f.read(off)?;
+fn ipv4_l4<'a, F: Frame>(f: &'a F, off: usize, buf: &'a mut [u8; 20]) -> Option<(Ip<'a>, usize)> {
+    let h = f.bytes(off, buf)?;
     let ihl = usize::from(h[0] & 0x0f) * 4;
     let frag_off = u16::from_be_bytes([h[6], h[7]]) & 0x1fff;
     if ihl < 20 || h[9] != IPPROTO_TCP || frag_off != 0 {
         return None;
     }
-    let mut l4 = L4 { family: AF_INET, src: [0; 16], dst: [0; 16], off: off + ihl };
-    l4.src[..4].copy_from_slice(&h[12..16]);
-    l4.dst[..4].copy_from_slice(&h[16..20]);
-    Some(l4)
+    Some((Ip::V4(h), off + ihl))
 }
 
 /// IPv6: walks hop-by-hop, routing, destination options and the first
-/// fragment header to the TCP header. One read of the fixed header.
+/// fragment header to the TCP header.
 #[inline(always)]
-fn ipv6_l4<F: Frame>(f: &F, off: usize) -> Option<L4> {
-    let h: [u8; 40] = f.read(off)?;
+fn ipv6_l4<'a, F: Frame>(f: &'a F, off: usize, buf: &'a mut [u8; 40]) -> Option<(Ip<'a>, usize)> {
+    let h = f.bytes(off, buf)?;
     let mut next = h[6];
     let mut l4 = off + 40;
     for _ in 0..4 {
@@ -109,13 +129,7 @@ fn ipv6_l4<F: Frame>(f: &F, off: usize) -> Option<L4> {
             _ => break,
         }
     }
-    if next != IPPROTO_TCP {
-        return None;
-    }
-    let mut a = L4 { family: AF_INET6, src: [0; 16], dst: [0; 16], off: l4 };
-    a.src.copy_from_slice(&h[8..24]);
-    a.dst.copy_from_slice(&h[24..40]);
-    Some(a)
+    (next == IPPROTO_TCP).then_some((Ip::V6(h), l4))
 }
 
 /// Bytes of payload an RST carries, by its IP length field (Ethernet padding
@@ -135,18 +149,21 @@ fn payload_len<F: Frame>(f: &F, rst: &Rst) -> usize {
 }
 
 /// Parses a frame; `None` unless it is a TCP segment with RST set. Non-RST
-/// segments cost the same three header reads (Ethernet type, IP, TCP).
+/// segments cost three header reads (Ethernet type, IP, TCP) and no copy.
 #[inline(always)]
 pub fn parse_rst<F: Frame>(f: &F) -> Option<Rst> {
     let (proto, off) = l3(f)?;
-    let L4 { family, src, dst, off: l4 } = match proto {
-        ETH_P_IPV4 => ipv4_l4(f, off)?,
-        ETH_P_IPV6 => ipv6_l4(f, off)?,
+    let mut v4 = [0u8; 20];
+    let mut v6 = [0u8; 40];
+    let (ip, l4) = match proto {
+        ETH_P_IPV4 => ipv4_l4(f, off, &mut v4)?,
+        ETH_P_IPV6 => ipv6_l4(f, off, &mut v6)?,
         _ => return None,
     };
     // One read of the whole fixed header; a segment cut inside it costs a
     // second read, of its flags alone (an RST cut short is still counted).
-    let th = f.read::<[u8; TCP_HLEN]>(l4);
+    let mut buf = [0u8; TCP_HLEN];
+    let th = f.bytes(l4, &mut buf);
     let flags = match th {
         Some(th) => th[13],
         None => f.read::<u8>(l4 + 13)?,
@@ -154,6 +171,7 @@ pub fn parse_rst<F: Frame>(f: &F) -> Option<Rst> {
     if flags & TCP_RST == 0 {
         return None;
     }
+    let (family, src, dst) = ip.addrs();
     let mut rst =
         Rst { family, src, dst, sport: 0, dport: 0, flags, cause: cause::MALFORMED, ip_off: off, payload_off: 0 };
     let Some(th) = th else { return Some(rst) };

@@ -26,6 +26,12 @@ impl Frame for TcContext {
     }
 
     #[inline(always)]
+    fn bytes<'a, const N: usize>(&'a self, off: usize, buf: &'a mut [u8; N]) -> Option<&'a [u8; N]> {
+        *buf = self.load::<[u8; N]>(off).ok()?;
+        Some(buf)
+    }
+
+    #[inline(always)]
     fn len(&self) -> usize {
         self.len() as usize
     }

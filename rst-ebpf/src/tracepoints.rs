@@ -121,17 +121,14 @@ pub(crate) fn tcp_flags(t: &TcpStart) -> u8 {
 /// local end): the reset a socketless reply answers, or a dropped RST. `tcp`
 /// is the start of its TCP header. The IP header is one read: 40 bytes are
 /// there for every TCP segment the stack handles (an IPv4 header is followed
-/// by at least the TCP header); a shorter read is the fallback.
+/// by at least the TCP header).
 #[inline(always)]
 pub(crate) fn skb_endpoints(skb: u64, tcp: &TcpStart) -> Endpoints {
     let mut e = Endpoints { family: AF_INET, local: [0; 16], remote: [0; 16], lport: 0, rport: 0 };
     let head: u64 = kread(skb, cfg_get!(skb_head));
     let nh: u16 = kread(skb, cfg_get!(skb_network_header));
     let iph = if head == 0 { 0 } else { head + u64::from(nh) };
-    let mut ip: [u8; 40] = kread_bytes(iph, 0);
-    if ip[0] == 0 {
-        ip[..20].copy_from_slice(&kread_bytes::<20>(iph, 0));
-    }
+    let ip: [u8; 40] = kread_bytes(iph, 0);
     if ip[0] >> 4 == 6 {
         e.family = AF_INET6;
         e.remote.copy_from_slice(&ip[8..24]);

@@ -21,6 +21,16 @@ impl Frame for XdpContext {
     }
 
     #[inline(always)]
+    fn bytes<'a, const N: usize>(&'a self, off: usize, _buf: &'a mut [u8; N]) -> Option<&'a [u8; N]> {
+        let start = self.data();
+        if start + off + N > self.data_end() {
+            return None;
+        }
+        // SAFETY: within the frame (checked above), which outlives the program run.
+        Some(unsafe { &*((start + off) as *const [u8; N]) })
+    }
+
+    #[inline(always)]
     fn len(&self) -> usize {
         self.data_end() - self.data()
     }
@@ -43,6 +53,11 @@ impl Frame for NoLoadBytes<'_> {
     #[inline(always)]
     fn read<T: Copy>(&self, off: usize) -> Option<T> {
         self.0.read(off)
+    }
+
+    #[inline(always)]
+    fn bytes<'a, const N: usize>(&'a self, off: usize, buf: &'a mut [u8; N]) -> Option<&'a [u8; N]> {
+        self.0.bytes(off, buf)
     }
 
     #[inline(always)]
