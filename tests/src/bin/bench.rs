@@ -208,10 +208,22 @@ fn spawn_ready(cmd: &mut Command, ready: &str) -> (Child, mpsc::Receiver<String>
     panic!("{cmd:?} did not print {ready:?}: {seen:?}");
 }
 
-/// SIGINT, then everything it printed.
+/// Stops a peer the way a user would (Ctrl-C, so it prints its summary),
+/// then harder if it does not go within 10 s (bpftrace was once seen to stay
+/// in epoll_wait after SIGINT and leave only on SIGTERM); everything it printed.
 fn interrupt(mut child: Child, rx: &mpsc::Receiver<String>) -> String {
-    // SAFETY: signalling our own child.
-    unsafe { libc::kill(child.id().cast_signed(), libc::SIGINT) };
+    for signal in [libc::SIGINT, libc::SIGTERM] {
+        if !matches!(child.try_wait(), Ok(None)) {
+            break; // gone (and reaped: its pid is no longer ours to signal)
+        }
+        // SAFETY: signalling our own child, still running and not yet reaped.
+        unsafe { libc::kill(child.id().cast_signed(), signal) };
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline && matches!(child.try_wait(), Ok(None)) {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+    let _ = child.kill();
     let _ = child.wait();
     std::thread::sleep(Duration::from_millis(200));
     rx.try_iter().collect::<Vec<_>>().join("\n")
