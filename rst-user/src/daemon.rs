@@ -14,21 +14,24 @@ use tokio::{
 };
 
 use crate::{
-    aggregate::{Aggregator, KernelCounts, Limits},
-    alerts::{Change, Detector},
     cli::RunArgs,
     config::{self, Loaded},
-    decode,
     error::Error,
-    kernel, loader,
-    model::{Snapshot, Totals},
-    notify, output,
+    kernel,
+    kernel::loader,
+    kernel::pins,
+    kernel::privileges,
+    kernel::source::{Ring, Source},
+    kernel::wire::Wire,
+    output,
+    output::notify,
     output::pcap::PcapSink,
-    owners::Resolver,
-    pins, privileges,
+    pipeline::aggregate::{Aggregator, KernelCounts, Limits},
+    pipeline::alerts::{Change, Detector},
+    pipeline::decode,
+    pipeline::model::{Snapshot, Totals},
+    pipeline::owners::Resolver,
     settings::Settings,
-    source::{Ring, Source},
-    wire::Wire,
 };
 
 /// Samples handled per wake-up before the counters get their turn.
@@ -63,7 +66,7 @@ fn settings(args: &RunArgs) -> Result<(Settings, Option<Loaded>), Error> {
         tracing::warn!(ignored = ?args.ifaces, "--no-wire: no interface is watched, --iface is ignored");
     }
     check_interfaces(&s, file.as_ref())?;
-    if let Some(dir) = s.cgroup_root.as_deref().filter(|d| !crate::owners::is_cgroup2(d)) {
+    if let Some(dir) = s.cgroup_root.as_deref().filter(|d| !crate::pipeline::owners::is_cgroup2(d)) {
         return Err(Error::NoCgroupRoot { dir: dir.to_path_buf() });
     }
     Ok((s, file))
@@ -336,7 +339,7 @@ fn folding(settings: &Settings, probe: &mut kernel::Probe) -> Option<tokio::time
     if settings.fold_seconds == 0 {
         return None;
     }
-    let why = crate::source::fold_unsupported();
+    let why = crate::kernel::source::fold_unsupported();
     let detail =
         why.as_deref().map(|w| format!("key budgets are not folded: they fill and the rest counts as other ({w})"));
     kernel::note(&mut probe.coverage, "fold", why.is_none(), detail.as_deref().unwrap_or_default());
@@ -359,7 +362,7 @@ fn aggregator(settings: &Settings, probe: &kernel::Probe) -> Aggregator {
     )
     .with_ephemeral_ports(kernel::ephemeral_ports())
     .with_own_netns(kernel::netns::own())
-    .with_clock_offset(crate::clock::boot_offset())
+    .with_clock_offset(crate::pipeline::clock::boot_offset())
 }
 
 /// HTTP (/snapshot, /metrics) and `--live`, fed by the snapshot channel;
@@ -413,7 +416,7 @@ pub async fn run(args: RunArgs) -> Result<(), Error> {
         agg.on_counts(source.counts());
         let names = owners.resolve(&agg.owner_ids());
         let mut snap = agg.snapshot(started.elapsed().as_secs_f64(), names);
-        snap.time = crate::clock::now_rfc3339();
+        snap.time = crate::pipeline::clock::now_rfc3339();
         snap.netns = netns;
         snap.interfaces = wire.status();
         snap.programs = source.costs();

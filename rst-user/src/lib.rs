@@ -1,28 +1,17 @@
-//! rstwatch's userspace: kernel probing, loading, the pipeline
-//! (source -> decode -> aggregate -> snapshot) and its outputs. The binary
-//! (`main.rs`) only parses the command line and runs one of these.
+//! rstwatch's userspace, one folder per stage of a one-way flow (see
+//! docs/architecture.md): `kernel` (everything that touches the kernel:
+//! BTF, loading, attaching, reading counters and samples) feeds `pipeline`
+//! (pure: decode, aggregate, alerts, the snapshot model), whose snapshots
+//! `output` serves (HTTP, metrics, pcap, text). `cli` and `tui` are the
+//! daemon's clients; `daemon` composes the stages. The binary (`main.rs`)
+//! only parses the command line and runs one of these.
 
-pub mod aggregate;
-pub mod alerts;
 pub mod cli;
-pub mod client;
-pub mod clock;
 pub mod config;
 pub mod daemon;
-pub mod decode;
 pub mod error;
 pub mod kernel;
-pub mod loader;
-pub mod manpages;
-pub mod model;
-pub mod notify;
 pub mod output;
-pub mod owners;
-pub mod payload;
-pub mod pins;
-pub mod privileges;
-pub mod reaper;
+pub mod pipeline;
 pub mod settings;
-pub mod source;
 pub mod tui;
-pub mod wire;

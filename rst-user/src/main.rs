@@ -1,7 +1,7 @@
 //! rstwatch: parse the command line, run the command, map errors to one line
 //! and an exit code (2: usage or environment, 1: runtime).
 
-use rst_user::{cli, client, daemon, error, manpages, reaper, tui};
+use rst_user::{cli, cli::client, cli::manpages, daemon, error, kernel::reaper, tui};
 
 use std::{io::IsTerminal as _, process::ExitCode};
 

@@ -5,7 +5,7 @@ use std::{net::SocketAddr, path::PathBuf};
 
 use rst_common::maps;
 
-use crate::{alerts::Thresholds, cli::RunArgs, config::Loaded, error::Error};
+use crate::{cli::RunArgs, config::Loaded, error::Error, pipeline::alerts::Thresholds};
 
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:9477";
 pub const DEFAULT_PIN_DIR: &str = "/sys/fs/bpf/rstwatch";

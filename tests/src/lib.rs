@@ -1,19 +1,14 @@
-//! Helpers for rstwatch's root integration tests: network namespaces and a
-//! veth pair made (and removed) by each test, the real daemon, real sockets.
+//! Helpers for rstwatch's root integration tests, grouped by what they make:
+//! `namespaces` (network namespaces and a veth pair, cgroups, an nginx in
+//! them; each made and removed by its test), `traffic` (real sockets that
+//! make real resets, a SYN flood, hand-built frames), `rig` (the real daemon
+//! in a test's namespace and what reads it: snapshots, a terminal for `top`),
+//! `kernel` (the kernel's own counters, program stats, the real object for
+//! BPF_PROG_TEST_RUN and a reference parser) and `wait` (bounded polling).
 //! Traffic stays on loopback or inside the test's own namespaces.
 
-pub mod bpf_stats;
-pub mod cgroup;
-pub mod daemon;
-pub mod flood;
-pub mod frames;
-pub mod kernel_counters;
-pub mod netns;
-pub mod nginx;
-pub mod programs;
-pub mod reference;
+pub mod kernel;
+pub mod namespaces;
 pub mod rig;
-pub mod snapshot;
-pub mod tmux;
 pub mod traffic;
 pub mod wait;

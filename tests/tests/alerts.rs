@@ -9,7 +9,10 @@ use std::{
     time::Duration,
 };
 
-use rst_tests::{cgroup::Cgroup, daemon::Daemon, nginx::Nginx, rig::Rig, snapshot::Snapshot, traffic};
+use rst_tests::{
+    namespaces::cgroup::Cgroup, namespaces::nginx::Nginx, rig::Rig, rig::daemon::Daemon, rig::snapshot::Snapshot,
+    traffic,
+};
 
 fn has_alert(s: &Snapshot, kind: &str, key: &str, value: &serde_json::Value) -> bool {
     s.json["alerts"].as_array().is_some_and(|a| a.iter().any(|x| x["kind"] == kind && &x[key] == value))

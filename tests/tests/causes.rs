@@ -6,7 +6,7 @@
 
 use std::{io::Write as _, net::SocketAddr, process::Command};
 
-use rst_tests::{rig::Rig, snapshot::Snapshot, traffic};
+use rst_tests::{rig::Rig, rig::snapshot::Snapshot, traffic};
 
 fn addr(s: &str) -> SocketAddr {
     s.parse().expect("socket address")
@@ -75,7 +75,7 @@ fn data_reaching_an_orphaned_socket_is_sent_abort_on_data_and_no_received_reset(
 fn reset_not_by_close(
     port: u16,
     peer_port: u16,
-    scenario: impl FnOnce(&rst_tests::netns::Pair),
+    scenario: impl FnOnce(&rst_tests::namespaces::netns::Pair),
 ) -> (Snapshot, &'static str) {
     let rig = Rig::start();
     let cause = by_reason(&rig.daemon.snapshot(), "bad_state");
@@ -157,7 +157,7 @@ fn rst_failing_paws_is_accepted_not_rejected() {
     // RST|ACK at b's exact next sequence, its timestamp far older than b's ts_recent: PAWS fails.
     let old = tsval.wrapping_sub(1 << 30).to_be_bytes();
     let options = vec![1, 1, 8, 10, old[0], old[1], old[2], old[3], 0, 0, 0, 0];
-    let rst = rst_tests::frames::Tcp { sport: 7505, dport: 7405, seq, flags: 0x14, doff: 8, payload: options };
+    let rst = rst_tests::traffic::frames::Tcp { sport: 7505, dport: 7405, seq, flags: 0x14, doff: 8, payload: options };
     let d = rig.measure(
         |p| assert_eq!(traffic::inject_segment(p, &rst, 1), 1),
         |d| d.port("received", "peer_reset", 7405) + d.port("received", "rejected_invalid", 7405) > 0,

@@ -8,8 +8,8 @@ use std::{
 };
 
 use rst_tests::{
-    daemon::{self, Daemon},
-    netns::{Netns, Pair, VB},
+    namespaces::netns::{Netns, Pair, VB},
+    rig::daemon::{self, Daemon},
 };
 
 fn rstwatch(prefix: &[&str], args: &[&str]) -> Output {
@@ -265,16 +265,16 @@ fn snapshot_of_another_http_server_is_one_line_and_sends_no_reset() {
     rst_tests::wait::until_true("the HTTP server", std::time::Duration::from_secs(10), || {
         ns.run(|| std::net::TcpStream::connect("127.0.0.1:19701").is_ok())
     });
-    let before = rst_tests::kernel_counters::read(&ns);
+    let before = rst_tests::kernel::counters::read(&ns);
     let out = rstwatch(&["nsenter", &format!("--net={}", ns.path())], &["snapshot", "--listen", "127.0.0.1:19701"]);
-    let after = rst_tests::kernel_counters::read(&ns);
+    let after = rst_tests::kernel::counters::read(&ns);
     let _ = server.kill();
     let _ = server.wait();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success() && stderr.lines().count() == 1, "{stderr}");
     assert!(stderr.contains("404"), "{stderr}");
     // Its answer was read to the end: the client closed without a reset.
-    assert_eq!(rst_tests::kernel_counters::delta(&before, &after, "Tcp:OutRsts"), 0);
+    assert_eq!(rst_tests::kernel::counters::delta(&before, &after, "Tcp:OutRsts"), 0);
 }
 
 #[test]

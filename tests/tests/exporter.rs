@@ -10,8 +10,8 @@ use std::{
 };
 
 use rst_tests::{
-    bpf_stats::BpfStats,
-    netns::{B4, VB},
+    kernel::bpf_stats::BpfStats,
+    namespaces::netns::{B4, VB},
     rig::Rig,
     traffic, wait,
 };

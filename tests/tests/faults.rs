@@ -8,7 +8,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use rst_tests::{flood, netns::VB, rig::Rig, snapshot::Snapshot, traffic, wait};
+use rst_tests::{namespaces::netns::VB, rig::Rig, rig::snapshot::Snapshot, traffic, traffic::flood, wait};
 
 fn all_counts(s: &Snapshot) -> u64 {
     ["sent", "received", "wire_in", "wire_out"].iter().map(|v| s.total(v)).sum()
@@ -114,7 +114,7 @@ fn slow_clients_cannot_stall_the_daemon() {
     let idle: Vec<TcpStream> = (0..32)
         .map(|i| {
             rig.pair.b.run(|| {
-                let mut s = TcpStream::connect(rst_tests::daemon::LISTEN).expect("connect");
+                let mut s = TcpStream::connect(rst_tests::rig::daemon::LISTEN).expect("connect");
                 if i % 2 == 0 {
                     s.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\n").unwrap(); // no end of headers
                 }
@@ -122,7 +122,7 @@ fn slow_clients_cannot_stall_the_daemon() {
             })
         })
         .collect();
-    let mut unread = rig.pair.b.run(|| TcpStream::connect(rst_tests::daemon::LISTEN).expect("connect"));
+    let mut unread = rig.pair.b.run(|| TcpStream::connect(rst_tests::rig::daemon::LISTEN).expect("connect"));
     for _ in 0..50 {
         unread.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
     }

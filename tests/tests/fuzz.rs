@@ -6,10 +6,10 @@ use std::collections::BTreeMap;
 
 use rst_common::{cause, maps, view};
 use rst_tests::{
-    programs::{Programs, TC_ACT_OK, XDP_PASS},
-    reference,
+    kernel::programs::{Programs, TC_ACT_OK, XDP_PASS},
+    kernel::reference,
 };
-use rst_user::loader;
+use rst_user::kernel::loader;
 
 const FRAMES: usize = 1_000_000;
 

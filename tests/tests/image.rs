@@ -7,7 +7,7 @@
 
 use std::{net::SocketAddr, process::Command, time::Duration};
 
-use rst_tests::{cgroup, daemon::Pins, snapshot::Snapshot, wait};
+use rst_tests::{namespaces::cgroup, rig::daemon::Pins, rig::snapshot::Snapshot, wait};
 
 const LISTEN: &str = "127.0.0.1:9479";
 const CLOSED: u16 = 7399;

@@ -8,10 +8,10 @@
 use std::{io::Write as _, net::SocketAddr};
 
 use rst_tests::{
-    daemon::{self, Daemon},
-    netns::{Pair, VB},
+    namespaces::netns::{Pair, VB},
+    rig::daemon::{self, Daemon},
+    rig::snapshot::Snapshot,
     rig::{Delta, Rig},
-    snapshot::Snapshot,
     traffic,
 };
 

@@ -1,9 +1,9 @@
 //! `/metrics` parses as Prometheus text and agrees with `/snapshot`.
 
 use rst_tests::{
-    netns::{A4, B4},
+    namespaces::netns::{A4, B4},
     rig::Rig,
-    snapshot::Snapshot,
+    rig::snapshot::Snapshot,
     traffic,
 };
 

@@ -6,10 +6,10 @@
 use std::net::SocketAddr;
 
 use rst_tests::{
-    daemon::Daemon,
-    kernel_counters::{self, Counters},
-    netns::Netns,
-    snapshot::Snapshot,
+    kernel::counters::{self, Counters},
+    namespaces::netns::Netns,
+    rig::daemon::Daemon,
+    rig::snapshot::Snapshot,
     traffic,
 };
 
@@ -31,7 +31,7 @@ fn identical_traffic(ns: &Netns, n: usize) {
 
 fn sent_equals_out_rsts(d: &Daemon, before: &Counters, ns: &Netns, resets: u64) -> Snapshot {
     d.wait_for("the namespace's resets", |s| s.total("sent") >= resets);
-    let out_rsts = kernel_counters::delta(before, &kernel_counters::read(ns), "Tcp:OutRsts");
+    let out_rsts = counters::delta(before, &counters::read(ns), "Tcp:OutRsts");
     let s = d.fresh_snapshot();
     assert_eq!(s.total("sent"), out_rsts, "sent must equal {}'s own OutRsts: {}", ns.name, s.json);
     assert_eq!(out_rsts, resets, "{}", s.json);
@@ -47,7 +47,7 @@ fn netns_counts_one_namespace_and_loopback_peers_stay_apart() {
     let dx = Daemon::start(&wx, &["--netns", &x.path()]);
     let dy = Daemon::start(&wy, &["--netns", &y.inode().to_string()]);
     let all = Daemon::start(&wall, &[]);
-    let (bx, by) = (kernel_counters::read(&x), kernel_counters::read(&y));
+    let (bx, by) = (counters::read(&x), counters::read(&y));
     identical_traffic(&x, 3);
     identical_traffic(&y, 5);
 

@@ -7,7 +7,7 @@
 
 use std::{io::Write as _, net::SocketAddr};
 
-use rst_tests::{cgroup::Cgroup, netns::VB, nginx::Nginx, rig::Rig, traffic};
+use rst_tests::{namespaces::cgroup::Cgroup, namespaces::netns::VB, namespaces::nginx::Nginx, rig::Rig, traffic};
 use serde_json::Value;
 
 const REQUESTS: u16 = 3;

@@ -7,11 +7,11 @@
 use std::time::Duration;
 
 use rst_tests::{
-    flood,
-    frames::{self, ACK, Ip, RST, Tcp},
-    netns::{Netns, VA},
+    namespaces::netns::{Netns, VA},
     rig::Rig,
-    snapshot::Snapshot,
+    rig::snapshot::Snapshot,
+    traffic::flood,
+    traffic::frames::{self, ACK, Ip, RST, Tcp},
     wait,
 };
 use serde_json::Value;

@@ -4,7 +4,7 @@
 
 use std::process::Command;
 
-use rst_tests::{netns::VB, rig::Rig, traffic};
+use rst_tests::{namespaces::netns::VB, rig::Rig, traffic};
 
 fn tcpdump(file: &std::path::Path) -> String {
     let out = Command::new("tcpdump").args(["-n", "-r"]).arg(file).output().expect("tcpdump (Debian package tcpdump)");
@@ -75,7 +75,7 @@ fn captures_that_do_not_fit_their_ring_are_counted() {
     let pid = libc::pid_t::try_from(rig.daemon.pid()).expect("pid fits");
     // SAFETY: signalling the test's own daemon.
     unsafe { libc::kill(pid, libc::SIGSTOP) };
-    let sent = rst_tests::flood::closed_port_storm(&rig.pair, 7995, std::time::Duration::from_millis(500));
+    let sent = rst_tests::traffic::flood::closed_port_storm(&rig.pair, 7995, std::time::Duration::from_millis(500));
     // SAFETY: as above.
     unsafe { libc::kill(pid, libc::SIGCONT) };
     assert!(sent > 5000, "the storm sent {sent} SYNs");

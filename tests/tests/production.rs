@@ -9,8 +9,8 @@ use std::{
 };
 
 use rst_tests::{
-    daemon::{self, Daemon},
-    netns::{Pair, VB},
+    namespaces::netns::{Pair, VB},
+    rig::daemon::{self, Daemon},
     traffic, wait,
 };
 
@@ -167,7 +167,7 @@ fn completions_are_printed() {
 fn packaging_files_are_valid_and_name_real_metrics() {
     // Every metric family the daemon can export (owners included), from the renderer itself.
     let options = rst_user::output::metrics::Options { owners: true };
-    let text = rst_user::output::metrics::render(&rst_user::model::Snapshot::default(), options, None);
+    let text = rst_user::output::metrics::render(&rst_user::pipeline::model::Snapshot::default(), options, None);
     let families: Vec<String> = text
         .lines()
         .filter_map(|l| l.strip_prefix("# TYPE "))
@@ -223,7 +223,11 @@ fn packaging_files_are_valid_and_name_real_metrics() {
 
 /// `rstwatch run` in `ns` with the pin directory `pins`; its exit status and stderr
 /// when it exits by itself (a refusal), else it is stopped once it serves.
-fn start_or_refusal(ns: &rst_tests::netns::Netns, pins: &std::path::Path, extra: &[&str]) -> Option<(i32, String)> {
+fn start_or_refusal(
+    ns: &rst_tests::namespaces::netns::Netns,
+    pins: &std::path::Path,
+    extra: &[&str],
+) -> Option<(i32, String)> {
     let out = Command::new("nsenter")
         .arg(format!("--net={}", ns.path()))
         .arg(daemon::bin())

@@ -1,7 +1,7 @@
 //! Samples are rate-limited per CPU and every one not delivered is counted;
 //! counts stay exact regardless.
 
-use rst_tests::{netns::VB, rig::Rig, snapshot::Snapshot, traffic};
+use rst_tests::{namespaces::netns::VB, rig::Rig, rig::snapshot::Snapshot, traffic};
 
 const N: u64 = 40;
 

@@ -14,12 +14,12 @@ fn addr(s: &str) -> SocketAddr {
 }
 
 /// Whether this kernel's `tcp_send_reset` carries `enum sk_rst_reason` (>= 6.10).
-fn has_reasons(s: &rst_tests::snapshot::Snapshot) -> bool {
+fn has_reasons(s: &rst_tests::rig::snapshot::Snapshot) -> bool {
     s.json["coverage"]["features"]["tracepoint:tcp:tcp_send_reset.reason"].as_bool().unwrap_or(false)
 }
 
 /// The sample's kernel reason name, where the kernel names one.
-fn assert_reason(s: &rst_tests::snapshot::Snapshot, sample: &serde_json::Value, name: &str) {
+fn assert_reason(s: &rst_tests::rig::snapshot::Snapshot, sample: &serde_json::Value, name: &str) {
     if has_reasons(s) {
         assert_eq!(sample["reason_name"], name, "{sample}");
     } else {

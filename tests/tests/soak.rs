@@ -18,13 +18,14 @@ use std::{
 };
 
 use rst_tests::{
-    cgroup::Cgroup,
-    daemon::{Daemon, Pins},
-    flood, kernel_counters,
-    netns::{B4, Pair, VA, VB},
+    kernel::counters,
+    namespaces::cgroup::Cgroup,
+    namespaces::netns::{B4, Pair, VA, VB},
     rig::Rig,
-    snapshot::Snapshot,
+    rig::daemon::{Daemon, Pins},
+    rig::snapshot::Snapshot,
     traffic,
+    traffic::flood,
 };
 
 const PEER_KEYS: u32 = 4096;
@@ -84,7 +85,7 @@ fn map_bytes(pid: u32) -> u64 {
 
 /// The kernel's OutRsts in `a` and `b`, where the soak's resets happen.
 fn out_rsts(pair: &Pair) -> u64 {
-    [&pair.a, &pair.b].into_iter().map(|ns| kernel_counters::read(ns).get("Tcp:OutRsts").copied().unwrap_or(0)).sum()
+    [&pair.a, &pair.b].into_iter().map(|ns| counters::read(ns).get("Tcp:OutRsts").copied().unwrap_or(0)).sum()
 }
 
 /// Runs `scenario`; once the daemon has seen its resets, `sent` must equal

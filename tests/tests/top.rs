@@ -7,9 +7,9 @@ use std::{
 };
 
 use rst_tests::{
-    daemon::{self, Daemon},
-    netns::{Pair, VB},
-    tmux::Tmux,
+    namespaces::netns::{Pair, VB},
+    rig::daemon::{self, Daemon},
+    rig::tmux::Tmux,
     traffic, wait,
 };
 

@@ -5,10 +5,10 @@
 
 use rst_common::{cause, maps, view};
 use rst_tests::{
-    frames::{ACK, Ip, RST, SYN, Tcp, frame},
-    programs::{Programs, TC_ACT_OK, XDP_PASS},
+    kernel::programs::{Programs, TC_ACT_OK, XDP_PASS},
+    traffic::frames::{ACK, Ip, RST, SYN, Tcp, frame},
 };
-use rst_user::loader;
+use rst_user::kernel::loader;
 
 const A4: [u8; 4] = [10, 0, 0, 1];
 const B4: [u8; 4] = [10, 0, 0, 2];
@@ -66,7 +66,7 @@ fn wire_causes_through_vlan_tags_v4_and_v6() {
 }
 
 /// An nftables rule in `ns` answering SYNs to `port` with a firewall's RST (not the stack's).
-fn reject_with_tcp_reset(ns: &rst_tests::netns::Netns, port: u16) {
+fn reject_with_tcp_reset(ns: &rst_tests::namespaces::netns::Netns, port: u16) {
     let port = port.to_string();
     ns.exec(&["nft", "add", "table", "inet", "rstw"]);
     ns.exec(&["nft", "add", "chain", "inet", "rstw", "in", "{ type filter hook input priority 0; }"]);
@@ -111,7 +111,7 @@ fn an_identical_tuple_in_another_namespace_never_crosses() {
     reject_with_tcp_reset(&rig.pair.b, 7821);
     // Namespace x holds both addresses on its loopback: its stack refuses the
     // very tuple b's firewall will, and announces that reply to tc egress.
-    let x = rst_tests::netns::Netns::new("x");
+    let x = rst_tests::namespaces::netns::Netns::new("x");
     for a in ["10.77.0.1/32", "10.77.0.2/32"] {
         x.exec(&["ip", "addr", "add", a, "dev", "lo"]);
     }

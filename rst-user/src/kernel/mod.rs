@@ -1,16 +1,25 @@
-//! What the running kernel offers: BTF offsets and enums, tracepoint layouts.
-//! Produces the programs' read-only configuration and a coverage report.
+//! The kernel side of the flow, the only code that touches aya: what the
+//! running kernel offers (BTF offsets and enums, tracepoint layouts; this
+//! file: the programs' read-only configuration and a coverage report),
+//! loading (`loader`, `pins`), attaching (`wire`, `reaper`) and reading
+//! counters and samples (`source`).
 
 mod btf;
 pub mod classify;
+pub mod loader;
 pub mod netns;
+pub mod pins;
+pub mod privileges;
+pub mod reaper;
+pub mod source;
 pub mod tracefs;
+pub mod wire;
 
 use std::{collections::BTreeMap, path::Path};
 
 use rst_common::config::{ABSENT, Config};
 
-use crate::{error::Error, model::Coverage};
+use crate::{error::Error, pipeline::model::Coverage};
 
 pub use btf::VMLINUX;
 

@@ -14,8 +14,8 @@ use axum::{
 use tokio::sync::watch;
 
 use crate::{
-    model::Snapshot,
     output::{exposition::Format, metrics, process},
+    pipeline::model::Snapshot,
 };
 
 type Snap = watch::Receiver<Arc<Snapshot>>;
@@ -88,7 +88,7 @@ pub async fn serve(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::Interface;
+    use crate::pipeline::model::Interface;
 
     #[test]
     fn healthy_only_when_every_requested_hook_is_attached() {

@@ -4,7 +4,7 @@ use std::{io::Write as _, sync::Arc, time::Duration};
 
 use tokio::sync::watch;
 
-use crate::{model::Snapshot, output::text};
+use crate::{output::text, pipeline::model::Snapshot};
 
 pub async fn run(mut rx: watch::Receiver<Arc<Snapshot>>) {
     let mut last = None;

@@ -8,11 +8,11 @@ use prometheus_client::{
 };
 
 use crate::{
-    model::{self, PortLabel, Snapshot},
     output::{
         exposition::{self, Format},
         process::Process,
     },
+    pipeline::model::{self, PortLabel, Snapshot},
 };
 
 /// The `port` label of clients' ephemeral ports, summed.
@@ -300,7 +300,7 @@ mod tests {
     use std::collections::BTreeMap;
 
     use super::*;
-    use crate::model::{CauseCount, PortCount, PortLabel};
+    use crate::pipeline::model::{CauseCount, PortCount, PortLabel};
 
     #[test]
     fn renders_contract_names_with_zero_series() {
@@ -373,7 +373,7 @@ mod tests {
 
     #[test]
     fn owner_label_only_when_asked_and_summed_by_name() {
-        let row = |owner: &str, cgroup, count| crate::model::OwnerCount {
+        let row = |owner: &str, cgroup, count| crate::pipeline::model::OwnerCount {
             view: "sent".into(),
             cause: "linger_abort".into(),
             owner: owner.into(),

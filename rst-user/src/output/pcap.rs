@@ -19,7 +19,7 @@ use pcap_file::{
 };
 use rst_common::event::{CAPTURE_BYTES, CAPTURE_TRIGGER, Capture};
 
-use crate::{error::Error, model};
+use crate::{error::Error, pipeline::model};
 
 pub struct PcapSink {
     dir: PathBuf,
@@ -34,7 +34,7 @@ pub struct PcapSink {
 /// Decodes one `CAPTURES` record.
 #[must_use]
 pub fn decode(bytes: &[u8]) -> Option<Capture> {
-    crate::decode::record(bytes)
+    crate::pipeline::decode::record(bytes)
 }
 
 impl PcapSink {
@@ -50,7 +50,7 @@ impl PcapSink {
             dir: dir.to_path_buf(),
             per_file: per_file.max(1),
             keep: keep.max(1),
-            clock_offset: crate::clock::boot_offset(),
+            clock_offset: crate::pipeline::clock::boot_offset(),
             files: HashMap::new(),
         })
     }

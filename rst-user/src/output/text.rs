@@ -2,7 +2,7 @@
 
 use std::fmt::Write as _;
 
-use crate::model::{self, Snapshot};
+use crate::pipeline::model::{self, Snapshot};
 
 /// Rows per table; the rest is counted in a "… N more" line, never dropped silently.
 const ROWS: usize = 20;
@@ -18,7 +18,7 @@ fn more(o: &mut String, total: usize) {
 pub fn render(s: &Snapshot) -> String {
     let mut o = String::new();
     let t = &s.totals;
-    let when = crate::clock::local_datetime(&s.time).unwrap_or_else(|| "(no time)".into());
+    let when = crate::pipeline::clock::local_datetime(&s.time).unwrap_or_else(|| "(no time)".into());
     let _ = writeln!(o, "rstwatch  {when}  up {:.0}s  kernel {}", s.uptime_seconds, s.kernel);
     if let Some(ns) = s.netns {
         let _ = writeln!(o, "netns     sent and received count network namespace {ns} only (--netns)");
@@ -92,7 +92,7 @@ pub fn render(s: &Snapshot) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::{CauseCount, Recent};
+    use crate::pipeline::model::{CauseCount, Recent};
 
     #[test]
     fn shows_causes_and_recent_with_process() {
@@ -110,23 +110,23 @@ mod tests {
 
     #[test]
     fn every_table_is_printed_and_a_cut_one_says_how_many_more() {
-        let port = |n: u16| crate::model::PortCount {
+        let port = |n: u16| crate::pipeline::model::PortCount {
             view: "sent".into(),
             cause: "closed_port".into(),
-            port: crate::model::PortLabel::Port(n),
+            port: crate::pipeline::model::PortLabel::Port(n),
             count: 1,
         };
         let s = Snapshot {
             causes: vec![CauseCount { view: "sent".into(), cause: "closed_port".into(), count: 25 }],
             ports: (1..=25).map(port).collect(),
-            peers: vec![crate::model::PeerCount {
+            peers: vec![crate::pipeline::model::PeerCount {
                 view: "sent".into(),
                 cause: "closed_port".into(),
                 addr: "2001:db8:ffff:ffff:ffff:ffff:ffff:ffff".into(),
                 netns: None,
                 count: 25,
             }],
-            alerts: vec![crate::model::Alert {
+            alerts: vec![crate::pipeline::model::Alert {
                 kind: "port_scan".into(),
                 peer: Some("192.0.2.77".into()),
                 port: None,
@@ -135,15 +135,15 @@ mod tests {
                 rate: None,
             }],
             time: "2026-12-02T10:00:05.500Z".into(),
-            interfaces: vec![crate::model::Interface { name: "vb".into(), xdp: false, tc: false }],
+            interfaces: vec![crate::pipeline::model::Interface { name: "vb".into(), xdp: false, tc: false }],
             ..Snapshot::default()
         };
         let text = render(&s);
         assert!(text.contains("… 5 more (see --json)"), "{text}");
         assert!(text.contains("2001:db8:ffff:ffff:ffff:ffff:ffff:ffff"), "a peer is never cut: {text}");
-        let hms = crate::clock::local_hms("2026-12-02T10:00:03.000Z").unwrap();
+        let hms = crate::pipeline::clock::local_hms("2026-12-02T10:00:03.000Z").unwrap();
         assert!(text.contains(&format!("ALERT     port_scan 192.0.2.77 since {hms} (25 ports)")), "{text}");
-        let heading = crate::clock::local_datetime("2026-12-02T10:00:05.500Z").unwrap();
+        let heading = crate::pipeline::clock::local_datetime("2026-12-02T10:00:05.500Z").unwrap();
         assert!(text.starts_with(&format!("rstwatch  {heading}  up")), "timestamped: {text}");
         assert!(text.contains("watching  vb (detached)"), "{text}");
     }
@@ -152,10 +152,10 @@ mod tests {
     fn shows_owners_and_payloads() {
         let mut wire = Recent::example("10.0.0.1:80", "10.0.0.2:9", 0, 0);
         (wire.pid, wire.comm, wire.owner) = (None, None, None);
-        wire.payload = Some(crate::payload::Payload::new(4, b"bye!"));
+        wire.payload = Some(crate::pipeline::payload::Payload::new(4, b"bye!"));
         let s = Snapshot {
             causes: vec![CauseCount { view: "sent".into(), cause: "linger_abort".into(), count: 2 }],
-            owners: vec![crate::model::OwnerCount {
+            owners: vec![crate::pipeline::model::OwnerCount {
                 view: "sent".into(),
                 cause: "linger_abort".into(),
                 owner: "nginx.service".into(),
@@ -178,7 +178,7 @@ mod tests {
             ("received".into(), "peer_reset".into(), None, None, None, Some(11));
         let mut sent = Recent::example("127.0.0.1:8080", "127.0.0.1:40000", 0, 0);
         (sent.pid, sent.comm, sent.owner, sent.netns) = (None, None, None, Some(12));
-        let peer = |netns| crate::model::PeerCount {
+        let peer = |netns| crate::pipeline::model::PeerCount {
             view: "sent".into(),
             cause: "linger_abort".into(),
             addr: "127.0.0.1".into(),

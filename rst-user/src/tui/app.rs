@@ -5,7 +5,7 @@ use std::collections::{HashMap, VecDeque};
 
 use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 
-use crate::model::{OwnerCount, PeerCount, PortCount, Recent, Snapshot};
+use crate::pipeline::model::{OwnerCount, PeerCount, PortCount, Recent, Snapshot};
 
 /// Seconds of history in the sparklines.
 pub const HISTORY: usize = 60;

@@ -9,7 +9,7 @@ use std::{io::IsTerminal as _, net::SocketAddr, sync::mpsc, time::Duration};
 
 use ratatui::crossterm::event::{self, Event, KeyEventKind};
 
-use crate::{client, error::Error, output::text};
+use crate::{cli::client, error::Error, output::text};
 
 const REFRESH: Duration = Duration::from_secs(1);
 

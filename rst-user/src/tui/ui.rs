@@ -9,7 +9,7 @@ use ratatui::{
 };
 
 use super::app::{App, Conn, HISTORY, Pane, Sort, VIEWS, total};
-use crate::model;
+use crate::pipeline::model;
 
 const FOCUS: Style = Style::new().fg(Color::Yellow);
 
@@ -291,7 +291,7 @@ mod tests {
     };
 
     use super::*;
-    use crate::model::{CauseCount, PeerCount, PortCount, PortLabel, Recent, Snapshot, Totals};
+    use crate::pipeline::model::{CauseCount, PeerCount, PortCount, PortLabel, Recent, Snapshot, Totals};
 
     fn snap(uptime: f64, closed: u64, linger: u64) -> Snapshot {
         Snapshot {
@@ -470,7 +470,7 @@ mod tests {
     fn alerts_show_in_the_header() {
         let mut a = App::new("127.0.0.1:9477".into());
         let mut s = snap(1.0, 2, 0);
-        s.alerts = vec![crate::model::Alert {
+        s.alerts = vec![crate::pipeline::model::Alert {
             kind: "port_scan".into(),
             peer: Some("10.0.0.9".into()),
             port: None,
@@ -486,7 +486,7 @@ mod tests {
     fn owners_pane_and_payloads_in_recent() {
         let mut a = App::new("127.0.0.1:9477".into());
         let mut s = snap(1.0, 2, 3);
-        s.owners = vec![crate::model::OwnerCount {
+        s.owners = vec![crate::pipeline::model::OwnerCount {
             view: "sent".into(),
             cause: "linger_abort".into(),
             owner: "nginx.service".into(),
@@ -496,7 +496,7 @@ mod tests {
         }];
         let mut wire = Recent::example("10.0.0.1:80", "10.0.0.2:5000", 0, 6_000_000_000);
         (wire.view, wire.cause, wire.pid, wire.comm, wire.owner) = ("wire_in".into(), "abort".into(), None, None, None);
-        wire.payload = Some(crate::payload::Payload::new(12, b"idle timeout"));
+        wire.payload = Some(crate::pipeline::payload::Payload::new(12, b"idle timeout"));
         let mut received = Recent::example("10.0.0.1:81", "10.0.0.2:5001", 0, 7_000_000_000);
         (received.view, received.cause, received.pid, received.comm) =
             ("received".into(), "peer_reset".into(), None, None);
@@ -522,8 +522,8 @@ mod tests {
         let mut s = snap(3725.0, 2, 0);
         s.samples.dropped = 7;
         s.interfaces = vec![
-            crate::model::Interface { name: "eth0".into(), xdp: true, tc: true },
-            crate::model::Interface { name: "vb".into(), xdp: false, tc: false },
+            crate::pipeline::model::Interface { name: "eth0".into(), xdp: true, tc: true },
+            crate::pipeline::model::Interface { name: "vb".into(), xdp: false, tc: false },
         ];
         let mut a = App::new("127.0.0.1:9477".into());
         a.on_snapshot(s);

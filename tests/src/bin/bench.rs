@@ -15,18 +15,19 @@ use std::collections::BTreeMap;
 
 use rst_common::event::Sample;
 use rst_tests::{
-    bpf_stats::BpfStats,
-    daemon::Daemon,
-    flood,
-    frames::{self, ACK, Ip, RST, SYN, Tcp},
-    kernel_counters,
-    netns::{Pair, VA, VB},
-    programs::Programs,
+    kernel::bpf_stats::BpfStats,
+    kernel::counters,
+    kernel::programs::Programs,
+    namespaces::netns::{Pair, VA, VB},
+    rig::daemon::Daemon,
+    traffic::flood,
+    traffic::frames::{self, ACK, Ip, RST, SYN, Tcp},
 };
 use rst_user::{
-    aggregate::{Aggregator, Limits},
-    decode, loader,
-    model::ProgramCost,
+    kernel::loader,
+    pipeline::aggregate::{Aggregator, Limits},
+    pipeline::decode,
+    pipeline::model::ProgramCost,
 };
 use serde_json::{Value, json};
 
@@ -115,7 +116,7 @@ fn userspace() -> f64 {
         Limits { top: 20, recent: 64, held: [16_384; 3] },
         "bench".into(),
         std::collections::BTreeMap::default(),
-        rst_user::model::Coverage::default(),
+        rst_user::pipeline::model::Coverage::default(),
     );
     let start = Instant::now();
     for i in 0..N {
@@ -154,7 +155,7 @@ impl<'a> Storm<'a> {
 }
 
 fn out_rsts(pair: &Pair) -> u64 {
-    [kernel_counters::read(&pair.a), kernel_counters::read(&pair.b), kernel_counters::read_here()]
+    [counters::read(&pair.a), counters::read(&pair.b), counters::read_here()]
         .iter()
         .map(|c| c.get("Tcp:OutRsts").copied().unwrap_or(0))
         .sum()
@@ -296,17 +297,17 @@ fn storm(s: &Storm) -> (Value, u64) {
         });
         let k1 = out_rsts(pair);
         counted += after.total("sent") - before.total("sent");
-        let m = |s: &rst_tests::snapshot::Snapshot| s.json["missed"]["sent"].as_u64().unwrap_or(0);
+        let m = |s: &rst_tests::rig::snapshot::Snapshot| s.json["missed"]["sent"].as_u64().unwrap_or(0);
         missed += m(&after) - m(&before);
         let kind =
-            |s: &rst_tests::snapshot::Snapshot, k: &str| s.json["missed_by_kind"]["sent"][k].as_u64().unwrap_or(0);
+            |s: &rst_tests::rig::snapshot::Snapshot, k: &str| s.json["missed_by_kind"]["sent"][k].as_u64().unwrap_or(0);
         missed_recursion += kind(&after, "recursion") - kind(&before, "recursion");
         missed_unannounced += kind(&after, "unannounced") - kind(&before, "unannounced");
         kernel += k1 - k0;
         #[expect(clippy::cast_sign_loss, reason = "a rate is never negative")]
         let storm_rsts = (rate * STORM.as_secs_f64()) as u64;
         rsts += storm_rsts;
-        let sv = |s: &rst_tests::snapshot::Snapshot, k: &str| s.json["samples"][k].as_u64().unwrap_or(0);
+        let sv = |s: &rst_tests::rig::snapshot::Snapshot, k: &str| s.json["samples"][k].as_u64().unwrap_or(0);
         delivered += sv(&after, "delivered") - sv(&before, "delivered");
         dropped += sv(&after, "dropped") - sv(&before, "dropped");
         cpu_ticks += proc_field(d.pid(), "stat", "") - t0;

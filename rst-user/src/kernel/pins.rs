@@ -13,7 +13,7 @@ use std::{
 use aya::maps::MapInfo;
 use rst_common::maps::{self, OwnerKey, PeerKey, SampleState};
 
-use crate::{error::Error, loader::Sizes};
+use crate::{error::Error, kernel::loader::Sizes};
 
 fn mounted_bpffs(dir: &Path) -> bool {
     // bpffs magic, statfs(2)

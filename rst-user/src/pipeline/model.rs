@@ -220,7 +220,7 @@ impl Alert {
     /// When it started, for people: local `HH:MM:SS.mmm`.
     #[must_use]
     pub fn started(&self) -> String {
-        crate::clock::local_hms(&self.since).unwrap_or_else(|| self.since.clone())
+        crate::pipeline::clock::local_hms(&self.since).unwrap_or_else(|| self.since.clone())
     }
 }
 
@@ -376,7 +376,7 @@ pub struct Recent {
     pub owner: Option<String>,
     /// What the RST carried as payload (wire views), decoded when it can be.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub payload: Option<crate::payload::Payload>,
+    pub payload: Option<crate::pipeline::payload::Payload>,
     pub ts_ns: u64,
     /// `ts_ns` as a time of day: RFC 3339 UTC with milliseconds.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -393,7 +393,7 @@ impl Recent {
     pub fn when(&self) -> String {
         self.time
             .as_deref()
-            .and_then(crate::clock::local_hms)
+            .and_then(crate::pipeline::clock::local_hms)
             .unwrap_or_else(|| format!("{}.{:03}", self.ts_ns / 1_000_000_000, (self.ts_ns / 1_000_000) % 1000))
     }
 

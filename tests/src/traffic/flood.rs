@@ -41,13 +41,19 @@ pub fn tcp_frame(
     flags: u8,
     doff: u8,
 ) -> Vec<u8> {
-    let tcp = crate::frames::Tcp { sport, dport, seq: 0x1234_5678, flags, doff, payload: Vec::new() };
+    let tcp = crate::traffic::frames::Tcp { sport, dport, seq: 0x1234_5678, flags, doff, payload: Vec::new() };
     frame(src_mac, dst_mac, src, dst, &tcp)
 }
 
 /// One Ethernet + IPv4 frame carrying `tcp` (options go in its payload), with valid checksums.
 #[must_use]
-pub fn frame(src_mac: [u8; 6], dst_mac: [u8; 6], src: Ipv4Addr, dst: Ipv4Addr, t: &crate::frames::Tcp) -> Vec<u8> {
+pub fn frame(
+    src_mac: [u8; 6],
+    dst_mac: [u8; 6],
+    src: Ipv4Addr,
+    dst: Ipv4Addr,
+    t: &crate::traffic::frames::Tcp,
+) -> Vec<u8> {
     let mut tcp = t.bytes();
     let len = u16::try_from(tcp.len()).expect("header length");
     let mut pseudo = Vec::with_capacity(12 + tcp.len());
@@ -80,9 +86,9 @@ pub fn frame(src_mac: [u8; 6], dst_mac: [u8; 6], src: Ipv4Addr, dst: Ipv4Addr, t
 /// Floods SYNs from `a` (over `va`) to a closed `port` on `b` for `d`;
 /// returns how many were sent. `b` answers each with a RST.
 #[must_use]
-pub fn closed_port_storm(pair: &crate::netns::Pair, port: u16, d: Duration) -> u64 {
-    let (ifindex, src_mac) = pair.a.link_info(crate::netns::VA);
-    let (_, dst_mac) = pair.b.link_info(crate::netns::VB);
+pub fn closed_port_storm(pair: &crate::namespaces::netns::Pair, port: u16, d: Duration) -> u64 {
+    let (ifindex, src_mac) = pair.a.link_info(crate::namespaces::netns::VA);
+    let (_, dst_mac) = pair.b.link_info(crate::namespaces::netns::VB);
     let frames: Vec<Vec<u8>> = (0..256u16)
         .map(|i| syn_frame(src_mac, dst_mac, Ipv4Addr::new(10, 77, 0, 1), Ipv4Addr::new(10, 77, 0, 2), 20000 + i, port))
         .collect();

@@ -1,4 +1,8 @@
-//! Command line (contract §6).
+//! Command line (contract §6), and the commands that are clients of a
+//! running daemon (`client`: snapshot) or of nothing (`manpages`).
+
+pub mod client;
+pub mod manpages;
 
 use std::{net::SocketAddr, path::PathBuf};
 

@@ -228,10 +228,10 @@ pub fn fdinfo(fd: std::os::fd::RawFd, field: &str) -> u64 {
 
 /// Each program's runs and run time as the kernel counts them (while `kernel.bpf_stats_enabled` is 1).
 #[must_use]
-pub fn program_costs(programs: &[(String, std::os::fd::RawFd)]) -> Vec<crate::model::ProgramCost> {
+pub fn program_costs(programs: &[(String, std::os::fd::RawFd)]) -> Vec<crate::pipeline::model::ProgramCost> {
     programs
         .iter()
-        .map(|(name, fd)| crate::model::ProgramCost {
+        .map(|(name, fd)| crate::pipeline::model::ProgramCost {
             program: name.clone(),
             runs: fdinfo(*fd, "run_cnt"),
             run_ns: fdinfo(*fd, "run_time_ns"),

@@ -8,8 +8,8 @@ use std::{
 };
 
 use crate::{
-    netns::{Netns, run_in},
-    snapshot::Snapshot,
+    namespaces::netns::{Netns, run_in},
+    rig::snapshot::Snapshot,
     wait,
 };
 

@@ -12,7 +12,7 @@ use std::{
     process::{Child, Command, Stdio},
 };
 
-use crate::loader;
+use crate::kernel::loader;
 
 /// The running helper; dropping it (the daemon's exit) lets it do its work.
 pub struct Reaper {

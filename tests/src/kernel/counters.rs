@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 
-use crate::netns::Netns;
+use crate::namespaces::netns::Netns;
 
 /// "Tcp:OutRsts", "TcpExt:TCPAbortOnClose", ... -> value.
 pub type Counters = HashMap<String, u64>;

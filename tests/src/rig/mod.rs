@@ -2,11 +2,15 @@
 //! daemon in `b` watching `vb`. `measure` runs a scenario and checks the
 //! daemon's `sent` total against the kernel's own OutRsts.
 
+pub mod daemon;
+pub mod snapshot;
+pub mod tmux;
+
 use crate::{
-    daemon::Daemon,
-    kernel_counters::{self, Counters},
-    netns::{Pair, VB},
-    snapshot::Snapshot,
+    kernel::counters::{self, Counters},
+    namespaces::netns::{Pair, VB},
+    rig::daemon::Daemon,
+    rig::snapshot::Snapshot,
 };
 
 pub struct Rig {
@@ -43,13 +47,13 @@ impl Delta {
     /// A kernel counter's delta summed over the namespaces.
     #[must_use]
     pub fn kernel(&self, name: &str) -> u64 {
-        self.kernel.iter().map(|(b, a)| kernel_counters::delta(b, a, name)).sum()
+        self.kernel.iter().map(|(b, a)| counters::delta(b, a, name)).sum()
     }
 
     /// A kernel counter's delta in namespace `b`.
     #[must_use]
     pub fn kernel_b(&self, name: &str) -> u64 {
-        kernel_counters::delta(&self.kernel[1].0, &self.kernel[1].1, name)
+        counters::delta(&self.kernel[1].0, &self.kernel[1].1, name)
     }
 }
 
@@ -67,7 +71,7 @@ impl Rig {
     }
 
     fn counters(&self) -> [Counters; 3] {
-        [kernel_counters::read(&self.pair.a), kernel_counters::read(&self.pair.b), kernel_counters::read_here()]
+        [counters::read(&self.pair.a), counters::read(&self.pair.b), counters::read_here()]
     }
 
     /// Runs `scenario`, waits until `settled` holds on the daemon's snapshot,

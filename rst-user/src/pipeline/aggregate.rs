@@ -14,13 +14,13 @@ use rst_common::{
 };
 
 use crate::{
-    decode::Event,
-    model::{
+    pipeline::decode::Event,
+    pipeline::model::{
         self, CauseCount, Coverage, EXPIRED, KeyStats, Keys, OTHER, OwnerCount, PeerCount, PortCount, PortLabel,
         Recent, SNAPSHOT_VERSION, SampleStats, Snapshot, Totals,
     },
-    owners::{self, Owner},
-    payload::Payload,
+    pipeline::owners::{self, Owner},
+    pipeline::payload::Payload,
 };
 
 /// Everything the kernel counted, summed over CPUs.
@@ -484,7 +484,7 @@ impl Aggregator {
             owner: e.cgroup.map(|id| owner(id).name),
             payload: e.payload.as_ref().map(|(len, bytes)| Payload::new(*len, bytes)),
             ts_ns: e.ts_ns,
-            time: self.clock_offset.map(|o| crate::clock::rfc3339(o, e.ts_ns)),
+            time: self.clock_offset.map(|o| crate::pipeline::clock::rfc3339(o, e.ts_ns)),
         }
     }
 }

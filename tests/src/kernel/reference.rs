@@ -160,7 +160,7 @@ pub fn random_frame(rng: &mut fastrand::Rng) -> Vec<u8> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::frames::{ACK, Ip, RST, SYN, Tcp, frame};
+    use crate::traffic::frames::{ACK, Ip, RST, SYN, Tcp, frame};
 
     #[test]
     fn agrees_with_hand_built_frames() {

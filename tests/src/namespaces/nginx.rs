@@ -10,7 +10,7 @@ use std::{
     time::Duration,
 };
 
-use crate::{cgroup::Cgroup, netns::Netns, wait};
+use crate::{namespaces::cgroup::Cgroup, namespaces::netns::Netns, wait};
 
 pub struct Nginx {
     child: Child,

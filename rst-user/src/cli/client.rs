@@ -2,7 +2,7 @@
 
 use std::net::SocketAddr;
 
-use crate::{error::Error, model::Snapshot, output::text};
+use crate::{error::Error, output::text, pipeline::model::Snapshot};
 
 fn get(addr: SocketAddr, path: &str) -> Result<String, Error> {
     let no_daemon = |e: ureq::Error| Error::NoDaemon { addr, detail: e.to_string() };

@@ -6,12 +6,12 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use aya::Ebpf;
 
-use crate::{error::Error, loader};
+use crate::{error::Error, kernel::loader};
 
 pub struct Wire {
     mode: loader::WireMode,
     /// Removes our legacy tc filters if the daemon dies without detaching (no TCX).
-    _reaper: Option<crate::reaper::Reaper>,
+    _reaper: Option<crate::kernel::reaper::Reaper>,
     /// Attached interfaces: name -> (ifindex at attach time, links).
     links: BTreeMap<String, (u32, loader::WireLinks)>,
     /// Wanted but absent (or failing) interfaces, logged once each time they go.
@@ -31,7 +31,7 @@ fn ifindex(name: &str) -> u32 {
 impl Wire {
     #[must_use]
     pub fn new(mode: loader::WireMode) -> Self {
-        let reaper = if mode.tcx { None } else { crate::reaper::start() };
+        let reaper = if mode.tcx { None } else { crate::kernel::reaper::start() };
         Self {
             mode,
             _reaper: reaper,
@@ -118,12 +118,12 @@ impl Wire {
 
     /// Each wanted interface and whether its hooks are attached (both or neither).
     #[must_use]
-    pub fn status(&self) -> Vec<crate::model::Interface> {
+    pub fn status(&self) -> Vec<crate::pipeline::model::Interface> {
         self.want
             .iter()
             .map(|name| {
                 let attached = self.links.contains_key(name);
-                crate::model::Interface { name: name.clone(), xdp: attached, tc: attached }
+                crate::pipeline::model::Interface { name: name.clone(), xdp: attached, tc: attached }
             })
             .collect()
     }

@@ -1,6 +1,9 @@
 //! Real sockets that make real resets, each inside a test namespace. Every
 //! wait is bounded; nothing is sent outside the test's namespaces.
 
+pub mod flood;
+pub mod frames;
+
 use std::{
     io::{ErrorKind, Read as _, Write as _},
     net::{SocketAddr, TcpListener, TcpStream},
@@ -10,7 +13,7 @@ use std::{
 
 use socket2::{Domain, Socket, Type};
 
-use crate::netns::Netns;
+use crate::namespaces::netns::Netns;
 
 const TIMEOUT: Duration = Duration::from_secs(3);
 
@@ -108,23 +111,28 @@ pub fn expect_reset(mut s: TcpStream) {
 /// 10.77.0.1:`sport` -> 10.77.0.2:`dport`, with `flags` and data offset `doff`
 /// (words; below 5 is malformed). Returns how many left.
 #[must_use]
-pub fn inject(pair: &crate::netns::Pair, sport: u16, dport: u16, flags: u8, doff: u8, count: usize) -> u64 {
+pub fn inject(pair: &crate::namespaces::netns::Pair, sport: u16, dport: u16, flags: u8, doff: u8, count: usize) -> u64 {
     inject_segment(
         pair,
-        &crate::frames::Tcp { sport, dport, seq: 0x1234_5678, flags, doff, payload: Vec::new() },
+        &crate::traffic::frames::Tcp { sport, dport, seq: 0x1234_5678, flags, doff, payload: Vec::new() },
         count,
     )
 }
 
 /// Sends `count` copies of segment `tcp` from `a` over `va`, 10.77.0.1 -> 10.77.0.2. Returns how many left.
 #[must_use]
-pub fn inject_segment(pair: &crate::netns::Pair, tcp: &crate::frames::Tcp, count: usize) -> u64 {
+pub fn inject_segment(pair: &crate::namespaces::netns::Pair, tcp: &crate::traffic::frames::Tcp, count: usize) -> u64 {
     use std::net::Ipv4Addr;
-    let (ifindex, src_mac) = pair.a.link_info(crate::netns::VA);
-    let (_, dst_mac) = pair.b.link_info(crate::netns::VB);
-    let frames =
-        vec![crate::flood::frame(src_mac, dst_mac, Ipv4Addr::new(10, 77, 0, 1), Ipv4Addr::new(10, 77, 0, 2), tcp)];
-    pair.a.run(|| crate::flood::flood_count(&crate::flood::socket(ifindex), &frames, count))
+    let (ifindex, src_mac) = pair.a.link_info(crate::namespaces::netns::VA);
+    let (_, dst_mac) = pair.b.link_info(crate::namespaces::netns::VB);
+    let frames = vec![crate::traffic::flood::frame(
+        src_mac,
+        dst_mac,
+        Ipv4Addr::new(10, 77, 0, 1),
+        Ipv4Addr::new(10, 77, 0, 2),
+        tcp,
+    )];
+    pair.a.run(|| crate::traffic::flood::flood_count(&crate::traffic::flood::socket(ifindex), &frames, count))
 }
 
 fn tcp_opt(s: &TcpStream, name: libc::c_int, value: libc::c_int) {

@@ -5,7 +5,7 @@ use aya::{
     Ebpf,
     programs::{TestRun as _, TestRunOptions},
 };
-use rst_user::{aggregate::KernelCounts, kernel, loader, source::Source};
+use rst_user::{kernel, kernel::loader, kernel::source::Source, pipeline::aggregate::KernelCounts};
 
 pub struct Programs {
     ebpf: Ebpf,
@@ -64,7 +64,7 @@ impl Programs {
 
     /// Each loaded program's runs and run time, as the kernel counts them.
     #[must_use]
-    pub fn costs(&self) -> Vec<rst_user::model::ProgramCost> {
+    pub fn costs(&self) -> Vec<rst_user::pipeline::model::ProgramCost> {
         loader::program_costs(&loader::loaded_programs(&self.ebpf))
     }
 

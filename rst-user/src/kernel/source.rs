@@ -9,10 +9,10 @@ use rst_common::maps::{self, OwnerKey, PeerKey, SampleState};
 use tokio::io::{Interest, unix::AsyncFd};
 
 use crate::{
-    aggregate::{Drained, KernelCounts},
     error::Error,
-    loader,
-    model::{self, ProgramCost},
+    kernel::loader,
+    pipeline::aggregate::{Drained, KernelCounts},
+    pipeline::model::{self, ProgramCost},
 };
 
 /// `membarrier(MEMBARRIER_CMD_GLOBAL)`: returns after an RCU grace period

@@ -11,7 +11,7 @@ use std::{
 /// found as the daemon finds it.
 #[must_use]
 pub fn mount() -> PathBuf {
-    rst_user::owners::cgroup2_root().expect("a cgroup2 mount (rstwatch names owners by their cgroup v2)")
+    rst_user::pipeline::owners::cgroup2_root().expect("a cgroup2 mount (rstwatch names owners by their cgroup v2)")
 }
 
 /// `rstwatch-test-<pid>.slice/<unit>` under the cgroup2 mount.

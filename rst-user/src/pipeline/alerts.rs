@@ -16,8 +16,8 @@ use std::{
 };
 
 use crate::{
-    decode::Event,
-    model::{Alert, PortLabel, Snapshot},
+    pipeline::decode::Event,
+    pipeline::model::{Alert, PortLabel, Snapshot},
 };
 
 /// Alert thresholds (config keys `alert_window_seconds`, `scan_ports`,
@@ -209,7 +209,7 @@ mod tests {
     use rst_common::{cause, view};
 
     use super::*;
-    use crate::model::{PortCount, Totals};
+    use crate::pipeline::model::{PortCount, Totals};
 
     fn closed(peer: &str, port: u16) -> Event {
         Event {

@@ -1,0 +1,6 @@
+//! Places a test makes and removes: network namespaces and a veth pair,
+//! cgroups, a real nginx inside them.
+
+pub mod cgroup;
+pub mod netns;
+pub mod nginx;
