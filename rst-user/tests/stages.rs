@@ -31,7 +31,7 @@ fn stage_of(rel: &Path) -> Option<&'static str> {
         "output" => "output",
         "cli" | "settings.rs" | "config.rs" => "setup",
         "tui" => "tui",
-        "daemon.rs" => "daemon",
+        "daemon" => "daemon",
         "error.rs" => "error",
         _ => return None,
     })
@@ -41,7 +41,6 @@ fn stage_of(rel: &Path) -> Option<&'static str> {
 fn stage_of_module(module: &str) -> Option<&'static str> {
     stage_of(Path::new(match module {
         "cli" | "settings" | "config" => "cli",
-        "daemon" => "daemon.rs",
         "error" => "error.rs",
         other => other,
     }))

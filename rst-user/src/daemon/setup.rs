@@ -1,0 +1,41 @@
+//! Settings for a run: the command line and the config file, checked
+//! before anything is loaded (every interface exists, the cgroup root is cgroup v2).
+
+use crate::{
+    cli::RunArgs,
+    config::{self, Loaded},
+    error::Error,
+    settings::Settings,
+};
+
+/// Every interface must exist; one named in the config file gets its line.
+fn check_interfaces(settings: &Settings, file: Option<&Loaded>) -> Result<(), Error> {
+    for name in &settings.ifaces {
+        let c = std::ffi::CString::new(name.as_str()).map_err(|_| Error::NoInterface { name: name.clone() })?;
+        // SAFETY: valid C string.
+        if unsafe { libc::if_nametoindex(c.as_ptr()) } != 0 {
+            continue;
+        }
+        let in_file = file.and_then(|l| {
+            l.file.interfaces.as_ref().and_then(|v| v.iter().find(|s| s.get_ref() == name)).map(|s| (l, s))
+        });
+        return Err(match in_file {
+            Some((l, s)) => l.error(s, format!("interface {name:?} does not exist: list interfaces with `ip link`")),
+            None => Error::NoInterface { name: name.clone() },
+        });
+    }
+    Ok(())
+}
+
+pub(super) fn settings(args: &RunArgs) -> Result<(Settings, Option<Loaded>), Error> {
+    let file = config::load(args.config.as_deref())?;
+    let s = Settings::resolve(args, file.as_ref())?;
+    if args.no_wire && !args.ifaces.is_empty() {
+        tracing::warn!(ignored = ?args.ifaces, "--no-wire: no interface is watched, --iface is ignored");
+    }
+    check_interfaces(&s, file.as_ref())?;
+    if let Some(dir) = s.cgroup_root.as_deref().filter(|d| !crate::pipeline::owners::is_cgroup2(d)) {
+        return Err(Error::NoCgroupRoot { dir: dir.to_path_buf() });
+    }
+    Ok((s, file))
+}
