@@ -75,6 +75,11 @@ pub enum Error {
 }
 
 impl Error {
+    /// For `map_err` on one I/O step: `.map_err(Error::io("reading the ring buffer"))`.
+    pub fn io(what: &'static str) -> impl FnOnce(std::io::Error) -> Self {
+        move |source| Self::Io { what, source }
+    }
+
     /// A short form for a status line.
     #[must_use]
     pub fn short(&self) -> String {

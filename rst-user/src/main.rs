@@ -37,12 +37,12 @@ fn main() -> ExitCode {
     };
     init_logging();
     let result = match cli.command {
-        cli::Command::Run(args) => {
-            match tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build() {
-                Ok(rt) => rt.block_on(daemon::run(args)),
-                Err(source) => Err(error::Error::Io { what: "starting the runtime", source }),
-            }
-        }
+        cli::Command::Run(args) => tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .map_err(error::Error::io("starting the runtime"))
+            .and_then(|rt| rt.block_on(daemon::run(args))),
         cli::Command::Snapshot(a) => client::snapshot(a.listen, a.json),
         cli::Command::Top(a) => tui::run(a.listen),
         cli::Command::TcReaper => {

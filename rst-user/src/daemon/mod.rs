@@ -66,11 +66,10 @@ struct Signals {
 
 impl Signals {
     fn install() -> Result<Self, Error> {
-        let io = |what| move |source| Error::Io { what, source };
         Ok(Self {
-            interrupt: signal(SignalKind::interrupt()).map_err(io("installing SIGINT handler"))?,
-            terminate: signal(SignalKind::terminate()).map_err(io("installing SIGTERM handler"))?,
-            hangup: signal(SignalKind::hangup()).map_err(io("installing SIGHUP handler"))?,
+            interrupt: signal(SignalKind::interrupt()).map_err(Error::io("installing SIGINT handler"))?,
+            terminate: signal(SignalKind::terminate()).map_err(Error::io("installing SIGTERM handler"))?,
+            hangup: signal(SignalKind::hangup()).map_err(Error::io("installing SIGHUP handler"))?,
         })
     }
 }
@@ -86,7 +85,6 @@ async fn serve_until_signal(
     signals: &mut Signals,
     first: crate::pipeline::model::Totals,
 ) -> Result<(), Error> {
-    let io = |what| move |source| Error::Io { what, source };
     let mut tick = tokio::time::interval(Duration::from_millis(settings.poll_ms));
     // Keep-alives come from this loop: if it stalls, systemd notices.
     let watchdog_every = notify::watchdog_interval();
@@ -95,14 +93,14 @@ async fn serve_until_signal(
     let mut iface_check = tokio::time::interval(Duration::from_secs(1));
     loop {
         tokio::select! {
-            r = k.source.drain(DRAIN_BATCH, |bytes| p.on_record(bytes)) => { r.map_err(io("reading the ring buffer"))?; }
+            r = k.source.drain(DRAIN_BATCH, |bytes| p.on_record(bytes)) => { r.map_err(Error::io("reading the ring buffer"))?; }
             r = k.captures.drain(DRAIN_BATCH, |bytes| {
                 if let (Some(sink), Some(c)) = (pcap.as_mut(), output::pcap::decode(bytes))
                     && let Err(e) = sink.write(&c)
                 {
                     tracing::warn!("pcap: {e}");
                 }
-            }) => { r.map_err(io("reading the capture ring"))?; }
+            }) => { r.map_err(Error::io("reading the capture ring"))?; }
             _ = tick.tick() => {
                 let snap = p.publish(k);
                 let due = settings.summary_seconds > 0 && last_summary.0.elapsed() >= Duration::from_secs(settings.summary_seconds);

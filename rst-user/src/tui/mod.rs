@@ -44,7 +44,7 @@ pub fn run(addr: SocketAddr) -> Result<(), Error> {
         Ok(())
     })();
     ratatui::restore();
-    result.map_err(|source| Error::Io { what: "drawing the terminal", source })
+    result.map_err(Error::io("drawing the terminal"))
 }
 
 /// Not a terminal: one plain table per second, for pipes and logs.
