@@ -68,6 +68,20 @@ pub struct Config {
     pub req_hash_pprev: u32,
     /// 1 when `skb:kfree_skb` names the socket the segment was for (`rx_sk`, >= 6.11).
     pub kfree_rx_sk: u32,
+    /// 1 when the `sent` program gives socket resets their cause by call site
+    /// (the kernel function that called the one sending the reset, from the
+    /// kernel stack and the `SITES` map, `crate::site::Table`): kernels
+    /// without the reason field (< 6.10), where every call site still means one reason.
+    pub call_sites: u32,
+    /// Bit numbers in `sk_flags` (`enum sock_flags`): SOCK_DEAD (orphaned by
+    /// close()), SOCK_DONE (the peer's FIN arrived).
+    pub sock_dead_bit: u32,
+    pub sock_done_bit: u32,
+    /// Offsets into `struct tcp_sock`: what the kernel's callers test before a reset.
+    pub tp_linger2: u32,
+    pub tp_snd_una: u32,
+    pub tp_snd_nxt: u32,
+    pub tp_write_seq: u32,
     /// `enum sk_rst_reason` value -> cause code (or a `REFINE_*` marker).
     pub reason_cause: [u8; REASON_SLOTS],
     /// TCP state (before the reset) -> `received` cause code.
@@ -113,13 +127,20 @@ impl Config {
         rt6i_flags: ABSENT,
         req_hash_pprev: ABSENT,
         kfree_rx_sk: 0,
+        call_sites: 0,
+        sock_dead_bit: ABSENT,
+        sock_done_bit: ABSENT,
+        tp_linger2: ABSENT,
+        tp_snd_una: ABSENT,
+        tp_snd_nxt: ABSENT,
+        tp_write_seq: ABSENT,
         reason_cause: [crate::cause::UNSPECIFIED; REASON_SLOTS],
         state_cause: [crate::cause::OTHER; STATE_SLOTS],
         rst_drop_reasons: [0; DROP_REASON_BYTES],
     };
 }
 
-const _: () = assert!(size_of::<Config>() == 31 * 4 + REASON_SLOTS + STATE_SLOTS + DROP_REASON_BYTES);
+const _: () = assert!(size_of::<Config>() == 38 * 4 + REASON_SLOTS + STATE_SLOTS + DROP_REASON_BYTES);
 
 #[cfg(feature = "user")]
 unsafe impl aya::Pod for Config {}

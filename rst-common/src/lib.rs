@@ -7,4 +7,5 @@ pub mod cause;
 pub mod config;
 pub mod event;
 pub mod maps;
+pub mod site;
 pub mod view;

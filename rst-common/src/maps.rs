@@ -16,6 +16,11 @@ pub const STACK_RSTS: &str = "STACK_RSTS";
 /// Per-CPU u64 at 0: stack resets seen leaving a watched interface that the
 /// `tcp_send_reset` program never saw (the kernel did not run it for them).
 pub const UNANNOUNCED: &str = "UNANNOUNCED";
+/// The newest call site of a socket reset that the call-site table does not
+/// know (a kernel address; 0: none yet), for the daemon's one log line.
+pub const UNKNOWN_SITE: &str = "UNKNOWN_SITE";
+/// The call-site table (see `crate::site::BUCKET_SHIFT`), written by the daemon before it attaches.
+pub const SITES: &str = "SITES";
 
 /// Entries of `STACK_RSTS`: resets the stack announced and tc egress has not
 /// seen yet. Entries live for microseconds; LRU eviction bounds the rest.

@@ -6,6 +6,7 @@
 #![feature(core_intrinsics)]
 #![allow(internal_features)]
 
+mod callsite;
 mod config;
 mod counters;
 mod fentry;

@@ -20,6 +20,7 @@ use rst_common::{
 };
 
 use crate::{
+    callsite,
     config::cfg_get,
     counters,
     packet::{AF_INET, AF_INET6},
@@ -168,7 +169,7 @@ fn netns(sk: u64, skb: u64) -> u32 {
 /// SHUTDOWN_MASK before it disconnects; connect(AF_UNSPEC) (tcp_disconnect)
 /// and sock_destroy (tcp_abort, `ss -K`) leave it as the process had it.
 #[inline(always)]
-fn closed_with_linger_zero(sk: u64) -> bool {
+pub(crate) fn closed_with_linger_zero(sk: u64) -> bool {
     const SHUTDOWN_MASK: u8 = 3;
     let bit = cfg_get!(sock_linger_bit);
     if sk == 0 || bit >= 64 {
@@ -305,11 +306,13 @@ pub fn tcp_send_reset(ctx: BtfTracePointContext) -> i32 {
     let tcp = tcp_start(th);
     let flags = tcp_flags(&tcp);
     let cause = sent_cause(reason, sk, th, flags);
+    let state: u8 = kread(sk, cfg_get!(sk_state));
+    let full = full_socket(sk, state);
+    // Without the kernel's reason (< 6.10), a full socket's reset is named by its call site.
+    let cause = if full && cfg_get!(call_sites) == 1 { callsite::take(sk) } else { cause };
     // A connected full socket's own tuple; else the segment's: timewait and
     // request sockets have no inet_sport, and a listener (answering an ACK
     // or a bad handshake segment) has no peer — its owner is still the listener's.
-    let state: u8 = kread(sk, cfg_get!(sk_state));
-    let full = full_socket(sk, state);
     let connected = full && state != TCP_LISTEN;
     let e = if connected || skb == 0 { sock_endpoints(sk) } else { skb_endpoints(skb, &tcp) };
     let netns = if skb == 0 { 0 } else { announce(&e, sk, skb) };

@@ -6,7 +6,11 @@
 
 use std::{io::Write as _, net::SocketAddr, process::Command};
 
-use rst_tests::{rig::Rig, rig::snapshot::Snapshot, traffic};
+use rst_tests::{
+    namespaces::netns::{Pair, VB},
+    rig::{Rig, daemon, snapshot::Snapshot},
+    traffic,
+};
 
 fn addr(s: &str) -> SocketAddr {
     s.parse().expect("socket address")
@@ -16,9 +20,15 @@ fn feature(s: &Snapshot, name: &str) -> bool {
     s.json["coverage"]["features"][name].as_bool().unwrap_or(false)
 }
 
-/// The cause a socket reset of `reason_cause` shows: without the kernel's reasons (< 6.10), `unspecified`.
+/// The cause a socket reset of `reason_cause` shows: the kernel's reason
+/// (>= 6.10) or its call site (before); `unspecified` only where neither can
+/// be had (no kallsyms addresses).
 fn by_reason(s: &Snapshot, reason_cause: &'static str) -> &'static str {
-    if feature(s, "tracepoint:tcp:tcp_send_reset.reason") { reason_cause } else { "unspecified" }
+    if feature(s, "tracepoint:tcp:tcp_send_reset.reason") || feature(s, "kallsyms:call sites") {
+        reason_cause
+    } else {
+        "unspecified"
+    }
 }
 
 #[test]
@@ -170,4 +180,214 @@ fn rst_failing_paws_is_accepted_not_rejected() {
     let mut buf = [0u8; 4];
     let r = std::io::Read::read(&mut server, &mut buf);
     assert!(matches!(&r, Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset), "{r:?}");
+}
+
+/// Call sites instead of the kernel's reasons, where the kernel has both: the
+/// same scenarios then show whether the call-site table names them as 6.10+ does.
+const FORCE_CALL_SITES: (&str, &str) = ("RSTWATCH_CALL_SITES", "force");
+
+/// One socket reset scenario: what it does, the (port, cause) it must be
+/// counted as in `sent`, and the kernel counter (in b) that counts it too.
+struct Scenario {
+    name: &'static str,
+    port: u16,
+    cause: &'static str,
+    counter: Option<&'static str>,
+    run: fn(&Pair),
+}
+
+fn out_rsts(ns: &rst_tests::namespaces::netns::Netns) -> u64 {
+    rst_tests::kernel::counters::read(ns).get("Tcp:OutRsts").copied().unwrap_or(0)
+}
+
+/// Waits (at most 10 s) until namespace `ns` has sent a reset since `before`.
+fn wait_out_rsts(ns: &rst_tests::namespaces::netns::Netns, before: u64) {
+    rst_tests::wait::until_true("a reset", std::time::Duration::from_secs(10), || out_rsts(ns) > before);
+}
+
+/// No route from a back to b: b's probes and segments go unanswered.
+fn silence_a(p: &Pair) {
+    p.a.exec(&["ip", "route", "add", "blackhole", "10.77.0.2/32"]);
+}
+
+fn unsilence_a(p: &Pair) {
+    p.a.exec(&["ip", "route", "del", "blackhole", "10.77.0.2/32"]);
+}
+
+const SCENARIOS: [Scenario; 7] = [
+    Scenario {
+        name: "close() with unread data",
+        port: 7420,
+        cause: "close_with_unread_data",
+        counter: Some("TcpExt:TCPAbortOnClose"),
+        run: |p| {
+            let (mut c, s, _l) = traffic::establish(&p.a, &p.b, addr("10.77.0.1:7520"), addr("10.77.0.2:7420"));
+            traffic::send_and_wait_queued(&mut c, &s, b"never read");
+            drop(s);
+            traffic::expect_reset(c);
+        },
+    },
+    Scenario {
+        // The kernel looks at unread data before SO_LINGER: TCPAbortOnClose, not a linger abort.
+        name: "close() with unread data and SO_LINGER {1,0}",
+        port: 7421,
+        cause: "close_with_unread_data",
+        counter: Some("TcpExt:TCPAbortOnClose"),
+        run: |p| {
+            let (mut c, s, _l) = traffic::establish(&p.a, &p.b, addr("10.77.0.1:7521"), addr("10.77.0.2:7421"));
+            traffic::send_and_wait_queued(&mut c, &s, b"never read");
+            traffic::close_with_linger_zero(s);
+            traffic::expect_reset(c);
+        },
+    },
+    Scenario {
+        name: "close() in FIN_WAIT2 with TCP_LINGER2 < 0",
+        port: 7422,
+        cause: "fin_wait2_abort",
+        counter: Some("TcpExt:TCPAbortOnLinger"),
+        run: |p| {
+            let (mut c, s, _l) = traffic::establish(&p.a, &p.b, addr("10.77.0.1:7522"), addr("10.77.0.2:7422"));
+            traffic::tcp_opt(&s, libc::TCP_LINGER2, -1);
+            s.shutdown(std::net::Shutdown::Write).expect("shutdown");
+            let mut buf = [0u8; 8];
+            assert_eq!(std::io::Read::read(&mut c, &mut buf).expect("EOF"), 0);
+            traffic::wait_state(&s, 5);
+            drop(s);
+            // c has read the FIN: the reset shows in its state.
+            traffic::wait_state(&c, 7);
+        },
+    },
+    Scenario {
+        name: "keepalive probes unanswered",
+        port: 7423,
+        cause: "keepalive_timeout",
+        counter: Some("TcpExt:TCPAbortOnTimeout"),
+        run: |p| {
+            let (c, s, _l) = traffic::establish(&p.a, &p.b, addr("10.77.0.1:7523"), addr("10.77.0.2:7423"));
+            traffic::keepalive_fast(&s);
+            c.set_read_timeout(Some(std::time::Duration::from_secs(15))).expect("timeout");
+            silence_a(p);
+            traffic::expect_reset(c);
+            unsilence_a(p);
+            drop(s);
+        },
+    },
+    Scenario {
+        name: "a listener answering a stray ACK",
+        port: 7424,
+        cause: "bad_flags",
+        counter: None,
+        run: |p| {
+            let _l = traffic::listen(&p.b, addr("10.77.0.2:7424"));
+            let before = out_rsts(&p.b);
+            assert_eq!(traffic::inject(p, 7524, 7424, 0x10, 5, 1), 1);
+            wait_out_rsts(&p.b, before);
+        },
+    },
+    Scenario {
+        // Our SYN is unanswered; a forged SYN-ACK acknowledges nothing we sent.
+        name: "a SYN-ACK with a bad acknowledgment",
+        port: 7425,
+        cause: "invalid_ack",
+        counter: None,
+        run: |p| {
+            silence_a(p);
+            let s = p.b.run(|| {
+                let s = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).expect("socket");
+                s.bind(&addr("10.77.0.2:7425").into()).expect("bind");
+                s.set_nonblocking(true).expect("non-blocking");
+                let _ = s.connect(&addr("10.77.0.1:7525").into());
+                s
+            });
+            let before = out_rsts(&p.b);
+            assert_eq!(traffic::inject(p, 7525, 7425, 0x12, 5, 1), 1);
+            wait_out_rsts(&p.b, before);
+            unsilence_a(p);
+            drop(s);
+        },
+    },
+    Scenario {
+        // LAST_ACK with data still unsent: the peer closed and reads nothing, we shut down, then disconnect.
+        name: "connect(AF_UNSPEC) in LAST_ACK with data unsent",
+        port: 7426,
+        cause: "disconnect_with_data",
+        counter: None,
+        run: |p| {
+            let (c, mut s, _l) = traffic::establish(&p.a, &p.b, addr("10.77.0.1:7526"), addr("10.77.0.2:7426"));
+            c.shutdown(std::net::Shutdown::Write).expect("shutdown");
+            traffic::wait_state(&s, 8);
+            traffic::fill_send_buffer(&mut s);
+            s.shutdown(std::net::Shutdown::Write).expect("shutdown");
+            traffic::wait_state(&s, 9);
+            traffic::disconnect(&s);
+            // c holds unread data: it sees the reset as its state, not as a read error.
+            traffic::wait_state(&c, 7);
+        },
+    },
+];
+
+/// Every scenario in one rig: `sent` names each reset as 6.10+ does (by
+/// reason, or by call site before 6.10), beside the kernel's own counter.
+fn socket_resets_are_named(env: &[(&str, &str)]) {
+    let rig = Rig::start_env(&["--iface", VB], env);
+    let s0 = rig.daemon.snapshot();
+    for sc in &SCENARIOS {
+        let cause = by_reason(&s0, sc.cause);
+        let d = rig.measure(sc.run, |d| d.port("sent", cause, sc.port) > 0);
+        assert_eq!(d.port("sent", cause, sc.port), 1, "{}: {}", sc.name, d.after.json);
+        let all: u64 = d.after.port_causes("sent", sc.port).iter().map(|(_, n)| n).sum::<u64>()
+            - d.before.port_causes("sent", sc.port).iter().map(|(_, n)| n).sum::<u64>();
+        assert_eq!(all, 1, "{}: one reset from that port, under one cause: {}", sc.name, d.after.json);
+        if let Some(counter) = sc.counter {
+            assert_eq!(d.kernel_b(counter), 1, "{}: the kernel's {counter}", sc.name);
+        }
+    }
+}
+
+#[test]
+fn socket_resets_are_named_as_the_kernel_names_them() {
+    socket_resets_are_named(&[]);
+}
+
+/// Where the kernel has reasons, the call-site table must name the same
+/// scenarios the same way (on kernels without, the test above already does).
+#[test]
+fn socket_resets_are_named_by_call_site_as_by_reason() {
+    let rig = Rig::start();
+    if !feature(&rig.daemon.snapshot(), "tracepoint:tcp:tcp_send_reset.reason") {
+        return;
+    }
+    drop(rig);
+    socket_resets_are_named(&[FORCE_CALL_SITES]);
+}
+
+/// A call site the table does not know (a kernel build that renamed or
+/// inlined the caller) is `unspecified` with one log line naming it, never a
+/// guess: here the table forgets `__tcp_close` and `tcp_close`.
+#[test]
+fn an_unknown_call_site_is_unspecified_with_one_line() {
+    let pair = Pair::new();
+    let pins = daemon::Pins::new();
+    let log = std::env::temp_dir().join(format!("rstw-{}-sites.log", std::process::id()));
+    let env = [FORCE_CALL_SITES, ("RSTWATCH_FORGET_CALL_SITES", "__tcp_close,tcp_close")];
+    let mut d = daemon::Daemon::start_logged_env(&pair.b, &pins.0, &["--iface", VB], &env, &log);
+    if !feature(&d.snapshot(), "kallsyms:call sites") {
+        return; // no addresses here: every socket reset is unspecified, as the coverage line says
+    }
+    for port in [7527, 7528] {
+        let (mut c, s, _l) =
+            traffic::establish(&pair.a, &pair.b, addr(&format!("10.77.0.1:{port}")), addr("10.77.0.2:7427"));
+        traffic::send_and_wait_queued(&mut c, &s, b"never read");
+        drop(s);
+        traffic::expect_reset(c);
+    }
+    let s = d.wait_for("2 resets", |s| s.port("sent", "unspecified", 7427) >= 2);
+    assert_eq!(s.port("sent", "unspecified", 7427), 2, "{}", s.json);
+    assert_eq!(s.port("sent", "close_with_unread_data", 7427), 0, "never a guess");
+    assert_eq!(d.stop().code(), Some(0));
+    let text = std::fs::read_to_string(&log).expect("daemon log");
+    let _ = std::fs::remove_file(&log);
+    let lines: Vec<&str> = text.lines().filter(|l| l.contains("call-site table does not name")).collect();
+    assert_eq!(lines.len(), 1, "one line for one call site: {text}");
+    assert!(lines[0].contains("tcp_close+0x"), "it names the caller: {}", lines[0]);
 }

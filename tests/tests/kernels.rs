@@ -107,7 +107,6 @@ fn kernel_table_row() {
         .sum();
     let has_owners = feature(s, "btf:sock.sk_cgrp_data.cgroup");
     assert_eq!(owned > 0, has_owners, "owners are counted exactly where the kernel has sk_cgrp_data.cgroup");
-    let yes_no = |b: bool, no: &str| if b { "yes".to_string() } else { format!("no ({no})") };
     let sent = d.total("sent");
     let outrsts = d.kernel("Tcp:OutRsts");
     write_row(&[
@@ -122,7 +121,16 @@ fn kernel_table_row() {
             "sent without a full socket",
             if feature(s, "tracepoint:tcp:tcp_send_reset.reason") { "tracepoint".into() } else { "fentry".into() },
         ),
-        ("causes by reason", yes_no(feature(s, "tracepoint:tcp:tcp_send_reset.reason"), "< 6.10")),
+        (
+            "causes",
+            if feature(s, "tracepoint:tcp:tcp_send_reset.reason") {
+                "reason field".into()
+            } else if feature(s, "kallsyms:call sites") {
+                "call site (kallsyms + stack)".into()
+            } else {
+                "no (< 6.10, no kallsyms addresses)".into()
+            },
+        ),
         ("rejected_invalid", if rejected_by_kernel { format!("{rejected} of 1") } else { "no (< 5.19)".into() }),
         ("owners", if has_owners { format!("{owned} of 10 received") } else { "no (< 5.15)".into() }),
         (

@@ -82,6 +82,7 @@ fn set_namespaces(settings: &Settings, probe: &mut kernel::Probe) -> Result<(), 
 fn load(s: &Settings, fresh: bool, probe: &kernel::Probe) -> Result<Ebpf, Error> {
     let sizes = loader::Sizes {
         ring_bytes: s.ring_bytes,
+        site_buckets: probe.sites.as_ref().map_or(1, |b| u32::try_from(b.len()).unwrap_or(u32::MAX)),
         port_keys: s.port_keys,
         peer_keys: s.peer_keys,
         owner_keys: s.owner_keys,
@@ -138,6 +139,9 @@ fn optional(probe: &mut kernel::Probe, feature: &str, without: &str, result: Res
 fn load_plan<'a>(probe: &kernel::Probe, mode: &loader::WireMode, wire: bool) -> Vec<(&'a str, Option<&'a str>)> {
     let mut plan = Vec::new();
     if probe.has_send_reset {
+        if probe.config.call_sites == 1 {
+            plan.push((loader::SENT_CALL_SITE.0, Some(loader::SENT_CALL_SITE.1)));
+        }
         plan.push(("tcp_send_reset", Some("tcp_send_reset")));
         if !probe.send_reset_has_socketless {
             plan.extend(loader::SENT_NO_FULL_SOCKET.map(|(p, f)| (p, Some(f))));
@@ -177,6 +181,14 @@ fn start_programs(
     loader::preload(&mut ebpf, &btf, &load_plan(probe, &mode, !settings.ifaces.is_empty()));
     // A missing tracepoint was reported once by the probe; its view stays at zero.
     if probe.has_send_reset {
+        // The call-site program runs first on the tracepoint: the counting one takes its cause.
+        let (program, tracepoint) = loader::SENT_CALL_SITE;
+        if let Some(sites) = probe.sites.as_ref().filter(|_| probe.config.call_sites == 1) {
+            let attached = loader::set_sites(&mut ebpf, sites)
+                .and_then(|()| loader::attach_tracepoint(&mut ebpf, &btf, program, tracepoint));
+            let without = "socket resets count as unspecified unless SO_LINGER {1,0}";
+            optional(probe, &format!("program:{program}"), without, attached);
+        }
         loader::attach_tracepoint(&mut ebpf, &btf, "tcp_send_reset", "tcp_send_reset")?;
     }
     // tcp_reset(sk, skb): unlike the tracepoint in it, fentry sees whether a RST arrived.

@@ -32,6 +32,8 @@ pub(super) struct Pipeline {
     tx: watch::Sender<Arc<Snapshot>>,
     /// Ring records of an unexpected size, skipped.
     pub undecodable: u64,
+    /// Call sites the call-site table could not name, each logged once.
+    unknown_sites: std::collections::BTreeSet<u64>,
 }
 
 impl Pipeline {
@@ -52,6 +54,7 @@ impl Pipeline {
             netns: settings.netns,
             tx,
             undecodable: 0,
+            unknown_sites: std::collections::BTreeSet::new(),
         };
         (p, rx)
     }
@@ -75,6 +78,10 @@ impl Pipeline {
     /// Reads the kernel's counts, makes a snapshot, logs alert changes and publishes it.
     pub(super) fn publish(&mut self, k: &KernelSide) -> Arc<Snapshot> {
         self.agg.on_counts(k.source.counts());
+        let site = k.source.unknown_call_site();
+        if site != 0 && self.unknown_sites.insert(site) {
+            tracing::warn!("{}", kernel::callsites::unknown_line(site));
+        }
         let names = self.owners.resolve(&self.agg.owner_ids());
         let mut snap = self.agg.snapshot(self.started.elapsed().as_secs_f64(), names);
         snap.time = crate::pipeline::clock::now_rfc3339();

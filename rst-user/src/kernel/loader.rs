@@ -20,6 +20,9 @@ pub const XDP_PROGRAM_NO_PAYLOAD: &str = "rst_xdp_no_payload";
 /// fentry programs counting `sent` resets with no full socket (kernels < 6.10): (program, kernel function).
 pub const SENT_NO_FULL_SOCKET: [(&str, &str); 2] =
     [("sent_no_full_socket_v4", "tcp_v4_send_reset"), ("sent_no_full_socket_v6", "tcp_v6_send_reset")];
+/// BTF tracepoint program naming full sockets' resets by call site (kernels
+/// < 6.10), attached before `tcp_send_reset`, which takes its cause: (program, tracepoint).
+pub const SENT_CALL_SITE: (&str, &str) = ("sent_call_site", "tcp_send_reset");
 /// fentry program counting `received` at `tcp_reset(sk, skb)` (kernels >= 5.12): (program, kernel function).
 pub const RECEIVED_RST: (&str, &str) = ("received_rst", "tcp_reset");
 /// fexit program counting `received/reset_in_handshake` for request sockets: (program, kernel function).
@@ -39,6 +42,8 @@ static OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/rs
 
 pub struct Sizes {
     pub ring_bytes: u32,
+    /// Entries of the call-site table (`SITES`; at least 1).
+    pub site_buckets: u32,
     pub port_keys: u32,
     pub peer_keys: u32,
     pub owner_keys: u32,
@@ -63,7 +68,8 @@ pub fn load(config: &Config, sizes: &Sizes, pins: &[(&'static str, std::path::Pa
         .map_max_entries(maps::SAMPLES, sizes.ring_bytes)
         .map_max_entries(maps::PORTS, sizes.port_keys)
         .map_max_entries(maps::PEERS, sizes.peer_keys)
-        .map_max_entries(maps::OWNERS, sizes.owner_keys);
+        .map_max_entries(maps::OWNERS, sizes.owner_keys)
+        .map_max_entries(maps::SITES, sizes.site_buckets.max(1));
     for (name, path) in pins {
         loader.map_pin_path(name, path.as_path());
     }
@@ -78,6 +84,17 @@ pub fn set_sample_rate(ebpf: &mut Ebpf, rate: u32) -> Result<(), Error> {
 /// Sets the generation the programs key ports, peers and owners with (folding).
 pub fn set_generation(ebpf: &mut Ebpf, generation: u32) -> Result<(), Error> {
     set_setting(ebpf, maps::SETTING_GENERATION, generation)
+}
+
+/// Writes the call-site table the `sent_call_site` program reads.
+pub fn set_sites(ebpf: &mut Ebpf, buckets: &std::collections::BTreeMap<u64, u64>) -> Result<(), Error> {
+    let map = ebpf.map_mut(maps::SITES).ok_or_else(|| Error::Load { detail: "map SITES missing".into() })?;
+    let mut sites: aya::maps::HashMap<_, u64, u64> =
+        aya::maps::HashMap::try_from(map).map_err(|e| Error::Load { detail: e.to_string() })?;
+    for (bucket, nibbles) in buckets {
+        sites.insert(bucket, nibbles, 0).map_err(|e| Error::Load { detail: format!("writing SITES: {e}") })?;
+    }
+    Ok(())
 }
 
 /// Writes one slot of the `SETTINGS` map the programs read while running.

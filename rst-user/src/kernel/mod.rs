@@ -5,6 +5,7 @@
 //! counters and samples (`source`).
 
 mod btf;
+pub mod callsites;
 pub mod classify;
 pub mod loader;
 pub mod netns;
@@ -43,6 +44,9 @@ pub struct Probe {
     pub has_xdp_load_bytes: bool,
     /// tc egress attaches through TCX links (>= 6.6).
     pub has_tcx: bool,
+    /// The call-site table the `sent_call_site` program reads (`config.call_sites` 1):
+    /// the `SITES` map's entries.
+    pub sites: Option<BTreeMap<u64, u64>>,
     pub release: String,
     /// What this kernel supports, and what degrades without it.
     pub coverage: Coverage,
@@ -127,7 +131,7 @@ pub fn probe(btf_path: &Path) -> Result<Probe, Error> {
         &mut cov,
         "btf:enum sk_rst_reason",
         !reasons.is_empty(),
-        "sent causes are limited to closed_port, stale_segment, linger_abort and unspecified (kernel < 6.10)",
+        "sent causes of socket resets come from their call site instead (kernel < 6.10; see kallsyms:call sites)",
     );
     config.reason_cause = classify::reason_table(&reasons);
     config.state_cause = classify::state_table();
@@ -143,10 +147,12 @@ pub fn probe(btf_path: &Path) -> Result<Probe, Error> {
             &mut cov,
             "tracepoint:tcp:tcp_send_reset.reason",
             has,
-            "socket resets count as unspecified unless SO_LINGER {1,0}",
+            "socket resets are named by their call site instead (kernel < 6.10)",
         );
         config.has_reason = u32::from(has);
     }
+    let sites =
+        if config.has_reason == 0 || callsites::forced() { call_sites(&btf, &mut config, &mut cov) } else { None };
     let drops = btf.enum_values("skb_drop_reason").unwrap_or_default();
     config.rst_drop_reasons = classify::rst_drop_reasons(&drops);
     let kfree_fields = tracefs::fields(&root, "skb", "kfree_skb");
@@ -211,9 +217,42 @@ pub fn probe(btf_path: &Path) -> Result<Probe, Error> {
         tcp_reset_has_skb,
         has_xdp_load_bytes,
         has_tcx: tcx,
+        sites,
         release: release(),
         coverage: cov,
     })
+}
+
+/// Socket resets named by call site (kernels without the reason field):
+/// the table from /proc/kallsyms and what the callers test, from BTF.
+fn call_sites(btf: &btf::KernelBtf, config: &mut Config, cov: &mut Coverage) -> Option<BTreeMap<u64, u64>> {
+    let without = "socket resets count as unspecified unless SO_LINGER {1,0} (no reason field before 6.10)";
+    let flag = |name: &str| {
+        btf.enum_values("sock_flags")
+            .and_then(|v| v.into_iter().find(|(n, _)| n == name))
+            .map_or(ABSENT, |(_, v)| v as u32)
+    };
+    config.sock_dead_bit = flag("SOCK_DEAD");
+    config.sock_done_bit = flag("SOCK_DONE");
+    let tp = |m: &str| btf.member_offset("tcp_sock", &[m]).unwrap_or(ABSENT);
+    config.tp_linger2 = tp("linger2");
+    config.tp_snd_una = tp("snd_una");
+    config.tp_snd_nxt = tp("snd_nxt");
+    config.tp_write_seq = tp("write_seq");
+    let fields = [
+        config.sock_dead_bit,
+        config.sock_done_bit,
+        config.tp_linger2,
+        config.tp_snd_una,
+        config.tp_snd_nxt,
+        config.tp_write_seq,
+    ];
+    note(cov, "btf:call-site fields (sock_flags, tcp_sock)", !fields.contains(&ABSENT), without);
+    let sites = callsites::read();
+    note(cov, "kallsyms:call sites", sites.is_some(), without);
+    let sites = sites.filter(|_| !fields.contains(&ABSENT))?;
+    config.call_sites = 1;
+    Some(callsites::buckets(&sites))
 }
 
 #[cfg(test)]

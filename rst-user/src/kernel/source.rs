@@ -3,7 +3,7 @@
 
 use aya::{
     Ebpf,
-    maps::{MapData, PerCpuArray, PerCpuHashMap, RingBuf},
+    maps::{Array, MapData, PerCpuArray, PerCpuHashMap, RingBuf},
 };
 use rst_common::maps::{self, OwnerKey, PeerKey, SampleState};
 use tokio::io::{Interest, unix::AsyncFd};
@@ -72,6 +72,7 @@ pub struct Source {
     overflow: PerCpuArray<MapData, u64>,
     stats: PerCpuArray<MapData, SampleState>,
     unannounced: PerCpuArray<MapData, u64>,
+    unknown_site: Array<MapData, u64>,
     /// The generation the programs key with now (`maps::SETTING_GENERATION`).
     generation: u32,
 }
@@ -99,6 +100,7 @@ impl Source {
             overflow: take(ebpf, maps::OVERFLOW)?,
             stats: take(ebpf, maps::STATS)?,
             unannounced: take(ebpf, maps::UNANNOUNCED)?,
+            unknown_site: take(ebpf, maps::UNKNOWN_SITE)?,
             generation: 0,
         })
     }
@@ -171,6 +173,13 @@ impl Source {
             (rst_common::view::SENT, model::MISSED_UNANNOUNCED, sum_array(&self.unannounced).iter().sum::<u64>())
         });
         recursion.into_iter().map(|(v, n)| (v, model::MISSED_RECURSION, n)).chain(sent).collect()
+    }
+
+    /// The newest call site of a socket reset the call-site table could not
+    /// name (a kernel address; 1: no caller found; 0: none so far).
+    #[must_use]
+    pub fn unknown_call_site(&self) -> u64 {
+        self.unknown_site.get(&0, 0).unwrap_or(0)
     }
 
     /// Waits for samples, then hands at most `max` of them to `f` (so a storm

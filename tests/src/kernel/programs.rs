@@ -18,7 +18,8 @@ impl Programs {
     #[must_use]
     pub fn load() -> Self {
         let probe = kernel::probe(std::path::Path::new(kernel::VMLINUX)).expect("probing the kernel");
-        let sizes = loader::Sizes { ring_bytes: 1 << 16, port_keys: 1024, peer_keys: 1024, owner_keys: 1024 };
+        let sizes =
+            loader::Sizes { ring_bytes: 1 << 16, site_buckets: 1, port_keys: 1024, peer_keys: 1024, owner_keys: 1024 };
         let mut ebpf = loader::load(&probe.config, &sizes, &[]).expect("loading the programs");
         loader::set_sample_rate(&mut ebpf, 1000).expect("settings");
         Self { ebpf }

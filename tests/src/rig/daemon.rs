@@ -63,8 +63,14 @@ impl Daemon {
     /// directory of its own) and waits until it serves.
     #[must_use]
     pub fn start(ns: &Netns, args: &[&str]) -> Self {
+        Self::start_env(ns, args, &[])
+    }
+
+    /// Like [`Daemon::start`], with `env` set for the daemon.
+    #[must_use]
+    pub fn start_env(ns: &Netns, args: &[&str], env: &[(&str, &str)]) -> Self {
         let pins = Pins::new();
-        let mut d = Self::start_with(ns, &pins.0, args, &[]);
+        let mut d = Self::start_with(ns, &pins.0, args, env);
         d.own_pins = Some(pins);
         d
     }
@@ -78,8 +84,14 @@ impl Daemon {
     /// Like [`Daemon::start_with`], its log (stderr) written to `log`.
     #[must_use]
     pub fn start_logged(ns: &Netns, pins: &Path, args: &[&str], log: &Path) -> Self {
+        Self::start_logged_env(ns, pins, args, &[], log)
+    }
+
+    /// Like [`Daemon::start_logged`], with `env` set for the daemon.
+    #[must_use]
+    pub fn start_logged_env(ns: &Netns, pins: &Path, args: &[&str], env: &[(&str, &str)], log: &Path) -> Self {
         let file = std::fs::File::create(log).expect("creating the daemon's log");
-        Self::spawn(ns, pins, args, &[], Stdio::from(file))
+        Self::spawn(ns, pins, args, env, Stdio::from(file))
     }
 
     fn spawn(ns: &Netns, pins: &Path, args: &[&str], env: &[(&str, &str)], stderr: Stdio) -> Self {

@@ -65,8 +65,14 @@ impl Rig {
 
     #[must_use]
     pub fn start_with(args: &[&str]) -> Self {
+        Self::start_env(args, &[])
+    }
+
+    /// Like [`Rig::start_with`], with `env` set for the daemon.
+    #[must_use]
+    pub fn start_env(args: &[&str], env: &[(&str, &str)]) -> Self {
         let pair = Pair::new();
-        let daemon = Daemon::start(&pair.b, args);
+        let daemon = Daemon::start_env(&pair.b, args, env);
         Self { daemon, pair }
     }
 

@@ -135,7 +135,8 @@ pub fn inject_segment(pair: &crate::namespaces::netns::Pair, tcp: &crate::traffi
     pair.a.run(|| crate::traffic::flood::flood_count(&crate::traffic::flood::socket(ifindex), &frames, count))
 }
 
-fn tcp_opt(s: &TcpStream, name: libc::c_int, value: libc::c_int) {
+/// setsockopt(IPPROTO_TCP, `name`, `value`).
+pub fn tcp_opt(s: &TcpStream, name: libc::c_int, value: libc::c_int) {
     // SAFETY: setsockopt with a valid int option.
     let rc = unsafe {
         libc::setsockopt(
@@ -187,4 +188,45 @@ pub fn send_and_wait_queued(from: &mut TcpStream, to: &TcpStream, data: &[u8]) {
     // MSG_PEEK leaves the data unread.
     let n = to.peek(&mut buf).expect("peek");
     assert!(n > 0, "data did not arrive");
+}
+
+/// The socket's TCP state (`tcpi_state` of TCP_INFO: 1 ESTABLISHED, 5 FIN_WAIT2, ...).
+#[must_use]
+pub fn tcp_state(s: &TcpStream) -> u8 {
+    let mut info = [0u8; 256];
+    let mut len = info.len() as libc::socklen_t;
+    // SAFETY: getsockopt into a buffer of its own size.
+    let rc = unsafe {
+        libc::getsockopt(s.as_raw_fd(), libc::IPPROTO_TCP, libc::TCP_INFO, info.as_mut_ptr().cast(), &raw mut len)
+    };
+    assert_eq!(rc, 0, "TCP_INFO: {}", std::io::Error::last_os_error());
+    info[0]
+}
+
+/// Waits (at most 10 s) until `s` is in TCP state `state`.
+pub fn wait_state(s: &TcpStream, state: u8) {
+    crate::wait::until_true(&format!("TCP state {state}"), Duration::from_secs(10), || tcp_state(s) == state);
+}
+
+/// Keepalive probes after one idle second, one second apart, one unanswered probe ends the connection.
+pub fn keepalive_fast(s: &TcpStream) {
+    socket2::SockRef::from(s).set_keepalive(true).expect("SO_KEEPALIVE");
+    tcp_opt(s, libc::TCP_KEEPIDLE, 1);
+    tcp_opt(s, libc::TCP_KEEPINTVL, 1);
+    tcp_opt(s, libc::TCP_KEEPCNT, 1);
+}
+
+/// Writes until the send buffer is full (the peer reads nothing), so data
+/// stays unsent; at most 64 MiB.
+pub fn fill_send_buffer(s: &mut TcpStream) {
+    s.set_nonblocking(true).expect("non-blocking");
+    let chunk = [0u8; 65536];
+    for _ in 0..1024 {
+        match s.write(&chunk) {
+            Ok(_) => {}
+            Err(e) if e.kind() == ErrorKind::WouldBlock => break,
+            Err(e) => panic!("write: {e}"),
+        }
+    }
+    s.set_nonblocking(false).expect("blocking");
 }
