@@ -214,7 +214,7 @@ fn unsilence_a(p: &Pair) {
     p.a.exec(&["ip", "route", "del", "blackhole", "10.77.0.2/32"]);
 }
 
-const SCENARIOS: [Scenario; 7] = [
+const SCENARIOS: [Scenario; 8] = [
     Scenario {
         name: "close() with unread data",
         port: 7420,
@@ -282,6 +282,24 @@ const SCENARIOS: [Scenario; 7] = [
             let before = out_rsts(&p.b);
             assert_eq!(traffic::inject(p, 7524, 7424, 0x10, 5, 1), 1);
             wait_out_rsts(&p.b, before);
+        },
+    },
+    Scenario {
+        // A second SYN inside a half-open connection's window: the request is
+        // reset (tcp_check_req, INVALID_SYN), which the kernel counts as a failed attempt.
+        name: "a SYN inside a handshake's window",
+        port: 7427,
+        cause: "bad_flags",
+        counter: Some("Tcp:AttemptFails"),
+        run: |p| {
+            let _l = traffic::listen(&p.b, addr("10.77.0.2:7427"));
+            silence_a(p);
+            let syn = |seq| rst_tests::traffic::frames::Tcp::new(7529, 7427, seq, 0x02);
+            let before = out_rsts(&p.b);
+            assert_eq!(traffic::inject_segment(p, &syn(1000), 1), 1);
+            assert_eq!(traffic::inject_segment(p, &syn(1001), 1), 1);
+            wait_out_rsts(&p.b, before);
+            unsilence_a(p);
         },
     },
     Scenario {
@@ -376,14 +394,14 @@ fn an_unknown_call_site_is_unspecified_with_one_line() {
     }
     for port in [7527, 7528] {
         let (mut c, s, _l) =
-            traffic::establish(&pair.a, &pair.b, addr(&format!("10.77.0.1:{port}")), addr("10.77.0.2:7427"));
+            traffic::establish(&pair.a, &pair.b, addr(&format!("10.77.0.1:{port}")), addr("10.77.0.2:7429"));
         traffic::send_and_wait_queued(&mut c, &s, b"never read");
         drop(s);
         traffic::expect_reset(c);
     }
-    let s = d.wait_for("2 resets", |s| s.port("sent", "unspecified", 7427) >= 2);
-    assert_eq!(s.port("sent", "unspecified", 7427), 2, "{}", s.json);
-    assert_eq!(s.port("sent", "close_with_unread_data", 7427), 0, "never a guess");
+    let s = d.wait_for("2 resets", |s| s.port("sent", "unspecified", 7429) >= 2);
+    assert_eq!(s.port("sent", "unspecified", 7429), 2, "{}", s.json);
+    assert_eq!(s.port("sent", "close_with_unread_data", 7429), 0, "never a guess");
     assert_eq!(d.stop().code(), Some(0));
     let text = std::fs::read_to_string(&log).expect("daemon log");
     let _ = std::fs::remove_file(&log);

@@ -18,6 +18,11 @@ fn has_reasons(s: &rst_tests::rig::snapshot::Snapshot) -> bool {
     s.json["coverage"]["features"]["tracepoint:tcp:tcp_send_reset.reason"].as_bool().unwrap_or(false)
 }
 
+/// Socket resets get their cause: from the kernel's reason (>= 6.10) or their call site (before).
+fn has_causes(s: &rst_tests::rig::snapshot::Snapshot) -> bool {
+    has_reasons(s) || s.json["coverage"]["features"]["kallsyms:call sites"].as_bool().unwrap_or(false)
+}
+
 /// The sample's kernel reason name, where the kernel names one.
 fn assert_reason(s: &rst_tests::rig::snapshot::Snapshot, sample: &serde_json::Value, name: &str) {
     if has_reasons(s) {
@@ -151,8 +156,9 @@ fn seed_3_data_into_half_open_connection() {
 #[test]
 fn close_with_unread_data() {
     let rig = Rig::start();
-    // Told apart by the kernel's reason (TCP_ABORT_ON_CLOSE); before 6.10 it is `unspecified`.
-    let cause = if has_reasons(&rig.daemon.snapshot()) { "close_with_unread_data" } else { "unspecified" };
+    // Told apart by the kernel's reason (TCP_ABORT_ON_CLOSE), before 6.10 by its call site
+    // (__tcp_close, before the socket is orphaned); `unspecified` only without either.
+    let cause = if has_causes(&rig.daemon.snapshot()) { "close_with_unread_data" } else { "unspecified" };
     let (client, server) = (addr("10.77.0.1:7105"), addr("10.77.0.2:7005"));
     let d = rig.measure(
         |p| {
@@ -172,7 +178,7 @@ fn close_with_unread_data() {
     assert_eq!(d.port("wire_out", "abort", 7005), 1);
     assert_eq!(d.kernel_b("TcpExt:TCPAbortOnClose"), 1);
     let recent = d.after.recent("sent", cause, 7005);
-    if has_reasons(&d.after) {
+    if has_causes(&d.after) {
         assert_eq!(recent[0]["pid"], std::process::id());
     } else {
         assert!(recent[0].get("pid").is_none(), "an unspecified reset may run in a timer: never a process");

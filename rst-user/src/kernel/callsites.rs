@@ -112,8 +112,8 @@ pub fn unknown_line(addr: u64) -> String {
         format!("called from {}", describe(&text, addr))
     };
     format!(
-        "sent: a socket reset {place}, a call site this kernel's call-site table does not name: counted as \
-         unspecified (no reason field before Linux 6.10; please report the kernel build)"
+        "sent: a socket reset {place}, a call site (or a socket state there) this kernel's call-site table \
+         does not name: counted as unspecified (no reason field before Linux 6.10; please report the kernel build)"
     )
 }
 
