@@ -106,7 +106,7 @@ pub fn describe(kallsyms: &str, addr: u64) -> String {
 #[must_use]
 pub fn unknown_line(addr: u64) -> String {
     let place = if addr == 1 {
-        "no known caller on the kernel stack".to_string()
+        "with no known caller on the kernel stack".to_string()
     } else {
         let text = std::fs::read_to_string(KALLSYMS).unwrap_or_default();
         format!("called from {}", describe(&text, addr))
