@@ -3,6 +3,7 @@
 
 use core::intrinsics::{AtomicOrdering, atomic_xadd};
 
+use crate::steps;
 use aya_ebpf::{
     bindings::BPF_NOEXIST,
     helpers::{bpf_jiffies64, bpf_ktime_get_ns},
@@ -95,6 +96,9 @@ pub fn unannounced() {
 /// Whether the stack announced this reset; consumes the announcement.
 #[inline(always)]
 pub fn take_stack_rst(key: &FlowKey) -> bool {
+    if steps::skip("take") {
+        return true;
+    }
     let Some(p) = STACK_RSTS.get_ptr_mut(key) else { return false };
     if unsafe { *p } == 0 {
         return false;
@@ -108,12 +112,18 @@ pub fn take_stack_rst(key: &FlowKey) -> bool {
 #[inline(always)]
 pub fn count(view: u8, cause: u8, port: u16, family: u8, peer: &[u8; 16], netns: u32) {
     let slot = cause::slot(view, cause);
-    bump(&COUNTS, slot);
+    if !steps::skip("counts") {
+        bump(&COUNTS, slot);
+    }
     let generation = generation();
     let gen_bit = if generation == 0 { 0 } else { maps::PORT_KEY_GENERATION };
-    bump_key(&PORTS, &(maps::port_key(view, cause, port) | gen_bit), slot);
+    if !steps::skip("ports") {
+        bump_key(&PORTS, &(maps::port_key(view, cause, port) | gen_bit), slot);
+    }
     let key = PeerKey { view, cause, family, generation, addr: *peer, netns };
-    bump_key(&PEERS, &key, maps::COUNT_SLOTS + slot);
+    if !steps::skip("peers") {
+        bump_key(&PEERS, &key, maps::COUNT_SLOTS + slot);
+    }
 }
 
 /// Counts a socket-bound reset by its socket's cgroup (0: no owner, not counted here).
@@ -180,6 +190,9 @@ pub fn capture(view: u8, cause: u8, kind: u8, fill: impl FnOnce(&mut [u8; CAPTUR
 /// stack). Returns whether the sample went out.
 #[inline(always)]
 pub fn emit(fill: impl FnOnce(&mut Sample)) -> bool {
+    if steps::skip("samples") {
+        return false;
+    }
     let Some(st) = STATS.get_ptr_mut(0) else { return false };
     let st = unsafe { &mut *st };
     let limit = SETTINGS.get(maps::SETTING_SAMPLE_RATE).map_or(0, |v| u64::from(*v));

@@ -11,6 +11,7 @@ mod config;
 mod counters;
 mod fentry;
 mod packet;
+mod steps;
 mod tc;
 mod tracepoints;
 mod xdp;

@@ -24,6 +24,7 @@ use crate::{
     config::cfg_get,
     counters,
     packet::{AF_INET, AF_INET6},
+    steps,
 };
 
 /// Linux ABI address family number of IPv6 sockets.
@@ -258,7 +259,7 @@ pub(crate) fn record(view: u8, cause: u8, e: &Endpoints, reason: u32, state: u8,
 /// read (0: none).
 #[inline(always)]
 pub(crate) fn announce(e: &Endpoints, sk: u64, skb: u64) -> u32 {
-    if !counters::announcing() {
+    if steps::skip("announce") || !counters::announcing() {
         return 0;
     }
     let own = cfg_get!(own_netns);
@@ -314,7 +315,13 @@ pub fn tcp_send_reset(ctx: BtfTracePointContext) -> i32 {
     // request sockets have no inet_sport, and a listener (answering an ACK
     // or a bad handshake segment) has no peer — its owner is still the listener's.
     let connected = full && state != TCP_LISTEN;
-    let e = if connected || skb == 0 { sock_endpoints(sk) } else { skb_endpoints(skb, &tcp) };
+    let e = if connected || skb == 0 {
+        sock_endpoints(sk)
+    } else if steps::skip("endpoints") {
+        Endpoints { family: AF_INET, local: [0; 16], remote: [0; 16], lport: 0, rport: 0 }
+    } else {
+        skb_endpoints(skb, &tcp)
+    };
     let netns = if skb == 0 { 0 } else { announce(&e, sk, skb) };
     let origin = Origin { sk, skb, cgroup: if full { owner_cgroup(sk) } else { 0 }, netns };
     if record(view::SENT, cause, &e, reason, 0, flags, &origin) && skb != 0 && counters::capturing() {

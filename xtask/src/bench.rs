@@ -8,6 +8,9 @@ use anyhow::{Result, bail};
 
 use crate::{build, tools, workspace};
 
+/// Steps the kernel programs can be built without (rst-ebpf/src/steps.rs).
+const STEPS: [&str; 7] = ["announce", "take", "counts", "ports", "peers", "samples", "endpoints"];
+
 pub fn run(programs_only: bool) -> Result<()> {
     let bin = build(true)?;
     tools::ensure_packages(&[("bpftrace", "bpftrace"), ("tcpdump", "tcpdump")])?;
@@ -24,6 +27,45 @@ pub fn run(programs_only: bool) -> Result<()> {
         .status()?;
     if !status.success() {
         bail!("the benchmark failed");
+    }
+    Ok(())
+}
+
+/// `--steps`: one release build per left-out step (the kernel object is
+/// rebuilt with `RSTWATCH_SKIP_STEPS`), each binary kept under
+/// target/bench/steps, the default build restored, then the benchmark
+/// measures every build's per-program cost in one run (`--steps`).
+pub fn steps() -> Result<()> {
+    let full = build(true)?;
+    let dir = workspace().join("target").join("bench").join("steps");
+    std::fs::create_dir_all(&dir)?;
+    let mut bins = vec![format!("full={}", full.display())];
+    for step in STEPS {
+        eprintln!("xtask: building the kernel programs without `{step}`");
+        let status = Command::new("cargo")
+            .args(["build", "--release", "--package", "rst-user"])
+            .env("RSTWATCH_SKIP_STEPS", step)
+            .current_dir(workspace())
+            .status()?;
+        if !status.success() {
+            bail!("building without `{step}` failed");
+        }
+        let to = dir.join(format!("rstwatch-without-{step}"));
+        std::fs::copy(&full, &to)?;
+        bins.push(format!("{step}={}", to.display()));
+    }
+    // The default build again, so that target/release/rstwatch leaves nothing out.
+    build(true)?;
+    let status = Command::new("cargo")
+        .args(["run", "--release", "--package", "rst-tests", "--features", "chart", "--bin", "bench", "--"])
+        .arg(&dir)
+        .arg("--steps")
+        .env("RSTWATCH_BIN", &full)
+        .env("RSTWATCH_STEP_BINS", bins.join(","))
+        .current_dir(workspace())
+        .status()?;
+    if !status.success() {
+        bail!("the step benchmark failed");
     }
     Ok(())
 }

@@ -63,6 +63,11 @@ enum Task {
         /// about a minute): for iterating on the kernel side.
         #[arg(long)]
         programs_only: bool,
+        /// Where the nanoseconds go: the per-program table once per kernel-program build that
+        /// leaves one step out (announce, take, counts, ports, peers, samples, endpoints; see
+        /// rst-ebpf/src/steps.rs), beside the full build, in one run (about ten minutes).
+        #[arg(long, conflicts_with = "programs_only")]
+        steps: bool,
     },
     /// Every test: unit tests, then the root integration tests (real programs, real sockets, own namespaces).
     Test {
@@ -378,7 +383,9 @@ fn main() -> ExitCode {
             eprintln!("xtask: built {} (also {})", image::TAG, archive.display());
             ExitCode::SUCCESS
         }),
-        Task::Bench { programs_only } => bench::run(programs_only).map(|()| ExitCode::SUCCESS),
+        Task::Bench { programs_only, steps } => {
+            if steps { bench::steps() } else { bench::run(programs_only) }.map(|()| ExitCode::SUCCESS)
+        }
         Task::Test { filter, kernels, kernel } => test(filter.as_deref(), kernels, &kernel).map(|()| ExitCode::SUCCESS),
     };
     result.unwrap_or_else(|e| {

@@ -472,6 +472,53 @@ fn chart(path: &std::path::Path, bars: &[(String, f64, Option<f64>)]) {
     root.present().expect("writing the chart");
 }
 
+/// `--steps`: the per-program cost of each build in `RSTWATCH_STEP_BINS`
+/// (`name=path,...`; "full" leaves nothing out), in one storm setup, the full
+/// build first and again last (its two rows show the drift of the run).
+fn steps(dir: &std::path::Path) {
+    let bins: Vec<(String, String)> = std::env::var("RSTWATCH_STEP_BINS")
+        .expect("RSTWATCH_STEP_BINS")
+        .split(',')
+        .filter_map(|b| b.split_once('=').map(|(n, p)| (n.to_string(), p.to_string())))
+        .collect();
+    let full = bins.iter().find(|b| b.0 == "full").cloned().expect("a full build");
+    let pair = Pair::new();
+    let storms = Storm::new(&pair);
+    let mut rows = Vec::new();
+    for (name, bin) in bins.iter().chain(std::iter::once(&full)) {
+        eprintln!("bench: per-program cost, {name}");
+        // SAFETY: single-threaded here; the rig reads RSTWATCH_BIN when it starts a daemon.
+        unsafe { std::env::set_var("RSTWATCH_BIN", bin) };
+        rows.push((name.clone(), program_costs(&storms)));
+    }
+    let ns = |v: &Value, program: &str| {
+        v["programs"]
+            .as_array()
+            .and_then(|a| a.iter().find(|p| p["program"] == program))
+            .and_then(|p| p["ns_per_run"].as_f64())
+            .unwrap_or(f64::NAN)
+    };
+    let base = (rows[0].1["ns_per_reset_all_hooks"].as_f64().unwrap_or(0.0)
+        + rows[rows.len() - 1].1["ns_per_reset_all_hooks"].as_f64().unwrap_or(0.0))
+        / 2.0;
+    println!(
+        "| left out | tcp_send_reset ns/run | tc egress ns/run | XDP ns/run | all hooks ns/reset | saved vs full (mean of its two rows) |"
+    );
+    println!("|---|---|---|---|---|---|");
+    for (name, v) in &rows {
+        let all = v["ns_per_reset_all_hooks"].as_f64().unwrap_or(f64::NAN);
+        println!(
+            "| {name} | {:.0} | {:.0} | {:.0} | {all:.0} | {:.0} |",
+            ns(v, "tcp_send_reset"),
+            ns(v, "rst_tc_egress"),
+            ns(v, "rst_xdp"),
+            base - all
+        );
+    }
+    let report: Vec<Value> = rows.iter().map(|(n, v)| json!({"left_out": n, "costs": v})).collect();
+    std::fs::write(dir.join("steps.json"), serde_json::to_string_pretty(&report).unwrap() + "\n").expect("steps.json");
+}
+
 fn verdict(ok: bool) -> &'static str {
     if ok { "met" } else { "MISSED" }
 }
@@ -479,6 +526,10 @@ fn verdict(ok: bool) -> &'static str {
 fn main() {
     let dir = std::path::PathBuf::from(std::env::args().nth(1).unwrap_or_else(|| "target/bench".into()));
     std::fs::create_dir_all(&dir).expect("report directory");
+    if std::env::args().any(|a| a == "--steps") {
+        steps(&dir);
+        return;
+    }
     if std::env::args().any(|a| a == "--programs-only") {
         // For iterating on the kernel side: one storm per side, the per-program table only.
         let pair = Pair::new();
