@@ -24,7 +24,20 @@ pub const SITES: &str = "SITES";
 
 /// Entries of `STACK_RSTS`: resets the stack announced and tc egress has not
 /// seen yet. Entries live for microseconds; LRU eviction bounds the rest.
+/// The least size; the loader sizes it by CPU ([`stack_rst_entries`]).
 pub const STACK_RST_ENTRIES: u32 = 8192;
+
+/// `STACK_RSTS` entries for `cpus` possible CPUs. The kernel's LRU hash
+/// keeps up to 128 free entries on each CPU's own list (LOCAL_FREE_TARGET in
+/// kernel/bpf/bpf_lru_list.c); once those lists hold the whole map, a CPU
+/// short of an entry steals another CPU's newest ones (its pending list):
+/// an announcement tc has not read yet. Twice that per CPU keeps the shared
+/// lists supplied on hosts with many CPUs.
+#[must_use]
+pub const fn stack_rst_entries(cpus: u32) -> u32 {
+    let per_cpu = cpus.saturating_mul(2 * 128);
+    if per_cpu > STACK_RST_ENTRIES { per_cpu } else { STACK_RST_ENTRIES }
+}
 
 /// `STACK_RSTS` key: a reset's tuple as it will leave (local = source).
 #[repr(C)]
@@ -168,3 +181,17 @@ const _: () = assert!(size_of::<OwnerKey>() == 16);
 
 #[cfg(feature = "user")]
 unsafe impl aya::Pod for OwnerKey {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_announcement_map_grows_with_the_cpus_and_never_shrinks() {
+        assert_eq!(stack_rst_entries(2), STACK_RST_ENTRIES);
+        assert_eq!(stack_rst_entries(32), STACK_RST_ENTRIES);
+        assert_eq!(stack_rst_entries(64), 16384);
+        assert_eq!(stack_rst_entries(1024), 262_144);
+        assert_eq!(stack_rst_entries(u32::MAX), u32::MAX);
+    }
+}

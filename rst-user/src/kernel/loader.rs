@@ -69,11 +69,17 @@ pub fn load(config: &Config, sizes: &Sizes, pins: &[(&'static str, std::path::Pa
         .map_max_entries(maps::PORTS, sizes.port_keys)
         .map_max_entries(maps::PEERS, sizes.peer_keys)
         .map_max_entries(maps::OWNERS, sizes.owner_keys)
-        .map_max_entries(maps::SITES, sizes.site_buckets.max(1));
+        .map_max_entries(maps::SITES, sizes.site_buckets.max(1))
+        .map_max_entries(maps::STACK_RSTS, maps::stack_rst_entries(possible_cpus()));
     for (name, path) in pins {
         loader.map_pin_path(name, path.as_path());
     }
     loader.load(OBJECT).map_err(|e| load_error(&e))
+}
+
+/// The kernel's possible CPUs (per-CPU maps have one slot each), at least 1.
+fn possible_cpus() -> u32 {
+    aya::util::nr_cpus().ok().and_then(|n| u32::try_from(n).ok()).unwrap_or(1).max(1)
 }
 
 /// Sets the per-CPU sample rate the programs read (changeable while running).
