@@ -214,7 +214,7 @@ fn unsilence_a(p: &Pair) {
     p.a.exec(&["ip", "route", "del", "blackhole", "10.77.0.2/32"]);
 }
 
-const SCENARIOS: [Scenario; 8] = [
+const SCENARIOS: [Scenario; 9] = [
     Scenario {
         name: "close() with unread data",
         port: 7420,
@@ -322,6 +322,23 @@ const SCENARIOS: [Scenario; 8] = [
             wait_out_rsts(&p.b, before);
             unsilence_a(p);
             drop(s);
+        },
+    },
+    Scenario {
+        // The IPv6 receive path (tcp_v6_do_rcv, tcp_v6_send_reset): data reaching b's orphan.
+        name: "data reaching an orphaned socket over IPv6",
+        port: 7428,
+        cause: "abort_on_data",
+        counter: Some("TcpExt:TCPAbortOnData"),
+        run: |p| {
+            let (mut c, s, _l) = traffic::establish(&p.a, &p.b, addr("[fd77::1]:7530"), addr("[fd77::2]:7428"));
+            // Over TIME_WAIT's 60 s, so the orphan stays a full socket in FIN_WAIT2.
+            traffic::tcp_opt(&s, libc::TCP_LINGER2, 120);
+            drop(s);
+            let mut buf = [0u8; 8];
+            assert_eq!(std::io::Read::read(&mut c, &mut buf).expect("EOF"), 0);
+            c.write_all(b"late data").expect("write");
+            traffic::wait_state(&c, 7);
         },
     },
     Scenario {
