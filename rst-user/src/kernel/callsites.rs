@@ -154,7 +154,7 @@ ffffffff81c00000 t tcp_probe_timer [some_module]
     fn forgotten_functions_and_hidden_addresses_leave_no_entry() {
         let t = table(KALLSYMS, &["tcp_close".into()]).unwrap();
         assert!(t.iter().all(|s| s.2 != site::CLOSE));
-        let hidden: String = KALLSYMS.lines().map(|l| format!("0000000000000000{}\n", &l[16..])).collect();
+        let hidden = KALLSYMS.lines().fold(String::new(), |acc, l| acc + "0000000000000000" + &l[16..] + "\n");
         assert_eq!(table(&hidden, &[]), None);
     }
 

@@ -220,7 +220,7 @@ pub fn keepalive_fast(s: &TcpStream) {
 /// stays unsent; at most 64 MiB.
 pub fn fill_send_buffer(s: &mut TcpStream) {
     s.set_nonblocking(true).expect("non-blocking");
-    let chunk = [0u8; 65536];
+    let chunk = vec![0u8; 65536];
     for _ in 0..1024 {
         match s.write(&chunk) {
             Ok(_) => {}
