@@ -29,15 +29,15 @@ use rst_common::{
 
 use crate::{
     config::cfg_get,
-    tracepoints::{TcpStart, closed_with_linger_zero, full_socket, kread, tcp_start},
+    tracepoints::{TCP_LISTEN, TcpStart, closed_with_linger_zero, full_socket, kread, tcp_flags, tcp_start},
 };
 
-/// TCP states the callers test (UAPI `BPF_TCP_*`).
+/// TCP states the callers test (UAPI `BPF_TCP_*`; LISTEN and the others
+/// the tracepoints test are in tracepoints.rs).
 const TCP_SYN_SENT: u8 = 2;
 const TCP_SYN_RECV: u8 = 3;
 const TCP_FIN_WAIT2: u8 = 5;
 const TCP_CLOSE: u8 = 7;
-const TCP_LISTEN: u8 = 10;
 const TCP_ACK: u8 = 0x10;
 /// `sk_shutdown` bit set by shutdown(SHUT_WR) and close().
 const SEND_SHUTDOWN: u8 = 2;
@@ -52,7 +52,7 @@ const DEPTH: usize = 4;
 /// Causes on their way from `sent_call_site` to `tcp_send_reset`, per CPU.
 #[repr(C)]
 #[derive(Clone, Copy)]
-pub struct Pending {
+struct Pending {
     depth: u64,
     sk: [u64; DEPTH],
     cause: [u64; DEPTH],
@@ -157,7 +157,7 @@ fn disconnected(sk: u64) -> u8 {
 #[inline(always)]
 fn received_segment(sk: u64, state: u8, tcp: &TcpStart) -> Option<u8> {
     match state {
-        TCP_LISTEN if tcp[13] & TCP_ACK != 0 => Some(cause::BAD_FLAGS),
+        TCP_LISTEN if tcp_flags(tcp) & TCP_ACK != 0 => Some(cause::BAD_FLAGS),
         TCP_SYN_SENT => {
             let ack = u32::from_be_bytes([tcp[8], tcp[9], tcp[10], tcp[11]]);
             let una: u32 = kread(sk, cfg_get!(tp_snd_una));

@@ -34,7 +34,7 @@ pub(crate) const TCP_RST: u8 = 0x04;
 pub(crate) const TCPHDR_FLAGS: u32 = 13;
 /// TCP states are UAPI (`BPF_TCP_*`); see rst-user's kernel/classify.rs.
 pub(crate) const TCP_TIME_WAIT: u8 = 6;
-const TCP_LISTEN: u8 = 10;
+pub(crate) const TCP_LISTEN: u8 = 10;
 pub(crate) const TCP_NEW_SYN_RECV: u8 = 12;
 
 pub(crate) struct Endpoints {

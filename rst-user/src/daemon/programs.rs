@@ -139,7 +139,7 @@ fn optional(probe: &mut kernel::Probe, feature: &str, without: &str, result: Res
 fn load_plan<'a>(probe: &kernel::Probe, mode: &loader::WireMode, wire: bool) -> Vec<(&'a str, Option<&'a str>)> {
     let mut plan = Vec::new();
     if probe.has_send_reset {
-        if probe.config.call_sites == 1 {
+        if probe.sites.is_some() {
             plan.push((loader::SENT_CALL_SITE.0, Some(loader::SENT_CALL_SITE.1)));
         }
         plan.push(("tcp_send_reset", Some("tcp_send_reset")));
@@ -183,7 +183,7 @@ fn start_programs(
     if probe.has_send_reset {
         // The call-site program runs first on the tracepoint: the counting one takes its cause.
         let (program, tracepoint) = loader::SENT_CALL_SITE;
-        if let Some(sites) = probe.sites.as_ref().filter(|_| probe.config.call_sites == 1) {
+        if let Some(sites) = &probe.sites {
             let attached = loader::set_sites(&mut ebpf, sites)
                 .and_then(|()| loader::attach_tracepoint(&mut ebpf, &btf, program, tracepoint));
             let without = "socket resets count as unspecified unless SO_LINGER {1,0}";

@@ -63,9 +63,11 @@ pub fn table(kallsyms: &str, forget: &[String]) -> Option<Vec<(u64, u64, u8)>> {
             }
         }
     }
+    // A function no symbol follows has no known end: left out, never taken to run to the end of memory.
+    sites.retain(|s| s.1 != u64::MAX);
     sites.sort_unstable();
     sites.dedup();
-    Some(sites)
+    (!sites.is_empty()).then_some(sites)
 }
 
 /// The `SITES` map's entries for `sites`: every 16-byte bucket any of them
@@ -148,6 +150,12 @@ ffffffff81c00000 t tcp_probe_timer [some_module]
             ],
             "module symbols are not the core kernel's"
         );
+    }
+
+    #[test]
+    fn a_function_with_no_symbol_after_it_is_left_out() {
+        let last = "ffffffff81000000 T tcp_close\nffffffff81000100 T tcp_abort\n";
+        assert_eq!(table(last, &[]), Some(vec![(0xffff_ffff_8100_0000, 0xffff_ffff_8100_0100, site::CLOSE)]));
     }
 
     #[test]

@@ -44,8 +44,8 @@ pub struct Probe {
     pub has_xdp_load_bytes: bool,
     /// tc egress attaches through TCX links (>= 6.6).
     pub has_tcx: bool,
-    /// The call-site table the `sent_call_site` program reads (`config.call_sites` 1):
-    /// the `SITES` map's entries.
+    /// The call-site table the `sent_call_site` program reads, the `SITES`
+    /// map's entries: Some exactly when `config.call_sites` is 1.
     pub sites: Option<BTreeMap<u64, u64>>,
     pub release: String,
     /// What this kernel supports, and what degrades without it.
