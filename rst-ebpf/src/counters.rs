@@ -33,12 +33,23 @@ static SAMPLES: RingBuf = RingBuf::with_byte_size(maps::DEFAULT_RING_BYTES, 0);
 /// Packet bytes of sampled resets, only when capture is on (`--pcap`).
 #[map]
 static CAPTURES: RingBuf = RingBuf::with_byte_size(maps::DEFAULT_RING_BYTES, 0);
-/// Socketless resets the stack announced (tracepoint) and is about to send;
-/// tc egress consumes them to tell stack resets from `not_from_stack` ones.
-/// (A per-CPU slot for the newest one, in front of this map, was cheaper
-/// but made Linux 5.10's verifier give up on `tcp_send_reset`.)
+/// Replies the stack announced (tracepoint) and is about to send, until tc
+/// egress knows the control socket that sends them (see `CONTROL_SOCKETS`):
+/// IPv6 replies before Linux 6.13 (they leave with no owner), and each CPU's
+/// first reply per family. tc egress consumes them to tell stack resets from
+/// `not_from_stack` ones.
 #[map]
 static STACK_RSTS: LruHashMap<FlowKey, u64> = LruHashMap::with_max_entries(maps::STACK_RST_ENTRIES, 0);
+/// Per CPU, by family (0: IPv4, 1: IPv6): the stack's TCP control socket,
+/// which sends every reply to a segment. tc egress learns it from the owner
+/// of a reply the stack announced; from then on a reply it owns needs no
+/// announcement (IPv4: per CPU from 6.0, per CPU and namespace before; the
+/// daemon's namespace is the only one whose replies leave its interfaces).
+#[map]
+static CONTROL_SOCKETS: PerCpuArray<u64> = PerCpuArray::with_max_entries(2, 0);
+/// Retired (issue 25): replies are told by their owner, and a tracepoint run
+/// the kernel skipped is counted as a recursion miss. Kept, never written, so
+/// a pinned directory of an earlier version resumes with its layout.
 #[map]
 static UNANNOUNCED: PerCpuArray<u64> = PerCpuArray::with_max_entries(1, 0);
 /// Per CPU: the jiffy at which the sample rate limit last read the clock.
@@ -87,24 +98,53 @@ pub fn announce_stack_rst(key: &FlowKey) {
     }
 }
 
-/// Counts a stack reset whose `tcp_send_reset` event never reached us.
-#[inline(always)]
-pub fn unannounced() {
-    bump(&UNANNOUNCED, 0);
-}
-
-/// Whether the stack announced this reset; consumes the announcement.
+/// Whether the stack announced this reset; consumes the announcement, and
+/// deletes it with the last one, so the map holds only replies in flight
+/// (and those that left through an interface nobody watches, until evicted).
 #[inline(always)]
 pub fn take_stack_rst(key: &FlowKey) -> bool {
     if steps::skip("take") {
         return true;
     }
     let Some(p) = STACK_RSTS.get_ptr_mut(key) else { return false };
-    if unsafe { *p } == 0 {
-        return false;
+    // (Linux 5.10 has no atomic fetch-and-add for BPF: read, then decrement
+    // or delete. Two CPUs taking the same tuple at once may both take it.)
+    match unsafe { *p } {
+        0 => return false,
+        1 => {
+            let _ = STACK_RSTS.remove(key);
+        }
+        _ => {
+            unsafe { atomic_xadd::<u64, u64, { AtomicOrdering::Relaxed }>(p, u64::MAX) };
+        }
     }
-    unsafe { atomic_xadd::<u64, u64, { AtomicOrdering::Relaxed }>(p, u64::MAX) };
     true
+}
+
+/// `CONTROL_SOCKETS` index of an address family.
+#[inline(always)]
+fn family_index(family: u8) -> u32 {
+    u32::from(family == crate::packet::AF_INET6)
+}
+
+/// Whether tc egress knows this CPU's control socket for `family`: its replies need no announcement.
+#[inline(always)]
+pub fn control_socket_known(family: u8) -> bool {
+    CONTROL_SOCKETS.get(family_index(family)).is_some_and(|s| *s != 0)
+}
+
+/// Whether `sk` is this CPU's control socket for `family`, as learned.
+#[inline(always)]
+pub fn is_control_socket(family: u8, sk: u64) -> bool {
+    CONTROL_SOCKETS.get(family_index(family)).is_some_and(|s| *s == sk)
+}
+
+/// Remembers `sk`, the owner of a reply the stack announced, as this CPU's control socket for `family`.
+#[inline(always)]
+pub fn learn_control_socket(family: u8, sk: u64) {
+    if let Some(p) = CONTROL_SOCKETS.get_ptr_mut(family_index(family)) {
+        unsafe { *p = sk };
+    }
 }
 
 /// Counts one reset exactly: by (view, cause), by port and by peer (a

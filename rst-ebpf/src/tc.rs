@@ -45,34 +45,40 @@ impl Frame for TcContext {
     }
 }
 
-const SOCK_STREAM: u32 = 1;
 const SOCK_RAW: u32 = 3;
 const IPPROTO_TCP: u32 = 6;
 
 /// Whether the TCP stack made this RST. Its owner says so: a TCP socket
-/// (aborts: close(), linger, timers), or the stack's own TCP control socket
-/// (raw, protocol TCP), which sends every reply to a segment — those were
-/// announced by `tcp_send_reset` just before; one that was not is counted as
-/// unannounced. Without such an owner (firewall rejects, forwarded packets,
-/// IPPROTO_RAW sockets) only an announcement makes it the stack's.
+/// (aborts: close(), linger, timers); a time-wait or request socket (their
+/// replies from 6.13); or the stack's TCP control socket (raw, protocol
+/// TCP), which sends every other reply to a segment. A raw TCP socket that
+/// is not the control socket this CPU learned is taken for it only if the
+/// stack announced this reply (then it is learned); else it is a user's raw
+/// socket. Without an owner (firewall rejects, forwarded packets,
+/// IPPROTO_RAW sockets, IPv6 replies before 6.13) only an announcement
+/// makes it the stack's.
 #[inline(always)]
 fn from_stack(ctx: &TcContext, key: &FlowKey) -> bool {
     let sk = unsafe { (*ctx.skb.skb).__bindgen_anon_2.sk };
-    let (ty, proto) = if sk.is_null() {
-        (0, 0)
-    } else {
-        let full = unsafe { bpf_sk_fullsock(sk) };
-        if full.is_null() { (0, 0) } else { unsafe { ((*full).type_, (*full).protocol) } }
-    };
-    if proto == IPPROTO_TCP && ty == SOCK_STREAM {
+    if sk.is_null() {
+        return counters::take_stack_rst(key);
+    }
+    let full = unsafe { bpf_sk_fullsock(sk) };
+    if full.is_null() {
+        // Announced before the control socket was known: consume it.
+        let _ = counters::take_stack_rst(key);
+        return true;
+    }
+    let (ty, proto) = unsafe { ((*full).type_, (*full).protocol) };
+    if proto != IPPROTO_TCP {
+        return counters::take_stack_rst(key);
+    }
+    if ty != SOCK_RAW || counters::is_control_socket(key.family, sk as u64) {
         return true;
     }
     let announced = counters::take_stack_rst(key);
-    if proto == IPPROTO_TCP && ty == SOCK_RAW {
-        if !announced {
-            counters::unannounced();
-        }
-        return true;
+    if announced {
+        counters::learn_control_socket(key.family, sk as u64);
     }
     announced
 }

@@ -252,14 +252,16 @@ pub(crate) fn record(view: u8, cause: u8, e: &Endpoints, reason: u32, state: u8,
 }
 
 /// A reply to a segment leaves through the stack's control socket right
-/// after it is counted: tc egress looks for it by this tuple. Only replies
-/// of the daemon's own namespace can leave its watched interfaces, so only
-/// those are announced: an identical tuple in another namespace never
-/// crosses; with no interface watched, nothing is. Returns the namespace it
-/// read (0: none).
+/// after it is counted. Once tc egress knows that socket (on this CPU, for
+/// this family), the reply's owner says it is the stack's; until then, and
+/// for IPv6 replies before 6.13 (no owner), tc looks for it by this tuple.
+/// Only replies of the daemon's own namespace can leave its watched
+/// interfaces, so only those are announced: an identical tuple in another
+/// namespace never crosses; with no interface watched, nothing is. Returns
+/// the namespace it read (0: none).
 #[inline(always)]
 pub(crate) fn announce(e: &Endpoints, sk: u64, skb: u64) -> u32 {
-    if steps::skip("announce") || !counters::announcing() {
+    if steps::skip("announce") || !counters::announcing() || counters::control_socket_known(e.family) {
         return 0;
     }
     let own = cfg_get!(own_netns);

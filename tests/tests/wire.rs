@@ -128,3 +128,31 @@ fn an_identical_tuple_in_another_namespace_never_crosses() {
     assert_eq!(d.port("wire_out", "refusal", 7821), 0, "crossed: {}", d.after.json);
     assert_eq!(d.kernel_b("Tcp:OutRsts"), 0, "b's stack sent nothing");
 }
+
+#[test]
+fn a_raw_tcp_socket_reset_is_not_from_stack_and_the_stack_replies_stay_the_stacks() {
+    let rig = rst_tests::rig::Rig::start();
+    // The stack's replies: tc egress learns its control socket from the first
+    // one on each CPU, and tells the rest by their owner.
+    let n: u16 = 20;
+    let d = rig.measure(
+        |p| {
+            for i in 0..n {
+                let client = format!("10.77.0.1:{}", 7850 + i).parse().unwrap();
+                rst_tests::traffic::syn_to_closed_port(&p.a, client, "10.77.0.2:7841".parse().unwrap());
+            }
+        },
+        |d| d.port("wire_out", "refusal", 7841) + d.port("wire_out", "not_from_stack", 7841) >= u64::from(n),
+    );
+    assert_eq!(d.port("wire_out", "refusal", 7841), u64::from(n), "{}", d.after.json);
+    assert_eq!(d.port("wire_out", "not_from_stack", 7841), 0);
+    assert_eq!(d.kernel_b("Tcp:OutRsts"), u64::from(n));
+    // A user's raw TCP socket is a TCP-protocol raw socket too, but not the stack's.
+    let d = rig.measure(
+        |p| rst_tests::traffic::raw_socket_rst(&p.b, 7842, "10.77.0.1:7870".parse().unwrap()),
+        |d| d.port("wire_out", "not_from_stack", 7842) + d.port("wire_out", "abort", 7842) > 0,
+    );
+    assert_eq!(d.port("wire_out", "not_from_stack", 7842), 1, "{}", d.after.json);
+    assert_eq!(d.port("wire_out", "abort", 7842), 0);
+    assert_eq!(d.kernel_b("Tcp:OutRsts"), 0, "the TCP stack sent nothing");
+}

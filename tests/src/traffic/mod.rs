@@ -135,6 +135,18 @@ pub fn inject_segment(pair: &crate::namespaces::netns::Pair, tcp: &crate::traffi
     pair.a.run(|| crate::traffic::flood::flood_count(&crate::traffic::flood::socket(ifindex), &frames, count))
 }
 
+/// An RST from a user's raw TCP socket (`socket(AF_INET, SOCK_RAW,
+/// IPPROTO_TCP)`, the kernel adds the IP header) in `ns`, `sport` -> `to`:
+/// a reset the TCP stack did not make. Checksum zero: the peer drops it.
+pub fn raw_socket_rst(ns: &Netns, sport: u16, to: std::net::SocketAddrV4) {
+    let tcp = frames::Tcp::new(sport, to.port(), 0x1234_5678, frames::RST | frames::ACK).bytes();
+    ns.run(|| {
+        let s = Socket::new(Domain::IPV4, Type::RAW, Some(socket2::Protocol::TCP)).expect("raw TCP socket");
+        let sent = s.send_to(&tcp, &SocketAddr::V4(std::net::SocketAddrV4::new(*to.ip(), 0)).into()).expect("send");
+        assert_eq!(sent, tcp.len());
+    });
+}
+
 /// setsockopt(IPPROTO_TCP, `name`, `value`).
 pub fn tcp_opt(s: &TcpStream, name: libc::c_int, value: libc::c_int) {
     // SAFETY: setsockopt with a valid int option.
