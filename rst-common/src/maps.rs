@@ -13,14 +13,17 @@ pub const SAMPLES: &str = "SAMPLES";
 pub const SETTINGS: &str = "SETTINGS";
 pub const CAPTURES: &str = "CAPTURES";
 pub const STACK_RSTS: &str = "STACK_RSTS";
-/// Per-CPU u64 at 0: stack resets seen leaving a watched interface that the
-/// `tcp_send_reset` program never saw (the kernel did not run it for them).
+/// Per-CPU u64 at 0, retired (issue 25; contract §4 `unannounced`): never
+/// written now, kept pinned so an earlier version's directory resumes.
 pub const UNANNOUNCED: &str = "UNANNOUNCED";
 /// The newest call site of a socket reset that the call-site table does not
 /// know (a kernel address; 0: none yet), for the daemon's one log line.
 pub const UNKNOWN_SITE: &str = "UNKNOWN_SITE";
 /// The call-site table (see `crate::site::BUCKET_SHIFT`), written by the daemon before it attaches.
 pub const SITES: &str = "SITES";
+/// Per-CPU [`Hot`] slots in front of `PORTS` and `PEERS` (see [`hot_index`]).
+pub const HOT_PORTS: &str = "HOT_PORTS";
+pub const HOT_PEERS: &str = "HOT_PEERS";
 
 /// Entries of `STACK_RSTS`: resets the stack announced and tc egress has not
 /// seen yet. Entries live for microseconds; LRU eviction bounds the rest.
@@ -53,7 +56,7 @@ pub struct FlowKey {
 const _: () = assert!(size_of::<FlowKey>() == 40);
 
 /// Counter maps pinned under the pin directory, so a restart keeps counting.
-pub const PINNED: [&str; 7] = [COUNTS, PORTS, PEERS, OWNERS, OVERFLOW, STATS, UNANNOUNCED];
+pub const PINNED: [&str; 9] = [COUNTS, PORTS, PEERS, OWNERS, OVERFLOW, STATS, UNANNOUNCED, HOT_PORTS, HOT_PEERS];
 
 /// `SETTINGS` slots (u32), changeable while running (SIGHUP).
 /// Samples per second per CPU; 0 turns samples off (counts stay exact).
@@ -166,6 +169,52 @@ pub fn is_loopback(family: u8, addr: &[u8; 16]) -> bool {
 #[cfg(feature = "user")]
 unsafe impl aya::Pod for PeerKey {}
 
+/// One key counted on one CPU in place of its hash entry: a storm with few
+/// distinct keys then never touches the hash. A program takes an empty slot
+/// for the first key of its view that maps there and counts that key in it
+/// from then on; its count never moves, so the daemon adds slots and hash
+/// and no reading order can miss or double count. Slots belong to a
+/// generation (see [`SETTING_GENERATION`]): the fold reads and empties the
+/// old generation's once no program writes them. `count` comes first: a
+/// reader that sees it non-zero sees the key written before it.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Hot<K> {
+    /// 0: empty.
+    pub count: u64,
+    pub key: K,
+}
+/// A `PORTS` key in a hot slot (widened: no padding).
+pub type HotPort = Hot<u64>;
+pub type HotPeer = Hot<PeerKey>;
+const _: () = assert!(size_of::<HotPort>() == 16 && size_of::<HotPeer>() == 32);
+
+#[cfg(feature = "user")]
+unsafe impl aya::Pod for HotPort {}
+#[cfg(feature = "user")]
+unsafe impl aya::Pod for HotPeer {}
+
+/// Hot slots per view and generation.
+pub const HOT_PER_VIEW: u32 = 2;
+/// Entries of `HOT_PORTS` and `HOT_PEERS`: both generations, every view.
+pub const HOT_SLOTS: u32 = 2 * view::COUNT as u32 * HOT_PER_VIEW;
+
+/// The hot slot of a key of `view` in `generation`, `spread` choosing among the view's slots.
+#[must_use]
+#[expect(clippy::inline_always, reason = "the kernel programs call it on their hot path")]
+#[inline(always)]
+pub const fn hot_index(generation: u8, view: u8, spread: u32) -> u32 {
+    ((generation as u32 & 1) * view::COUNT as u32 + view as u32 % view::COUNT as u32) * HOT_PER_VIEW
+        + spread % HOT_PER_VIEW
+}
+
+/// The slots of `generation`, for the fold.
+#[must_use]
+pub fn hot_generation(generation: u8) -> core::ops::Range<u32> {
+    let start = hot_index(generation, 0, 0);
+    start..start + view::COUNT as u32 * HOT_PER_VIEW
+}
+
 /// `OWNERS` key: a socket-bound reset's (view, cause) and its socket's cgroup id.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -185,6 +234,22 @@ unsafe impl aya::Pod for OwnerKey {}
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn hot_slots_of_each_generation_and_view_are_their_own() {
+        let mut seen = [false; HOT_SLOTS as usize];
+        for g in 0..2u8 {
+            for v in 0..view::COUNT {
+                for s in 0..HOT_PER_VIEW {
+                    let i = hot_index(g, v, s + 7 * HOT_PER_VIEW);
+                    assert!(i < HOT_SLOTS && hot_generation(g).contains(&i) && !seen[i as usize], "{g} {v} {s}");
+                    seen[i as usize] = true;
+                }
+            }
+        }
+        assert!(seen.iter().all(|s| *s));
+        assert!(hot_generation(0).end == hot_generation(1).start);
+    }
 
     #[test]
     fn the_announcement_map_grows_with_the_cpus_and_never_shrinks() {

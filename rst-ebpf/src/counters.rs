@@ -13,7 +13,7 @@ use aya_ebpf::{
 use rst_common::{
     cause,
     event::{CAPTURE_BYTES, Capture, Sample},
-    maps::{self, FlowKey, OwnerKey, PeerKey, SampleState},
+    maps::{self, FlowKey, Hot, HotPeer, HotPort, OwnerKey, PeerKey, SampleState},
 };
 
 #[map]
@@ -22,6 +22,14 @@ static COUNTS: PerCpuArray<u64> = PerCpuArray::with_max_entries(maps::COUNT_SLOT
 static PORTS: PerCpuHashMap<u32, u64> = PerCpuHashMap::with_max_entries(maps::DEFAULT_PORT_KEYS, 0);
 #[map]
 static PEERS: PerCpuHashMap<PeerKey, u64> = PerCpuHashMap::with_max_entries(maps::DEFAULT_PEER_KEYS, 0);
+/// Per CPU: the first port and peer keys of each view and generation, counted in place of the hashes (see `maps::Hot`).
+#[map]
+static HOT_PORTS: PerCpuArray<HotPort> = PerCpuArray::with_max_entries(maps::HOT_SLOTS, 0);
+#[map]
+static HOT_PEERS: PerCpuArray<HotPeer> = PerCpuArray::with_max_entries(maps::HOT_SLOTS, 0);
+/// Per CPU: runs taking a hot slot now (more than one: a run interrupted another).
+#[map]
+static HOT_TAKING: PerCpuArray<u64> = PerCpuArray::with_max_entries(1, 0);
 #[map]
 static OWNERS: PerCpuHashMap<OwnerKey, u64> = PerCpuHashMap::with_max_entries(maps::DEFAULT_OWNER_KEYS, 0);
 #[map]
@@ -86,6 +94,49 @@ fn bump_key<K>(map: &PerCpuHashMap<K, u64>, key: &K, overflow: u32) {
     } else {
         bump(&OVERFLOW, overflow);
     }
+}
+
+/// Counts `key` in its hot slot `index` if the slot holds it, or takes the
+/// slot for it if empty; false: counted nowhere yet (the caller uses the hash).
+/// A run that interrupted another on this CPU (process context, then a
+/// softirq) never takes a slot: the other may be taking it.
+#[inline(always)]
+fn bump_hot<K: Copy>(slots: &PerCpuArray<Hot<K>>, index: u32, key: &K, same: impl Fn(&K, &K) -> bool) -> bool {
+    let Some(slot) = slots.get_ptr_mut(index) else { return false };
+    let count = unsafe { &raw mut (*slot).count };
+    if unsafe { core::ptr::read_volatile(count) } != 0 {
+        if !same(unsafe { &(*slot).key }, key) {
+            return false;
+        }
+        add(count);
+        return true;
+    }
+    let Some(taking) = HOT_TAKING.get_ptr_mut(0) else { return false };
+    unsafe { atomic_xadd::<u64, u64, { AtomicOrdering::SeqCst }>(taking, 1) };
+    let mut counted = false;
+    if unsafe { core::ptr::read_volatile(taking) } == 1 {
+        // Alone now; a run that came between the first look and here may have taken it.
+        if unsafe { core::ptr::read_volatile(count) } == 0 {
+            unsafe {
+                core::ptr::write_volatile(&raw mut (*slot).key, *key);
+                core::ptr::write_volatile(count, 1);
+            }
+            counted = true;
+        } else if same(unsafe { &(*slot).key }, key) {
+            add(count);
+            counted = true;
+        }
+    }
+    unsafe { atomic_xadd::<u64, u64, { AtomicOrdering::SeqCst }>(taking, u64::MAX) };
+    counted
+}
+
+/// Field-wise equality of peer keys (a byte-array compare would be a memcmp call).
+#[inline(always)]
+fn same_peer(a: &PeerKey, b: &PeerKey) -> bool {
+    let words = |k: &PeerKey| unsafe { core::ptr::read((k as *const PeerKey).cast::<[u32; 6]>()) };
+    let (a, b) = (words(a), words(b));
+    a[0] == b[0] && a[1] == b[1] && a[2] == b[2] && a[3] == b[3] && a[4] == b[4] && a[5] == b[5]
 }
 
 /// Notes a reset the stack is about to send through its control socket.
@@ -157,11 +208,14 @@ pub fn count(view: u8, cause: u8, port: u16, family: u8, peer: &[u8; 16], netns:
     }
     let generation = generation();
     let gen_bit = if generation == 0 { 0 } else { maps::PORT_KEY_GENERATION };
-    if !steps::skip("ports") {
-        bump_key(&PORTS, &(maps::port_key(view, cause, port) | gen_bit), slot);
+    let pk = maps::port_key(view, cause, port) | gen_bit;
+    if !steps::skip("ports") && !bump_hot(&HOT_PORTS, maps::hot_index(generation, view, pk), &u64::from(pk), |a, b| a == b)
+    {
+        bump_key(&PORTS, &pk, slot);
     }
     let key = PeerKey { view, cause, family, generation, addr: *peer, netns };
-    if !steps::skip("peers") {
+    let spread = u32::from(peer[3] ^ peer[15] ^ cause);
+    if !steps::skip("peers") && !bump_hot(&HOT_PEERS, maps::hot_index(generation, view, spread), &key, same_peer) {
         bump_key(&PEERS, &key, maps::COUNT_SLOTS + slot);
     }
 }

@@ -22,7 +22,7 @@ fn a_million_mutated_frames_always_pass_and_count_like_the_reference() {
     let (mut rsts_in, mut rsts_out, mut refused) = (0u64, 0u64, 0u64);
     for i in 0..FRAMES {
         let f = reference::random_frame(&mut rng);
-        assert_eq!(progs.xdp(loader::XDP_PROGRAM, &f, 1).0, XDP_PASS, "frame {i}: {f:02x?}");
+        assert_eq!(progs.xdp(progs.wire_xdp, &f, 1).0, XDP_PASS, "frame {i}: {f:02x?}");
         let egress = progs.try_tc(loader::TC_PROGRAM, &f, 1);
         if let Some((verdict, _)) = egress {
             assert_eq!(verdict, TC_ACT_OK, "frame {i}: {f:02x?}");

@@ -32,7 +32,7 @@ fn wire_causes_through_vlan_tags_v4_and_v6() {
     let mut progs = Programs::load();
     for (vlans, ip, tcp, _) in &cases {
         let f = frame(vlans, *ip, tcp);
-        assert_eq!(progs.xdp(loader::XDP_PROGRAM, &f, 1).0, XDP_PASS);
+        assert_eq!(progs.xdp(progs.wire_xdp, &f, 1).0, XDP_PASS);
         assert_eq!(progs.tc(loader::TC_PROGRAM, &f, 1).0, TC_ACT_OK);
     }
     let counts = progs.counts();

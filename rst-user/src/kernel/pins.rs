@@ -11,7 +11,7 @@ use std::{
 };
 
 use aya::maps::MapInfo;
-use rst_common::maps::{self, OwnerKey, PeerKey, SampleState};
+use rst_common::maps::{self, HotPeer, HotPort, OwnerKey, PeerKey, SampleState};
 
 use crate::{error::Error, kernel::loader::Sizes};
 
@@ -75,6 +75,8 @@ fn expected(name: &str, sizes: &Sizes) -> (u32, u32, u32) {
         maps::OWNERS => (size_of::<OwnerKey>() as u32, v, sizes.owner_keys),
         maps::OVERFLOW => (4, v, maps::OVERFLOW_SLOTS),
         maps::UNANNOUNCED => (4, v, 1),
+        maps::HOT_PORTS => (4, size_of::<HotPort>() as u32, maps::HOT_SLOTS),
+        maps::HOT_PEERS => (4, size_of::<HotPeer>() as u32, maps::HOT_SLOTS),
         _ => (4, size_of::<SampleState>() as u32, maps::STAT_SLOTS),
     }
 }

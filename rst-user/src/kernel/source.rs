@@ -3,9 +3,9 @@
 
 use aya::{
     Ebpf,
-    maps::{Array, MapData, PerCpuArray, PerCpuHashMap, RingBuf},
+    maps::{Array, MapData, PerCpuArray, PerCpuHashMap, PerCpuValues, RingBuf},
 };
-use rst_common::maps::{self, OwnerKey, PeerKey, SampleState};
+use rst_common::maps::{self, Hot, HotPeer, HotPort, OwnerKey, PeerKey, SampleState};
 use tokio::io::{Interest, unix::AsyncFd};
 
 use crate::{
@@ -46,6 +46,47 @@ fn grace_period() -> Result<(), Error> {
     }
 }
 
+/// Each key once, with the sum of its counts in `parts` (a key may be in
+/// its hash and in hot slots on several CPUs).
+fn merged<K: Eq + std::hash::Hash>(parts: impl IntoIterator<Item = (K, u64)>) -> Vec<(K, u64)> {
+    let mut sums = std::collections::HashMap::new();
+    for (k, n) in parts {
+        *sums.entry(k).or_insert(0) += n;
+    }
+    sums.into_iter().collect()
+}
+
+/// (key, count) of every taken hot slot in `slots`, on every CPU.
+fn hot<K: Copy>(map: &PerCpuArray<MapData, Hot<K>>, slots: std::ops::Range<u32>) -> Vec<(K, u64)>
+where
+    Hot<K>: aya::Pod,
+{
+    let values = slots.filter_map(|i| map.get(&i, 0).ok());
+    values.flat_map(|v| v.iter().filter(|s| s.count != 0).map(|s| (s.key, s.count)).collect::<Vec<_>>()).collect()
+}
+
+/// The taken hot slots of `slots` (a generation no program writes any
+/// more), emptied. A slot that cannot be emptied stays (and is not returned).
+fn drain_hot<K: Copy + Default>(map: &mut PerCpuArray<MapData, Hot<K>>, slots: std::ops::Range<u32>) -> Vec<(K, u64)>
+where
+    Hot<K>: aya::Pod,
+{
+    let Ok(cpus) = aya::util::nr_cpus() else { return Vec::new() };
+    let mut out = Vec::new();
+    for i in slots {
+        let Ok(v) = map.get(&i, 0) else { continue };
+        let taken: Vec<(K, u64)> = v.iter().filter(|s| s.count != 0).map(|s| (s.key, s.count)).collect();
+        if taken.is_empty() {
+            continue;
+        }
+        let empty = PerCpuValues::try_from(vec![Hot::<K>::default(); cpus]);
+        if empty.is_ok_and(|e| map.set(i, e, 0).is_ok()) {
+            out.extend(taken);
+        }
+    }
+    out
+}
+
 /// Every key of `map` that `old` accepts, with its value summed over CPUs,
 /// deleted from the map. A key whose delete fails stays (and is not returned).
 fn drain<K: aya::Pod>(map: &mut PerCpuHashMap<MapData, K, u64>, old: impl Fn(&K) -> bool) -> Vec<(K, u64)> {
@@ -72,6 +113,8 @@ pub struct Source {
     overflow: PerCpuArray<MapData, u64>,
     stats: PerCpuArray<MapData, SampleState>,
     unannounced: PerCpuArray<MapData, u64>,
+    hot_ports: PerCpuArray<MapData, HotPort>,
+    hot_peers: PerCpuArray<MapData, HotPeer>,
     unknown_site: Array<MapData, u64>,
     /// The generation the programs key with now (`maps::SETTING_GENERATION`).
     generation: u32,
@@ -100,6 +143,8 @@ impl Source {
             overflow: take(ebpf, maps::OVERFLOW)?,
             stats: take(ebpf, maps::STATS)?,
             unannounced: take(ebpf, maps::UNANNOUNCED)?,
+            hot_ports: take(ebpf, maps::HOT_PORTS)?,
+            hot_peers: take(ebpf, maps::HOT_PEERS)?,
             unknown_site: take(ebpf, maps::UNKNOWN_SITE)?,
             generation: 0,
         })
@@ -123,17 +168,21 @@ impl Source {
 
     /// Folds: the programs switch to the other generation; once no program can
     /// still write the old one (an RCU grace period), every key of the old
-    /// generation is read and deleted. What is returned is exactly what those
-    /// keys counted; what comes after is counted under the new generation.
+    /// generation is read and deleted, and its hot slots emptied. What is
+    /// returned is exactly what those keys counted; what comes after is
+    /// counted under the new generation.
     pub fn fold(&mut self, ebpf: &mut Ebpf) -> Result<Drained, Error> {
         let old = self.generation;
         loader::set_generation(ebpf, old ^ 1)?;
         self.generation = old ^ 1;
         grace_period()?;
         let old8 = old as u8;
+        let hot_ports = drain_hot(&mut self.hot_ports, maps::hot_generation(old8));
+        let hot_peers = drain_hot(&mut self.hot_peers, maps::hot_generation(old8));
+        let ports = drain(&mut self.ports, |k| u32::from(k & maps::PORT_KEY_GENERATION != 0) == old);
         Ok(Drained {
-            ports: drain(&mut self.ports, |k| u32::from(k & maps::PORT_KEY_GENERATION != 0) == old),
-            peers: drain(&mut self.peers, |k| k.generation == old8),
+            ports: merged(ports.into_iter().chain(hot_ports.into_iter().map(|(k, n)| (k as u32, n)))),
+            peers: merged(drain(&mut self.peers, |k| k.generation == old8).into_iter().chain(hot_peers)),
             owners: drain(&mut self.owners, |k| k.generation == old8),
         })
     }
@@ -150,8 +199,20 @@ impl Source {
         }
         KernelCounts {
             causes: sum_array(&self.counts),
-            ports: self.ports.iter().filter_map(Result::ok).map(|(k, v)| (k, v.iter().sum())).collect(),
-            peers: self.peers.iter().filter_map(Result::ok).map(|(k, v)| (k, v.iter().sum())).collect(),
+            ports: merged(
+                self.ports
+                    .iter()
+                    .filter_map(Result::ok)
+                    .map(|(k, v)| (k, v.iter().sum()))
+                    .chain(hot(&self.hot_ports, 0..maps::HOT_SLOTS).into_iter().map(|(k, n)| (k as u32, n))),
+            ),
+            peers: merged(
+                self.peers
+                    .iter()
+                    .filter_map(Result::ok)
+                    .map(|(k, v)| (k, v.iter().sum()))
+                    .chain(hot(&self.hot_peers, 0..maps::HOT_SLOTS)),
+            ),
             owners: self.owners.iter().filter_map(Result::ok).map(|(k, v)| (k, v.iter().sum())).collect(),
             overflow: sum_array(&self.overflow),
             samples,
@@ -162,8 +223,9 @@ impl Source {
     /// Per view and kind: the kernel's recursion misses of its programs (a
     /// view may have several: tracepoint and fentry; a miss is a time the
     /// kernel skipped one because it was already running on that CPU,
-    /// `recursion_misses` in its fdinfo), and for `sent` the stack resets tc
-    /// saw leaving without their event.
+    /// `recursion_misses` in its fdinfo), and for `sent` the retired
+    /// `unannounced` (no program writes it since issue 25: 0, or what an
+    /// earlier version counted into a pinned map this run resumed).
     fn missed(&self) -> Vec<(u8, &'static str, u64)> {
         let mut recursion = std::collections::BTreeMap::new();
         for &(v, fd) in &self.programs {

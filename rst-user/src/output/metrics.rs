@@ -219,7 +219,7 @@ impl Collector for SnapshotCollector {
         counter(
             &mut enc,
             "rstwatch_missed_by_kind",
-            "rstwatch_missed_total by kind: recursion (the kernel skipped the program because it was already running on that CPU, its fdinfo recursion_misses) or unannounced (a stack reset seen leaving a watched interface without its tracepoint event).",
+            "rstwatch_missed_total by kind: recursion (the kernel skipped the program because it was already running on that CPU, its fdinfo recursion_misses) or unannounced (retired, always 0: stack replies are told by their owner).",
             &by_kind,
         )?;
         gauge(

@@ -9,6 +9,8 @@ use rst_user::{kernel, kernel::loader, kernel::source::Source, pipeline::aggrega
 
 pub struct Programs {
     ebpf: Ebpf,
+    /// The XDP program the daemon attaches on this kernel (without `bpf_xdp_load_bytes`, before 5.18, its no-payload variant).
+    pub wire_xdp: &'static str,
 }
 
 pub const XDP_PASS: u32 = 2;
@@ -22,7 +24,8 @@ impl Programs {
             loader::Sizes { ring_bytes: 1 << 16, site_buckets: 1, port_keys: 1024, peer_keys: 1024, owner_keys: 1024 };
         let mut ebpf = loader::load(&probe.config, &sizes, &[]).expect("loading the programs");
         loader::set_sample_rate(&mut ebpf, 1000).expect("settings");
-        Self { ebpf }
+        let wire_xdp = if probe.has_xdp_load_bytes { loader::XDP_PROGRAM } else { loader::XDP_PROGRAM_NO_PAYLOAD };
+        Self { ebpf, wire_xdp }
     }
 
     /// Runs XDP program `name` on `frame` `repeat` times; returns (verdict, ns per run).

@@ -98,6 +98,7 @@ pub(super) fn initramfs(kernel: &Kernel, bins: &[(String, PathBuf)], filter: Opt
         ("ss", "/bin/ss"),
         ("nsenter", "/bin/nsenter"),
         ("kmod", "/sbin/modprobe"),
+        ("nft", "/sbin/nft"),
     ] {
         copy_with_libs(&root, Path::new(&which(cmd)?), to)?;
     }
