@@ -1,6 +1,6 @@
 //! `wire_out`: every RST leaving a watched interface (tc egress, TCX link on
-//! kernels >= 6.6). Always TC_ACT_OK. Reads go through bpf_skb_load_bytes, so
-//! non-linear skbs parse too.
+//! kernels >= 6.6). Always TC_ACT_OK. A header in the skb's linear part is
+//! read in place; else through bpf_skb_load_bytes, so non-linear skbs parse too.
 
 use aya_ebpf::{
     EbpfContext,
@@ -20,13 +20,18 @@ use crate::{
 impl Frame for TcContext {
     #[inline(always)]
     fn read<T: Copy>(&self, off: usize) -> Option<T> {
-        // Direct packet access with a variable offset does not pass the
-        // verifier here (6.18); the helper is checked by the kernel instead.
+        // Single fields and the capture's copy: through the helper (reading
+        // these in place too would take two copies of the capture on the stack).
         self.load::<T>(off).ok()
     }
 
     #[inline(always)]
     fn bytes<'a, const N: usize>(&'a self, off: usize, buf: &'a mut [u8; N]) -> Option<&'a [u8; N]> {
+        let start = self.data();
+        if start + off + N <= self.data_end() {
+            // SAFETY: within the linear data (checked just above), which outlives the program run.
+            return Some(unsafe { &*((start + off) as *const [u8; N]) });
+        }
         *buf = self.load::<[u8; N]>(off).ok()?;
         Some(buf)
     }
