@@ -169,14 +169,15 @@ pub fn is_loopback(family: u8, addr: &[u8; 16]) -> bool {
 #[cfg(feature = "user")]
 unsafe impl aya::Pod for PeerKey {}
 
-/// One key counted on one CPU in place of its hash entry: a storm with few
-/// distinct keys then never touches the hash. A program takes an empty slot
-/// for the first key of its view that maps there and counts that key in it
-/// from then on; its count never moves, so the daemon adds slots and hash
-/// and no reading order can miss or double count. Slots belong to a
-/// generation (see [`SETTING_GENERATION`]): the fold reads and empties the
-/// old generation's once no program writes them. `count` comes first: a
-/// reader that sees it non-zero sees the key written before it.
+/// A key counted on each CPU in place of its hash entry: a storm with few
+/// distinct keys then never touches the hash. The daemon gives a slot to a
+/// key that counts fast (see [`hot_index`]); programs only ever add to the
+/// count of a slot whose key is theirs, and a count never moves, so the
+/// daemon adds slots and hash and no reading order can miss or double
+/// count. Slots belong to a generation (see [`SETTING_GENERATION`]): the
+/// fold reads and empties the old generation's once no program writes them.
+/// An empty slot's key is zero, which no real key is (a port key carries
+/// [`HOT_PORT`]; a peer key's family is 4 or 6).
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Hot<K> {
@@ -184,8 +185,10 @@ pub struct Hot<K> {
     pub count: u64,
     pub key: K,
 }
-/// A `PORTS` key in a hot slot (widened: no padding).
+/// A `PORTS` key in a hot slot: widened (no padding), with [`HOT_PORT`] set.
 pub type HotPort = Hot<u64>;
+/// Marks a port key in a hot slot (a zero slot key is an empty slot).
+pub const HOT_PORT: u64 = 1 << 32;
 pub type HotPeer = Hot<PeerKey>;
 const _: () = assert!(size_of::<HotPort>() == 16 && size_of::<HotPeer>() == 32);
 
@@ -199,7 +202,8 @@ pub const HOT_PER_VIEW: u32 = 2;
 /// Entries of `HOT_PORTS` and `HOT_PEERS`: both generations, every view.
 pub const HOT_SLOTS: u32 = 2 * view::COUNT as u32 * HOT_PER_VIEW;
 
-/// The hot slot of a key of `view` in `generation`, `spread` choosing among the view's slots.
+/// The hot slot of a key of `view` in `generation`, `spread` choosing among
+/// the view's slots ([`port_key`] itself, or [`peer_spread`]).
 #[must_use]
 #[expect(clippy::inline_always, reason = "the kernel programs call it on their hot path")]
 #[inline(always)]
@@ -208,11 +212,19 @@ pub const fn hot_index(generation: u8, view: u8, spread: u32) -> u32 {
         + spread % HOT_PER_VIEW
 }
 
+/// Chooses a peer key's hot slot among its view's.
+#[must_use]
+#[expect(clippy::inline_always, reason = "the kernel programs call it on their hot path")]
+#[inline(always)]
+pub const fn peer_spread(addr: &[u8; 16], cause: u8) -> u32 {
+    (addr[3] ^ addr[15] ^ cause) as u32
+}
+
 /// The slots of `generation`, for the fold.
 #[must_use]
 pub fn hot_generation(generation: u8) -> core::ops::Range<u32> {
     let start = hot_index(generation, 0, 0);
-    start..start + view::COUNT as u32 * HOT_PER_VIEW
+    start..start + u32::from(view::COUNT) * HOT_PER_VIEW
 }
 
 /// `OWNERS` key: a socket-bound reset's (view, cause) and its socket's cgroup id.

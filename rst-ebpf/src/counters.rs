@@ -22,14 +22,11 @@ static COUNTS: PerCpuArray<u64> = PerCpuArray::with_max_entries(maps::COUNT_SLOT
 static PORTS: PerCpuHashMap<u32, u64> = PerCpuHashMap::with_max_entries(maps::DEFAULT_PORT_KEYS, 0);
 #[map]
 static PEERS: PerCpuHashMap<PeerKey, u64> = PerCpuHashMap::with_max_entries(maps::DEFAULT_PEER_KEYS, 0);
-/// Per CPU: the first port and peer keys of each view and generation, counted in place of the hashes (see `maps::Hot`).
+/// Per CPU: port and peer keys the daemon found hot, counted in place of the hashes (see `maps::Hot`).
 #[map]
 static HOT_PORTS: PerCpuArray<HotPort> = PerCpuArray::with_max_entries(maps::HOT_SLOTS, 0);
 #[map]
 static HOT_PEERS: PerCpuArray<HotPeer> = PerCpuArray::with_max_entries(maps::HOT_SLOTS, 0);
-/// Per CPU: runs taking a hot slot now (more than one: a run interrupted another).
-#[map]
-static HOT_TAKING: PerCpuArray<u64> = PerCpuArray::with_max_entries(1, 0);
 #[map]
 static OWNERS: PerCpuHashMap<OwnerKey, u64> = PerCpuHashMap::with_max_entries(maps::DEFAULT_OWNER_KEYS, 0);
 #[map]
@@ -96,47 +93,26 @@ fn bump_key<K>(map: &PerCpuHashMap<K, u64>, key: &K, overflow: u32) {
     }
 }
 
-/// Counts `key` in its hot slot `index` if the slot holds it, or takes the
-/// slot for it if empty; false: counted nowhere yet (the caller uses the hash).
-/// A run that interrupted another on this CPU (process context, then a
-/// softirq) never takes a slot: the other may be taking it.
+/// Counts `key` in its hot slot `index` if the daemon gave it that slot;
+/// false: counted nowhere yet (the caller uses the hash). Programs never
+/// write a key, so a run that interrupted another on this CPU is harmless.
 #[inline(always)]
 fn bump_hot<K: Copy>(slots: &PerCpuArray<Hot<K>>, index: u32, key: &K, same: impl Fn(&K, &K) -> bool) -> bool {
     let Some(slot) = slots.get_ptr_mut(index) else { return false };
-    let count = unsafe { &raw mut (*slot).count };
-    if unsafe { core::ptr::read_volatile(count) } != 0 {
-        if !same(unsafe { &(*slot).key }, key) {
-            return false;
-        }
-        add(count);
-        return true;
+    let hit = same(unsafe { &(*slot).key }, key);
+    if hit {
+        add(unsafe { &raw mut (*slot).count });
     }
-    let Some(taking) = HOT_TAKING.get_ptr_mut(0) else { return false };
-    unsafe { atomic_xadd::<u64, u64, { AtomicOrdering::SeqCst }>(taking, 1) };
-    let mut counted = false;
-    if unsafe { core::ptr::read_volatile(taking) } == 1 {
-        // Alone now; a run that came between the first look and here may have taken it.
-        if unsafe { core::ptr::read_volatile(count) } == 0 {
-            unsafe {
-                core::ptr::write_volatile(&raw mut (*slot).key, *key);
-                core::ptr::write_volatile(count, 1);
-            }
-            counted = true;
-        } else if same(unsafe { &(*slot).key }, key) {
-            add(count);
-            counted = true;
-        }
-    }
-    unsafe { atomic_xadd::<u64, u64, { AtomicOrdering::SeqCst }>(taking, u64::MAX) };
-    counted
+    hit
 }
 
-/// Field-wise equality of peer keys (a byte-array compare would be a memcmp call).
+/// Equality of peer keys in one branch (a byte-array compare would be a
+/// memcmp call; a chain of compares, a branch each for the verifier).
 #[inline(always)]
 fn same_peer(a: &PeerKey, b: &PeerKey) -> bool {
     let words = |k: &PeerKey| unsafe { core::ptr::read((k as *const PeerKey).cast::<[u32; 6]>()) };
     let (a, b) = (words(a), words(b));
-    a[0] == b[0] && a[1] == b[1] && a[2] == b[2] && a[3] == b[3] && a[4] == b[4] && a[5] == b[5]
+    (a[0] ^ b[0]) | (a[1] ^ b[1]) | (a[2] ^ b[2]) | (a[3] ^ b[3]) | (a[4] ^ b[4]) | (a[5] ^ b[5]) == 0
 }
 
 /// Notes a reset the stack is about to send through its control socket.
@@ -209,12 +185,12 @@ pub fn count(view: u8, cause: u8, port: u16, family: u8, peer: &[u8; 16], netns:
     let generation = generation();
     let gen_bit = if generation == 0 { 0 } else { maps::PORT_KEY_GENERATION };
     let pk = maps::port_key(view, cause, port) | gen_bit;
-    if !steps::skip("ports") && !bump_hot(&HOT_PORTS, maps::hot_index(generation, view, pk), &u64::from(pk), |a, b| a == b)
-    {
+    let hot_pk = maps::HOT_PORT | u64::from(pk);
+    if !steps::skip("ports") && !bump_hot(&HOT_PORTS, maps::hot_index(generation, view, pk), &hot_pk, |a, b| a == b) {
         bump_key(&PORTS, &pk, slot);
     }
     let key = PeerKey { view, cause, family, generation, addr: *peer, netns };
-    let spread = u32::from(peer[3] ^ peer[15] ^ cause);
+    let spread = maps::peer_spread(peer, cause);
     if !steps::skip("peers") && !bump_hot(&HOT_PEERS, maps::hot_index(generation, view, spread), &key, same_peer) {
         bump_key(&PEERS, &key, maps::COUNT_SLOTS + slot);
     }
@@ -248,6 +224,20 @@ pub fn capturing() -> bool {
     SETTINGS.get(maps::SETTING_CAPTURE).is_some_and(|v| *v != 0)
 }
 
+/// Zeroes a ring record with 8-byte stores. (`write_bytes` becomes a call
+/// to a byte-at-a-time memset, a loop Linux 5.10's verifier walks again on
+/// every path that reaches it: it put `tcp_send_reset` over the 1M limit.)
+#[inline(always)]
+unsafe fn zero<T>(p: *mut T) {
+    const { assert!(size_of::<T>() % 8 == 0) };
+    let words = p.cast::<u64>();
+    let mut i = 0;
+    while i < size_of::<T>() / 8 {
+        unsafe { core::ptr::write_volatile(words.add(i), 0) };
+        i += 1;
+    }
+}
+
 /// Sends packet bytes for a reset that was just sampled (the pcap files are
 /// a bounded excerpt, the counts are elsewhere; a full ring is counted). `fill`
 /// writes `data` in place and returns how many bytes are valid (0: none).
@@ -262,7 +252,7 @@ pub fn capture(view: u8, cause: u8, kind: u8, fill: impl FnOnce(&mut [u8; CAPTUR
     // SAFETY: the reserved record is ours until submit/discard; zeroed before use.
     let c = unsafe {
         let p = entry.as_mut_ptr();
-        core::ptr::write_bytes(p, 0, 1);
+        zero(p);
         &mut *p
     };
     let caplen = fill(&mut c.data);
@@ -321,7 +311,7 @@ pub fn emit(fill: impl FnOnce(&mut Sample)) -> bool {
     // SAFETY: the reserved record is ours until submit; zeroed before use.
     let sample = unsafe {
         let p = entry.as_mut_ptr();
-        core::ptr::write_bytes(p, 0, 1);
+        zero(p);
         &mut *p
     };
     fill(sample);

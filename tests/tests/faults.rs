@@ -62,6 +62,49 @@ fn storm_with_a_tiny_ring_counts_exactly_and_accounts_every_sample() {
     assert_eq!(samples(&s, "dropped"), samples(&s, "ring_full") + samples(&s, "rate_limited"));
 }
 
+/// (key, count) of every counting slot of the pinned hot-slot map `name`, over all CPUs.
+fn hot_slots<K: Copy>(pins: &std::path::Path, name: &str) -> Vec<(K, u64)>
+where
+    rst_common::maps::Hot<K>: aya::Pod,
+{
+    let data = aya::maps::MapData::from_pin(pins.join(name)).expect("pinned hot slots");
+    let map: aya::maps::PerCpuArray<_, rst_common::maps::Hot<K>> =
+        aya::maps::PerCpuArray::try_from(aya::maps::Map::PerCpuArray(data)).expect("a per-CPU array");
+    (0..rst_common::maps::HOT_SLOTS)
+        .filter_map(|i| map.get(&i, 0).ok())
+        .flat_map(|v| v.iter().filter(|s| s.count > 0).map(|s| (s.key, s.count)).collect::<Vec<_>>())
+        .collect()
+}
+
+#[test]
+fn a_storm_on_few_keys_counts_in_hot_slots_and_stays_exact() {
+    use rst_common::{cause, maps, view};
+    let pair = rst_tests::namespaces::netns::Pair::new();
+    let pins = rst_tests::rig::daemon::Pins::new();
+    let daemon = rst_tests::rig::daemon::Daemon::start_with(&pair.b, &pins.0, &["--iface", VB], &[]);
+    let rig = Rig { daemon, pair };
+    let d = rig.measure(
+        |p| {
+            let _ = flood::closed_port_storm(p, 7903, Duration::from_millis(1500));
+        },
+        settled(),
+    );
+    // Rig::measure has checked sent == Tcp OutRsts; each view's port key holds them all.
+    let sent = d.port("sent", "closed_port", 7903);
+    assert!(sent > 1000, "{}", d.after.json);
+    assert_eq!(d.total("sent"), sent);
+    assert_eq!(d.port("wire_out", "refusal", 7903), sent + d.missed("sent"));
+    // The daemon gave the storm's keys hot slots: part of those counts were made there, not in the hashes.
+    let ports = hot_slots::<u64>(&pins.0, maps::HOT_PORTS);
+    for (v, c) in [(view::SENT, cause::CLOSED_PORT), (view::WIRE_OUT, cause::REFUSAL)] {
+        let key = maps::HOT_PORT | u64::from(maps::port_key(v, c, 7903));
+        assert!(ports.iter().any(|(k, n)| *k == key && *n > 0), "no hot slot for view {v}: {ports:?}");
+    }
+    let peers = hot_slots::<maps::PeerKey>(&pins.0, maps::HOT_PEERS);
+    let a = [10, 77, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0];
+    assert!(peers.iter().any(|(k, n)| k.view == view::SENT && k.addr == a && *n > 0), "{peers:?}");
+}
+
 #[test]
 fn sample_rate_limit_is_honoured_per_cpu() {
     const RATE: u64 = 5;

@@ -40,7 +40,7 @@ pub async fn run(args: RunArgs) -> Result<(), Error> {
     let mut pcap = serve::pcap_sink(&args)?;
     let (mut kernel, before) = KernelSide::open(&args, &settings)?;
     let (mut pipeline, rx) = Pipeline::new(&settings, &kernel.probe, &before);
-    let first = pipeline.publish(&kernel);
+    let first = pipeline.publish(&mut kernel);
     let outputs = Outputs::start(listener, &rx, &settings, args.live);
     tracing::info!(listen = %settings.listen, ifaces = ?kernel.wire.watched(), sample_rate = settings.sample_rate, kernel = %kernel.probe.release, "rstwatch running");
     notify::ready(&serve::summary(&first.totals, &first.totals, &first));

@@ -75,9 +75,12 @@ impl Pipeline {
         self.agg.on_fold(drained);
     }
 
-    /// Reads the kernel's counts, makes a snapshot, logs alert changes and publishes it.
-    pub(super) fn publish(&mut self, k: &KernelSide) -> Arc<Snapshot> {
-        self.agg.on_counts(k.source.counts());
+    /// Reads the kernel's counts (giving the fastest keys hot slots), makes
+    /// a snapshot, logs alert changes and publishes it.
+    pub(super) fn publish(&mut self, k: &mut KernelSide) -> Arc<Snapshot> {
+        let counts = k.source.counts();
+        k.source.promote(&counts);
+        self.agg.on_counts(counts);
         let site = k.source.unknown_call_site();
         if site != 0 && self.unknown_sites.insert(site) {
             tracing::warn!("{}", kernel::callsites::unknown_line(site));

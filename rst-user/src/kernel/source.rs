@@ -1,6 +1,8 @@
 //! The only reader of the kernel maps: drains the ring buffer and sums the
 //! per-CPU counters.
 
+use std::collections::HashMap;
+
 use aya::{
     Ebpf,
     maps::{Array, MapData, PerCpuArray, PerCpuHashMap, PerCpuValues, RingBuf},
@@ -49,14 +51,18 @@ fn grace_period() -> Result<(), Error> {
 /// Each key once, with the sum of its counts in `parts` (a key may be in
 /// its hash and in hot slots on several CPUs).
 fn merged<K: Eq + std::hash::Hash>(parts: impl IntoIterator<Item = (K, u64)>) -> Vec<(K, u64)> {
-    let mut sums = std::collections::HashMap::new();
+    let mut sums = HashMap::new();
     for (k, n) in parts {
         *sums.entry(k).or_insert(0) += n;
     }
     sums.into_iter().collect()
 }
 
-/// (key, count) of every taken hot slot in `slots`, on every CPU.
+/// Keys per poll from which a key gets a hot slot: one that resets this
+/// often pays a hash update on every reset otherwise.
+const HOT_FROM: u64 = 64;
+
+/// (key, count) of every counting hot slot in `slots`, on every CPU.
 fn hot<K: Copy>(map: &PerCpuArray<MapData, Hot<K>>, slots: std::ops::Range<u32>) -> Vec<(K, u64)>
 where
     Hot<K>: aya::Pod,
@@ -65,26 +71,56 @@ where
     values.flat_map(|v| v.iter().filter(|s| s.count != 0).map(|s| (s.key, s.count)).collect::<Vec<_>>()).collect()
 }
 
-/// The taken hot slots of `slots` (a generation no program writes any
-/// more), emptied. A slot that cannot be emptied stays (and is not returned).
-fn drain_hot<K: Copy + Default>(map: &mut PerCpuArray<MapData, Hot<K>>, slots: std::ops::Range<u32>) -> Vec<(K, u64)>
+/// Sets hot slot `i` to `key` with no count on every CPU (`key` zero: empties it).
+fn set_hot<K: Copy>(map: &mut PerCpuArray<MapData, Hot<K>>, i: u32, key: K) -> bool
 where
     Hot<K>: aya::Pod,
 {
-    let Ok(cpus) = aya::util::nr_cpus() else { return Vec::new() };
+    let Ok(cpus) = aya::util::nr_cpus() else { return false };
+    PerCpuValues::try_from(vec![Hot { count: 0, key }; cpus]).is_ok_and(|v| map.set(i, v, 0).is_ok())
+}
+
+/// The hot slots of `slots` (a generation no program writes any more),
+/// emptied, with what they counted. A slot that cannot be emptied stays
+/// (and its counts are not returned).
+fn drain_hot<K: Copy + Default + PartialEq>(
+    map: &mut PerCpuArray<MapData, Hot<K>>,
+    slots: std::ops::Range<u32>,
+) -> Vec<(K, u64)>
+where
+    Hot<K>: aya::Pod,
+{
     let mut out = Vec::new();
     for i in slots {
         let Ok(v) = map.get(&i, 0) else { continue };
-        let taken: Vec<(K, u64)> = v.iter().filter(|s| s.count != 0).map(|s| (s.key, s.count)).collect();
-        if taken.is_empty() {
+        if v.iter().all(|s| s.key == K::default()) {
             continue;
         }
-        let empty = PerCpuValues::try_from(vec![Hot::<K>::default(); cpus]);
-        if empty.is_ok_and(|e| map.set(i, e, 0).is_ok()) {
-            out.extend(taken);
+        let counted: Vec<(K, u64)> = v.iter().filter(|s| s.count != 0).map(|s| (s.key, s.count)).collect();
+        if set_hot(map, i, K::default()) {
+            out.extend(counted);
         }
     }
     out
+}
+
+/// Whether hot slot `i` is free (no key on any CPU).
+fn free_hot<K: Copy + Default + PartialEq>(map: &PerCpuArray<MapData, Hot<K>>, i: u32) -> bool
+where
+    Hot<K>: aya::Pod,
+{
+    map.get(&i, 0).is_ok_and(|v| v.iter().all(|s| s.key == K::default()))
+}
+
+/// Keys that counted at least `from` since `before`, fastest first.
+fn risers<K: Copy + Eq + std::hash::Hash>(now: &[(K, u64)], before: &HashMap<K, u64>, from: u64) -> Vec<K> {
+    let mut up: Vec<(u64, K)> = now
+        .iter()
+        .map(|(k, n)| (n.saturating_sub(before.get(k).copied().unwrap_or(0)), *k))
+        .filter(|(d, _)| *d >= from)
+        .collect();
+    up.sort_by_key(|u| std::cmp::Reverse(u.0));
+    up.into_iter().map(|(_, k)| k).collect()
 }
 
 /// Every key of `map` that `old` accepts, with its value summed over CPUs,
@@ -115,6 +151,9 @@ pub struct Source {
     unannounced: PerCpuArray<MapData, u64>,
     hot_ports: PerCpuArray<MapData, HotPort>,
     hot_peers: PerCpuArray<MapData, HotPeer>,
+    /// Port and peer counts at the previous [`Source::promote`].
+    last_ports: HashMap<u32, u64>,
+    last_peers: HashMap<PeerKey, u64>,
     unknown_site: Array<MapData, u64>,
     /// The generation the programs key with now (`maps::SETTING_GENERATION`).
     generation: u32,
@@ -145,6 +184,8 @@ impl Source {
             unannounced: take(ebpf, maps::UNANNOUNCED)?,
             hot_ports: take(ebpf, maps::HOT_PORTS)?,
             hot_peers: take(ebpf, maps::HOT_PEERS)?,
+            last_ports: HashMap::new(),
+            last_peers: HashMap::new(),
             unknown_site: take(ebpf, maps::UNKNOWN_SITE)?,
             generation: 0,
         })
@@ -185,6 +226,28 @@ impl Source {
             peers: merged(drain(&mut self.peers, |k| k.generation == old8).into_iter().chain(hot_peers)),
             owners: drain(&mut self.owners, |k| k.generation == old8),
         })
+    }
+
+    /// Gives the keys of the current generation that counted fastest since
+    /// the last call a hot slot, where theirs is free: from then on the
+    /// programs count them there instead of in the hash.
+    pub fn promote(&mut self, k: &KernelCounts) {
+        let g = self.generation as u8;
+        for key in risers(&k.ports, &self.last_ports, HOT_FROM) {
+            let (view, _, _) = maps::split_port_key(key);
+            let i = maps::hot_index(g, view, key);
+            if u32::from(key & maps::PORT_KEY_GENERATION != 0) == self.generation && free_hot(&self.hot_ports, i) {
+                set_hot(&mut self.hot_ports, i, maps::HOT_PORT | u64::from(key));
+            }
+        }
+        for key in risers(&k.peers, &self.last_peers, HOT_FROM) {
+            let i = maps::hot_index(g, key.view, maps::peer_spread(&key.addr, key.cause));
+            if key.generation == g && free_hot(&self.hot_peers, i) {
+                set_hot(&mut self.hot_peers, i, key);
+            }
+        }
+        self.last_ports = k.ports.iter().copied().collect();
+        self.last_peers = k.peers.iter().copied().collect();
     }
 
     /// Current totals, summed over CPUs.
@@ -278,5 +341,27 @@ impl Ring {
             guard.clear_ready();
         }
         Ok(n)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{merged, risers};
+
+    #[test]
+    fn a_key_in_its_hash_and_in_hot_slots_of_several_cpus_is_one_key_with_the_sum() {
+        let hash = [(7u32, 10u64), (9, 1)];
+        let hot = [(7u32, 5u64), (7, 2), (11, 4)];
+        let mut m = merged(hash.into_iter().chain(hot));
+        m.sort_unstable();
+        assert_eq!(m, vec![(7, 17), (9, 1), (11, 4)]);
+    }
+
+    #[test]
+    fn risers_are_the_keys_that_counted_at_least_the_floor_fastest_first() {
+        let before = [(1u32, 100u64), (2, 0), (3, 5)].into_iter().collect();
+        let now = [(1u32, 150u64), (2, 300), (3, 68), (4, 64), (5, 63)];
+        assert_eq!(risers(&now, &before, 64), vec![2, 4]);
+        assert_eq!(risers(&now, &before, 50), vec![2, 4, 3, 5, 1]);
     }
 }
