@@ -52,15 +52,13 @@ pub struct Rst {
 /// L3 protocol and L3 offset after skipping VLAN tags.
 #[inline(always)]
 fn l3<F: Frame>(f: &F) -> Option<(u16, usize)> {
-    let mut buf = [0u8; 2];
-    let ty = |off: usize, buf: &mut [u8; 2]| f.bytes(off, buf).map(|b| u16::from_be_bytes(*b));
-    let mut proto = ty(12, &mut buf)?;
+    let mut proto = u16::from_be(f.read::<u16>(12)?);
     let mut off = ETH_HLEN;
     for _ in 0..2 {
         if proto != ETH_P_8021Q && proto != ETH_P_8021AD {
             break;
         }
-        proto = ty(off + 2, &mut buf)?;
+        proto = u16::from_be(f.read::<u16>(off + 2)?);
         off += 4;
     }
     Some((proto, off))
