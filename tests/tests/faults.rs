@@ -103,6 +103,13 @@ fn a_storm_on_few_keys_counts_in_hot_slots_and_stays_exact() {
     let peers = hot_slots::<maps::PeerKey>(&pins.0, maps::HOT_PEERS);
     let a = [10, 77, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0];
     assert!(peers.iter().any(|(k, n)| k.view == view::SENT && k.addr == a && *n > 0), "{peers:?}");
+    // A restart resumes the pinned slots with the hashes: the same counts, none lost or doubled.
+    let counted = |s: &Snapshot| (s.port("sent", "closed_port", 7903), s.port("wire_out", "refusal", 7903));
+    let Rig { mut daemon, pair } = rig;
+    let before = counted(&daemon.fresh_snapshot());
+    assert_eq!(daemon.stop().code(), Some(0));
+    let daemon = rst_tests::rig::daemon::Daemon::start_with(&pair.b, &pins.0, &["--iface", VB], &[]);
+    assert_eq!(counted(&daemon.fresh_snapshot()), before);
 }
 
 #[test]
