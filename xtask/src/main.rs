@@ -281,27 +281,28 @@ fn cargo_test(bin: &Path, tests: &[&str], extra: &[&str], env: &[(&str, &std::ff
     Ok(status.success())
 }
 
-/// The root tests, with the .deb and the image building in the background (a release build,
-/// cargo-deb, lintian, buildah): the tests wait on the kernel and sockets far more than on the CPU.
+/// The root tests; what the late tests need is decided here.
 fn root_tests(bin: &Path, filter: Option<&str>) -> Result<Late> {
     let _ = std::fs::create_dir_all(host_row().parent().expect("folder"));
     let _ = std::fs::remove_file(host_row());
     let wanted = |t: &str| filter.is_none_or(|f| t.contains(f));
-    let packaging = PACKAGE_TESTS.iter().any(|t| wanted(t)).then(deb::spawn_build).transpose()?;
     let passed = cargo_test(bin, &[], &filter.into_iter().collect::<Vec<_>>(), &[])?;
-    let late = Late { soak: wanted(SOAK_TEST), packaging };
     if !passed {
-        late.abandon();
         bail!("integration tests failed");
     }
-    Ok(late)
+    Ok(Late { soak: wanted(SOAK_TEST), packaging: PACKAGE_TESTS.iter().any(|t| wanted(t)) })
 }
 
 /// The `#[ignore]`d root tests, run after the others: the soak (minutes of mostly waiting for
 /// folds), and the .deb and image tests once their background build is done.
+/// The .deb and the image (a release build, cargo-deb, lintian, buildah) are built after
+/// the storms, not beside them: with a compiler running, this machine's 6.18 kernel
+/// skipped the `tcp:tcp_send_reset` probe for 1.5–7.5% of a storm's resets (the
+/// program's own run count short of OutRsts, no recursion miss), which the storm tests'
+/// exactness checks catch.
 struct Late {
     soak: bool,
-    packaging: Option<std::process::Child>,
+    packaging: bool,
 }
 
 impl Late {
@@ -310,8 +311,8 @@ impl Late {
         if self.soak && !cargo_test(bin, &["soak"], &["--ignored", SOAK_TEST], &[])? {
             failed.push("the soak");
         }
-        if let Some(child) = self.packaging {
-            match deb::finish(child) {
+        if self.packaging {
+            match deb::spawn_build().and_then(deb::finish) {
                 Ok(deb) => {
                     let env = [("RSTWATCH_DEB", deb.as_os_str()), ("RSTWATCH_IMAGE", image::TAG.as_ref())];
                     if !cargo_test(bin, &["packages", "image"], &["--ignored"], &env)? {
@@ -328,13 +329,6 @@ impl Late {
             bail!("failed: {}", failed.join(", "));
         }
         Ok(())
-    }
-
-    fn abandon(self) {
-        if let Some(mut child) = self.packaging {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
     }
 }
 
