@@ -7,7 +7,7 @@ use aya::{
     Ebpf,
     maps::{Array, MapData, PerCpuArray, PerCpuHashMap, PerCpuValues, RingBuf},
 };
-use rst_common::maps::{self, Hot, HotPeer, HotPort, OwnerKey, PeerKey, SampleState};
+use rst_common::maps::{self, Hot, OwnerKey, PeerKey, SampleState};
 use tokio::io::{Interest, unix::AsyncFd};
 
 use crate::{
@@ -62,54 +62,72 @@ fn merged<K: Eq + std::hash::Hash>(parts: impl IntoIterator<Item = (K, u64)>) ->
 /// often pays a hash update on every reset otherwise.
 const HOT_FROM: u64 = 64;
 
-/// (key, count) of every counting hot slot in `slots`, on every CPU.
-fn hot<K: Copy>(map: &PerCpuArray<MapData, Hot<K>>, slots: std::ops::Range<u32>) -> Vec<(K, u64)>
+/// One hot-slot map, and which of its slots hold a key: tracked here, so a
+/// poll reads only those (each read is a syscall, made while storms run).
+struct HotSlots<K>
 where
     Hot<K>: aya::Pod,
 {
-    let values = slots.filter_map(|i| map.get(&i, 0).ok());
-    values.flat_map(|v| v.iter().filter(|s| s.count != 0).map(|s| (s.key, s.count)).collect::<Vec<_>>()).collect()
+    map: PerCpuArray<MapData, Hot<K>>,
+    /// Bit `i`: slot `i` holds a key.
+    taken: u32,
 }
 
-/// Sets hot slot `i` to `key` with no count on every CPU (`key` zero: empties it).
-fn set_hot<K: Copy>(map: &mut PerCpuArray<MapData, Hot<K>>, i: u32, key: K) -> bool
+impl<K: Copy + Default + PartialEq> HotSlots<K>
 where
     Hot<K>: aya::Pod,
 {
-    let Ok(cpus) = aya::util::nr_cpus() else { return false };
-    PerCpuValues::try_from(vec![Hot { count: 0, key }; cpus]).is_ok_and(|v| map.set(i, v, 0).is_ok())
-}
+    /// Takes map `name`; a pinned one of an earlier run may hold keys already.
+    fn open(ebpf: &mut Ebpf, name: &str) -> Result<Self, Error> {
+        let map: PerCpuArray<MapData, Hot<K>> = take(ebpf, name)?;
+        let held = |i: &u32| map.get(i, 0).is_ok_and(|v| v.iter().any(|s| s.key != K::default()));
+        let taken = (0..maps::HOT_SLOTS).filter(held).fold(0, |t, i| t | 1 << i);
+        Ok(Self { map, taken })
+    }
 
-/// The hot slots of `slots` (a generation no program writes any more),
-/// emptied, with what they counted. A slot that cannot be emptied stays
-/// (and its counts are not returned).
-fn drain_hot<K: Copy + Default + PartialEq>(
-    map: &mut PerCpuArray<MapData, Hot<K>>,
-    slots: std::ops::Range<u32>,
-) -> Vec<(K, u64)>
-where
-    Hot<K>: aya::Pod,
-{
-    let mut out = Vec::new();
-    for i in slots {
-        let Ok(v) = map.get(&i, 0) else { continue };
-        if v.iter().all(|s| s.key == K::default()) {
-            continue;
+    fn held(&self) -> impl Iterator<Item = u32> + '_ {
+        (0..maps::HOT_SLOTS).filter(|i| self.taken & 1 << i != 0)
+    }
+
+    /// (key, count) of every counting slot, on every CPU.
+    fn counted(&self) -> Vec<(K, u64)> {
+        let values = self.held().filter_map(|i| self.map.get(&i, 0).ok());
+        values.flat_map(|v| v.iter().filter(|s| s.count != 0).map(|s| (s.key, s.count)).collect::<Vec<_>>()).collect()
+    }
+
+    /// Sets slot `i` to `key` with no count on every CPU (`key` zero: empties it).
+    fn set(&mut self, i: u32, key: K) -> bool {
+        let Ok(cpus) = aya::util::nr_cpus() else { return false };
+        let done =
+            PerCpuValues::try_from(vec![Hot { count: 0, key }; cpus]).is_ok_and(|v| self.map.set(i, v, 0).is_ok());
+        if done {
+            self.taken = if key == K::default() { self.taken & !(1 << i) } else { self.taken | 1 << i };
         }
-        let counted: Vec<(K, u64)> = v.iter().filter(|s| s.count != 0).map(|s| (s.key, s.count)).collect();
-        if set_hot(map, i, K::default()) {
-            out.extend(counted);
+        done
+    }
+
+    /// Gives free slot `i` to `key`.
+    fn give(&mut self, i: u32, key: K) {
+        if self.taken & 1 << i == 0 {
+            self.set(i, key);
         }
     }
-    out
-}
 
-/// Whether hot slot `i` is free (no key on any CPU).
-fn free_hot<K: Copy + Default + PartialEq>(map: &PerCpuArray<MapData, Hot<K>>, i: u32) -> bool
-where
-    Hot<K>: aya::Pod,
-{
-    map.get(&i, 0).is_ok_and(|v| v.iter().all(|s| s.key == K::default()))
+    /// The slots of `slots` (a generation no program writes any more),
+    /// emptied, with what they counted. A slot that cannot be emptied stays
+    /// (and its counts are not returned).
+    fn drain(&mut self, slots: std::ops::Range<u32>) -> Vec<(K, u64)> {
+        let mut out = Vec::new();
+        let taken = self.taken;
+        for i in slots.filter(|i| taken & 1 << i != 0) {
+            let Ok(v) = self.map.get(&i, 0) else { continue };
+            let counted: Vec<(K, u64)> = v.iter().filter(|s| s.count != 0).map(|s| (s.key, s.count)).collect();
+            if self.set(i, K::default()) {
+                out.extend(counted);
+            }
+        }
+        out
+    }
 }
 
 /// Keys that counted at least `from` since `before`, fastest first.
@@ -149,8 +167,8 @@ pub struct Source {
     overflow: PerCpuArray<MapData, u64>,
     stats: PerCpuArray<MapData, SampleState>,
     unannounced: PerCpuArray<MapData, u64>,
-    hot_ports: PerCpuArray<MapData, HotPort>,
-    hot_peers: PerCpuArray<MapData, HotPeer>,
+    hot_ports: HotSlots<u64>,
+    hot_peers: HotSlots<PeerKey>,
     /// Port and peer counts at the previous [`Source::promote`].
     last_ports: HashMap<u32, u64>,
     last_peers: HashMap<PeerKey, u64>,
@@ -182,8 +200,8 @@ impl Source {
             overflow: take(ebpf, maps::OVERFLOW)?,
             stats: take(ebpf, maps::STATS)?,
             unannounced: take(ebpf, maps::UNANNOUNCED)?,
-            hot_ports: take(ebpf, maps::HOT_PORTS)?,
-            hot_peers: take(ebpf, maps::HOT_PEERS)?,
+            hot_ports: HotSlots::open(ebpf, maps::HOT_PORTS)?,
+            hot_peers: HotSlots::open(ebpf, maps::HOT_PEERS)?,
             last_ports: HashMap::new(),
             last_peers: HashMap::new(),
             unknown_site: take(ebpf, maps::UNKNOWN_SITE)?,
@@ -218,8 +236,8 @@ impl Source {
         self.generation = old ^ 1;
         grace_period()?;
         let old8 = old as u8;
-        let hot_ports = drain_hot(&mut self.hot_ports, maps::hot_generation(old8));
-        let hot_peers = drain_hot(&mut self.hot_peers, maps::hot_generation(old8));
+        let hot_ports = self.hot_ports.drain(maps::hot_generation(old8));
+        let hot_peers = self.hot_peers.drain(maps::hot_generation(old8));
         let ports = drain(&mut self.ports, |k| u32::from(k & maps::PORT_KEY_GENERATION != 0) == old);
         Ok(Drained {
             ports: merged(ports.into_iter().chain(hot_ports.into_iter().map(|(k, n)| (k as u32, n)))),
@@ -236,14 +254,14 @@ impl Source {
         for key in risers(&k.ports, &self.last_ports, HOT_FROM) {
             let (view, _, _) = maps::split_port_key(key);
             let i = maps::hot_index(g, view, key);
-            if u32::from(key & maps::PORT_KEY_GENERATION != 0) == self.generation && free_hot(&self.hot_ports, i) {
-                set_hot(&mut self.hot_ports, i, maps::HOT_PORT | u64::from(key));
+            if u32::from(key & maps::PORT_KEY_GENERATION != 0) == self.generation {
+                self.hot_ports.give(i, maps::HOT_PORT | u64::from(key));
             }
         }
         for key in risers(&k.peers, &self.last_peers, HOT_FROM) {
             let i = maps::hot_index(g, key.view, maps::peer_spread(&key.addr, key.cause));
-            if key.generation == g && free_hot(&self.hot_peers, i) {
-                set_hot(&mut self.hot_peers, i, key);
+            if key.generation == g {
+                self.hot_peers.give(i, key);
             }
         }
         self.last_ports = k.ports.iter().copied().collect();
@@ -267,14 +285,14 @@ impl Source {
                     .iter()
                     .filter_map(Result::ok)
                     .map(|(k, v)| (k, v.iter().sum()))
-                    .chain(hot(&self.hot_ports, 0..maps::HOT_SLOTS).into_iter().map(|(k, n)| (k as u32, n))),
+                    .chain(self.hot_ports.counted().into_iter().map(|(k, n)| (k as u32, n))),
             ),
             peers: merged(
                 self.peers
                     .iter()
                     .filter_map(Result::ok)
                     .map(|(k, v)| (k, v.iter().sum()))
-                    .chain(hot(&self.hot_peers, 0..maps::HOT_SLOTS)),
+                    .chain(self.hot_peers.counted()),
             ),
             owners: self.owners.iter().filter_map(Result::ok).map(|(k, v)| (k, v.iter().sum())).collect(),
             overflow: sum_array(&self.overflow),
