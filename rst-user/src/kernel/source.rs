@@ -85,14 +85,20 @@ where
         Ok(Self { map, taken })
     }
 
-    fn held(&self) -> impl Iterator<Item = u32> + '_ {
-        (0..maps::HOT_SLOTS).filter(|i| self.taken & 1 << i != 0)
+    /// Whether slot `i` holds a key.
+    fn holds(&self, i: u32) -> bool {
+        self.taken & 1 << i != 0
+    }
+
+    /// (key, count) of slot `i` on every CPU where it counted; None if it cannot be read.
+    fn counts_in(&self, i: u32) -> Option<Vec<(K, u64)>> {
+        let v = self.map.get(&i, 0).ok()?;
+        Some(v.iter().filter(|s| s.count != 0).map(|s| (s.key, s.count)).collect())
     }
 
     /// (key, count) of every counting slot, on every CPU.
     fn counted(&self) -> Vec<(K, u64)> {
-        let values = self.held().filter_map(|i| self.map.get(&i, 0).ok());
-        values.flat_map(|v| v.iter().filter(|s| s.count != 0).map(|s| (s.key, s.count)).collect::<Vec<_>>()).collect()
+        (0..maps::HOT_SLOTS).filter(|&i| self.holds(i)).flat_map(|i| self.counts_in(i).unwrap_or_default()).collect()
     }
 
     /// Sets slot `i` to `key` with no count on every CPU (`key` zero: empties it).
@@ -108,7 +114,7 @@ where
 
     /// Gives free slot `i` to `key`.
     fn give(&mut self, i: u32, key: K) {
-        if self.taken & 1 << i == 0 {
+        if !self.holds(i) {
             self.set(i, key);
         }
     }
@@ -118,11 +124,11 @@ where
     /// (and its counts are not returned).
     fn drain(&mut self, slots: std::ops::Range<u32>) -> Vec<(K, u64)> {
         let mut out = Vec::new();
-        let taken = self.taken;
-        for i in slots.filter(|i| taken & 1 << i != 0) {
-            let Ok(v) = self.map.get(&i, 0) else { continue };
-            let counted: Vec<(K, u64)> = v.iter().filter(|s| s.count != 0).map(|s| (s.key, s.count)).collect();
-            if self.set(i, K::default()) {
+        for i in slots {
+            if self.holds(i)
+                && let Some(counted) = self.counts_in(i)
+                && self.set(i, K::default())
+            {
                 out.extend(counted);
             }
         }
