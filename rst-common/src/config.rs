@@ -68,6 +68,10 @@ pub struct Config {
     pub req_hash_pprev: u32,
     /// 1 when `skb:kfree_skb` names the socket the segment was for (`rx_sk`, >= 6.11).
     pub kfree_rx_sk: u32,
+    /// 1 when received RSTs are judged (`crate::origin`): the wire programs
+    /// keep the peers' handshake TTLs and judge each RST, the stack programs
+    /// take the verdict of the RST they handle. 0: every origin `unknown`.
+    pub origin: u32,
     /// 1 when the `sent` program gives socket resets their cause by call site
     /// (the kernel function that called the one sending the reset, from the
     /// kernel stack and the `SITES` map, `crate::site::Table`): kernels
@@ -127,6 +131,7 @@ impl Config {
         rt6i_flags: ABSENT,
         req_hash_pprev: ABSENT,
         kfree_rx_sk: 0,
+        origin: 0,
         call_sites: 0,
         sock_dead_bit: ABSENT,
         sock_done_bit: ABSENT,
@@ -140,7 +145,7 @@ impl Config {
     };
 }
 
-const _: () = assert!(size_of::<Config>() == 38 * 4 + REASON_SLOTS + STATE_SLOTS + DROP_REASON_BYTES);
+const _: () = assert!(size_of::<Config>() == 39 * 4 + REASON_SLOTS + STATE_SLOTS + DROP_REASON_BYTES);
 
 #[cfg(feature = "user")]
 unsafe impl aya::Pod for Config {}

@@ -24,7 +24,11 @@ pub struct Sample {
     pub state: u8,
     /// TCP flags byte of the RST (wire views) or of the triggering segment (`sent`).
     pub tcp_flags: u8,
-    pub _pad: [u8; 3],
+    /// Received RSTs (`received`, `wire_in`): `origin::*`; else 0.
+    pub origin: u8,
+    /// The RST's TTL (hop limit) and the peer's handshake's, 0 when unknown.
+    pub ttl: u8,
+    pub base_ttl: u8,
     pub comm: [u8; 16],
     /// cgroup v2 id of the socket's owner (`sk_cgrp_data`), 0 without a full socket.
     pub cgroup: u64,
@@ -32,11 +36,21 @@ pub struct Sample {
     /// diagnostic text), and how many of them are in `payload`.
     pub payload_len: u16,
     pub payload_caplen: u8,
-    pub _pad2: u8,
+    /// `origin::evidence` bits.
+    pub evidence: u8,
     /// Inode of the network namespace the reset happened in (stack views;
     /// 0 when unknown — the wire views' is the watching daemon's own).
     pub netns: u32,
     pub payload: [u8; PAYLOAD_BYTES],
+    /// A correction ([`crate::origin::evidence::CORRECTION`]): the verdict it replaces.
+    pub corrected_from: u8,
+    pub _pad: [u8; 3],
+    /// ms since the flow's previous RST (`AFTER_RST`), or, in a correction,
+    /// until the peer spoke again or its handshake came on the new path.
+    pub since_ms: u32,
+    /// A correction by the peer's talking: its segment's sequence minus the RST's.
+    pub seq_distance: i32,
+    pub _pad2: u32,
 }
 
 /// Bytes of an RST's payload kept in a [`Sample`].
@@ -69,7 +83,7 @@ const _: () = assert!(size_of::<Capture>() == CAPTURE_SIZE);
 
 #[cfg(feature = "user")]
 unsafe impl aya::Pod for Capture {}
-pub const SAMPLE_SIZE: usize = 160;
+pub const SAMPLE_SIZE: usize = 176;
 const _: () = assert!(size_of::<Sample>() == SAMPLE_SIZE);
 
 #[cfg(feature = "user")]
@@ -91,14 +105,21 @@ impl Default for Sample {
             family: 0,
             state: 0,
             tcp_flags: 0,
-            _pad: [0; 3],
+            origin: 0,
+            ttl: 0,
+            base_ttl: 0,
             comm: [0; 16],
             cgroup: 0,
             payload_len: 0,
             payload_caplen: 0,
-            _pad2: 0,
+            evidence: 0,
             netns: 0,
             payload: [0; PAYLOAD_BYTES],
+            corrected_from: 0,
+            _pad: [0; 3],
+            since_ms: 0,
+            seq_distance: 0,
+            _pad2: 0,
         }
     }
 }

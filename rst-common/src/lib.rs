@@ -7,5 +7,6 @@ pub mod cause;
 pub mod config;
 pub mod event;
 pub mod maps;
+pub mod origin;
 pub mod site;
 pub mod view;

@@ -24,6 +24,12 @@ pub const SITES: &str = "SITES";
 /// Per-CPU [`Hot`] slots in front of `PORTS` and `PEERS` (see [`hot_index`]).
 pub const HOT_PORTS: &str = "HOT_PORTS";
 pub const HOT_PEERS: &str = "HOT_PEERS";
+/// Per CPU: received RSTs by (view, cause, origin), and corrections (see `origin`).
+pub const ORIGINS: &str = "ORIGINS";
+/// The TTL each peer's handshake arrived with (`origin::PeerTtl`).
+pub const PEER_TTLS: &str = "PEER_TTLS";
+/// The last RST of each flow that arrived on a watched interface (`origin::RecentRst`).
+pub const RECENT_RSTS: &str = "RECENT_RSTS";
 
 /// Entries of `STACK_RSTS`: resets the stack announced and tc egress has not
 /// seen yet. Entries live for microseconds; LRU eviction bounds the rest.
@@ -56,7 +62,8 @@ pub struct FlowKey {
 const _: () = assert!(size_of::<FlowKey>() == 40);
 
 /// Counter maps pinned under the pin directory, so a restart keeps counting.
-pub const PINNED: [&str; 9] = [COUNTS, PORTS, PEERS, OWNERS, OVERFLOW, STATS, UNANNOUNCED, HOT_PORTS, HOT_PEERS];
+pub const PINNED: [&str; 10] =
+    [COUNTS, PORTS, PEERS, OWNERS, OVERFLOW, STATS, UNANNOUNCED, HOT_PORTS, HOT_PEERS, ORIGINS];
 
 /// `SETTINGS` slots (u32), changeable while running (SIGHUP).
 /// Samples per second per CPU; 0 turns samples off (counts stay exact).

@@ -57,6 +57,10 @@ static CONTROL_SOCKETS: PerCpuArray<u64> = PerCpuArray::with_max_entries(2, 0);
 /// a pinned directory of an earlier version resumes with its layout.
 #[map]
 static UNANNOUNCED: PerCpuArray<u64> = PerCpuArray::with_max_entries(1, 0);
+/// Per CPU: received RSTs by (view, cause, origin) as first judged, and the
+/// verdicts later evidence corrected (`rst_common::origin`).
+#[map]
+static ORIGINS: PerCpuArray<u64> = PerCpuArray::with_max_entries(rst_common::origin::SLOTS, 0);
 /// Per CPU: the jiffy at which the sample rate limit last read the clock.
 #[map]
 static CLOCK: PerCpuArray<u64> = PerCpuArray::with_max_entries(1, 0);
@@ -194,6 +198,18 @@ pub fn count(view: u8, cause: u8, port: u16, family: u8, peer: &[u8; 16], netns:
     if !steps::skip("peers") && !bump_hot(&HOT_PEERS, maps::hot_index(generation, view, spread), &key, same_peer) {
         bump_key(&PEERS, &key, maps::COUNT_SLOTS + slot);
     }
+}
+
+/// Counts the origin of a received RST (`rst_common::origin::judged` views only).
+#[inline(always)]
+pub fn count_origin(view: u8, cause: u8, origin: u8) {
+    bump(&ORIGINS, rst_common::origin::first(view, cause, origin));
+}
+
+/// Counts a verdict that later evidence changed.
+#[inline(always)]
+pub fn count_correction(view: u8, cause: u8, from: u8, to: u8) {
+    bump(&ORIGINS, rst_common::origin::correction(view, cause, from, to));
 }
 
 /// Counts a socket-bound reset by its socket's cgroup (0: no owner, not counted here).

@@ -10,6 +10,7 @@ mod callsite;
 mod config;
 mod counters;
 mod fentry;
+mod origin;
 mod packet;
 mod steps;
 mod tc;

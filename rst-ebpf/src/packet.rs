@@ -26,6 +26,7 @@ const ETH_P_IPV6: u16 = 0x86dd;
 const ETH_P_8021Q: u16 = 0x8100;
 const ETH_P_8021AD: u16 = 0x88a8;
 const IPPROTO_TCP: u8 = 6;
+const TCP_SYN: u8 = 0x02;
 const TCP_RST: u8 = 0x04;
 const TCP_ACK: u8 = 0x10;
 const TCP_HLEN: usize = 20;
@@ -41,6 +42,9 @@ pub struct Rst {
     pub sport: u16,
     pub dport: u16,
     pub flags: u8,
+    /// Its sequence number (0 when the TCP header is cut) and IP TTL (hop limit).
+    pub seq: u32,
+    pub ttl: u8,
     /// The segment's cause from its own header (contract §2, wire views).
     pub cause: u8,
     /// Where its IP header and its payload start in the frame (payload: 0
@@ -88,6 +92,15 @@ impl Ip<'_> {
                 dst.copy_from_slice(&h[24..40]);
                 (AF_INET6, src, dst)
             }
+        }
+    }
+
+    /// TTL (IPv4) or hop limit (IPv6).
+    #[inline(always)]
+    fn ttl(&self) -> u8 {
+        match self {
+            Ip::V4(h) => h[8],
+            Ip::V6(h) => h[7],
         }
     }
 }
@@ -149,9 +162,11 @@ fn payload_len<F: Frame>(f: &F, rst: &Rst) -> usize {
 }
 
 /// Parses a frame; `None` unless it is a TCP segment with RST set. Non-RST
-/// segments cost three header reads (Ethernet type, IP, TCP) and no copy.
+/// segments cost three header reads (Ethernet type, IP, TCP) and no copy;
+/// an arriving (`inbound`) SYN or SYN-ACK also leaves its sender's TTL for
+/// judging its RSTs later (`origin::handshake`).
 #[inline(always)]
-pub fn parse_rst<F: Frame>(f: &F) -> Option<Rst> {
+pub fn parse_rst<F: Frame>(f: &F, inbound: bool) -> Option<Rst> {
     let (proto, off) = l3(f)?;
     let mut v4 = [0u8; 20];
     let mut v6 = [0u8; 40];
@@ -169,11 +184,26 @@ pub fn parse_rst<F: Frame>(f: &F) -> Option<Rst> {
         None => f.read::<u8>(l4 + 13)?,
     };
     if flags & TCP_RST == 0 {
+        if inbound && flags & TCP_SYN != 0 {
+            let (family, src, _) = ip.addrs();
+            crate::origin::handshake(family, &src, ip.ttl());
+        }
         return None;
     }
     let (family, src, dst) = ip.addrs();
-    let mut rst =
-        Rst { family, src, dst, sport: 0, dport: 0, flags, cause: cause::MALFORMED, ip_off: off, payload_off: 0 };
+    let mut rst = Rst {
+        family,
+        src,
+        dst,
+        sport: 0,
+        dport: 0,
+        flags,
+        seq: 0,
+        ttl: ip.ttl(),
+        cause: cause::MALFORMED,
+        ip_off: off,
+        payload_off: 0,
+    };
     let Some(th) = th else { return Some(rst) };
     rst.sport = u16::from_be_bytes([th[0], th[1]]);
     rst.dport = u16::from_be_bytes([th[2], th[3]]);
@@ -183,6 +213,7 @@ pub fn parse_rst<F: Frame>(f: &F) -> Option<Rst> {
     }
     rst.payload_off = l4 + doff;
     let seq = u32::from_be_bytes([th[4], th[5], th[6], th[7]]);
+    rst.seq = seq;
     rst.cause = if flags & TCP_ACK == 0 {
         cause::STRAY_REPLY
     } else if seq == 0 {
@@ -199,20 +230,26 @@ pub fn parse_rst<F: Frame>(f: &F) -> Option<Rst> {
 /// well-formed RSTs.
 #[inline(always)]
 pub fn observe<F: Frame>(f: &F, view: u8, inbound: bool, ifindex: u32, from_stack: impl Fn(&FlowKey) -> bool) {
-    let Some(mut rst) = parse_rst(f) else { return };
+    let Some(mut rst) = parse_rst(f, inbound) else { return };
     let (local, remote, lport, rport) =
         if inbound { (rst.dst, rst.src, rst.dport, rst.sport) } else { (rst.src, rst.dst, rst.sport, rst.dport) };
-    if !inbound && rst.cause != cause::MALFORMED {
-        let key = FlowKey { family: rst.family, _pad: [0; 3], lport, rport, local, remote };
-        if !from_stack(&key) {
-            rst.cause = cause::NOT_FROM_STACK;
-        }
+    let key = FlowKey { family: rst.family, _pad: [0; 3], lport, rport, local, remote };
+    if !inbound && rst.cause != cause::MALFORMED && !from_stack(&key) {
+        rst.cause = cause::NOT_FROM_STACK;
     }
     // The watched interfaces are in the daemon's own namespace: no namespace in the key.
     // An arriving refusal is keyed by the port that refused (its source), as `received/refused` is.
     let port = if inbound && rst.cause == cause::REFUSAL { rport } else { lport };
     crate::counters::count(view, rst.cause, port, rst.family, &remote, 0);
+    let verdict = if inbound {
+        let v = crate::origin::judge(&key, rst.seq, rst.ttl, rst.cause);
+        crate::counters::count_origin(view, rst.cause, v.origin);
+        v
+    } else {
+        crate::origin::Verdict::default()
+    };
     let sampled = crate::counters::emit(|s| {
+        verdict.fill(s);
         s.local_addr = local;
         s.remote_addr = remote;
         s.local_port = lport;

@@ -22,7 +22,7 @@ use rst_common::{
 use crate::{
     callsite,
     config::cfg_get,
-    counters,
+    counters, origin,
     packet::{AF_INET, AF_INET6},
     steps,
 };
@@ -43,6 +43,21 @@ pub(crate) struct Endpoints {
     remote: [u8; 16],
     lport: u16,
     rport: u16,
+}
+
+impl Endpoints {
+    /// The flow, seen from here.
+    #[inline(always)]
+    pub(crate) fn flow(&self) -> FlowKey {
+        FlowKey {
+            family: self.family,
+            _pad: [0; 3],
+            lport: self.lport,
+            rport: self.rport,
+            local: self.local,
+            remote: self.remote,
+        }
+    }
 }
 
 #[inline(always)]
@@ -231,7 +246,12 @@ pub(crate) fn record(view: u8, cause: u8, e: &Endpoints, reason: u32, state: u8,
     let port = if cause == cause::REFUSED { e.rport } else { e.lport };
     counters::count(view, cause, port, e.family, &e.remote, if loopback { ns } else { 0 });
     counters::count_owner(view, cause, o.cgroup);
+    let verdict = if view == view::RECEIVED { origin::take(&e.flow(), cause) } else { origin::Verdict::default() };
+    if view == view::RECEIVED {
+        counters::count_origin(view, cause, verdict.origin);
+    }
     counters::emit(|s| {
+        verdict.fill(s);
         s.local_addr = e.local;
         s.remote_addr = e.remote;
         s.local_port = e.lport;
@@ -267,14 +287,7 @@ pub(crate) fn announce(e: &Endpoints, sk: u64, skb: u64) -> u32 {
     let own = cfg_get!(own_netns);
     let ns = if own == 0 { 0 } else { netns(sk, skb) };
     if ns == own {
-        counters::announce_stack_rst(&FlowKey {
-            family: e.family,
-            _pad: [0; 3],
-            lport: e.lport,
-            rport: e.rport,
-            local: e.local,
-            remote: e.remote,
-        });
+        counters::announce_stack_rst(&e.flow());
     }
     ns
 }
@@ -325,6 +338,9 @@ pub fn tcp_send_reset(ctx: BtfTracePointContext) -> i32 {
         skb_endpoints(skb, &tcp)
     };
     let netns = if skb == 0 { 0 } else { announce(&e, sk, skb) };
+    if sk == 0 && skb != 0 {
+        origin::talking(&e.flow(), &tcp);
+    }
     let origin = Origin { sk, skb, cgroup: if full { owner_cgroup(sk) } else { 0 }, netns };
     if record(view::SENT, cause, &e, reason, 0, flags, &origin) && skb != 0 && counters::capturing() {
         capture_trigger(skb, cause);

@@ -39,6 +39,7 @@ pub struct ConfigFile {
     pub owner_metrics: Option<bool>,
     pub netns: Option<Spanned<String>>,
     pub fold_seconds: Option<u64>,
+    pub origin: Option<bool>,
 }
 
 /// A parsed file with its text, to name lines in later errors.

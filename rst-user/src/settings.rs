@@ -39,6 +39,8 @@ pub struct Settings {
     pub netns: Option<u32>,
     /// Seconds between folds of the keyed maps into the daemon; 0: never.
     pub fold_seconds: u64,
+    /// Judge who sent received RSTs (needs a watched interface; contract §2a).
+    pub origin: bool,
 }
 
 /// A flag wins over a (line-tracked) config value, which wins over the default.
@@ -99,6 +101,7 @@ impl Settings {
             owner_metrics: args.owner_metrics || f.and_then(|f| f.owner_metrics).unwrap_or(false),
             netns,
             fold_seconds: args.fold_seconds.or(f.and_then(|f| f.fold_seconds)).unwrap_or(DEFAULT_FOLD_SECONDS),
+            origin: !args.no_origin && f.and_then(|f| f.origin).unwrap_or(true),
             alerts: {
                 let d = Thresholds::default();
                 Thresholds {
@@ -138,6 +141,7 @@ impl Settings {
         note(false, "pin_dir", format!("{:?}", self.pin_dir), format!("{:?}", new.pin_dir));
         note(false, "netns", format!("{:?}", self.netns), format!("{:?}", new.netns));
         note(false, "fold_seconds", self.fold_seconds.to_string(), new.fold_seconds.to_string());
+        note(false, "origin", self.origin.to_string(), new.origin.to_string());
         (live, restart)
     }
 

@@ -116,6 +116,10 @@ pub struct RunArgs {
     /// [default pin dir: /sys/fs/bpf/rstwatch-netns-INODE].
     #[arg(long, value_name = "NS", value_parser = crate::kernel::netns::resolve)]
     pub netns: Option<u32>,
+    /// Do not judge who sent received RSTs (peer, middlebox, forged: contract §2a): the
+    /// watched interfaces then keep no handshake TTLs and every origin is unknown.
+    #[arg(long)]
+    pub no_origin: bool,
     /// Do not pin the counters: every start counts from zero.
     #[arg(long, conflicts_with = "fresh")]
     pub no_pin: bool,

@@ -35,6 +35,7 @@ impl KernelSide {
     pub(super) fn open(args: &RunArgs, settings: &Settings) -> Result<(Self, KernelCounts), Error> {
         let mut probe = kernel::probe(&args.btf)?;
         set_namespaces(settings, &mut probe)?;
+        set_origin(settings, &mut probe);
         let (mut ebpf, wire, source, before) = start_programs(args, settings, &mut probe)?;
         let fold = folding(settings, &mut probe);
         let captures = Ring::open(&mut ebpf, rst_common::maps::CAPTURES)?;
@@ -77,6 +78,26 @@ fn set_namespaces(settings: &Settings, probe: &mut kernel::Probe) -> Result<(), 
     }
     tracing::info!(netns = inode, "--netns: sent and received count this network namespace only");
     Ok(())
+}
+
+/// Whether received RSTs are judged (contract §2a): the evidence is taken on
+/// watched interfaces, so with none (or `--no-origin`) one line says every
+/// origin is unknown.
+fn set_origin(settings: &Settings, probe: &mut kernel::Probe) {
+    let why = if !settings.origin {
+        Some("off (--no-origin)")
+    } else if settings.ifaces.is_empty() {
+        Some("no interface watched at start (add --iface IF)")
+    } else {
+        None
+    };
+    probe.config.origin = u32::from(why.is_none());
+    probe.coverage.features.insert("origin".into(), why.is_none());
+    if let Some(why) = why {
+        let line = format!("origin: every received reset's origin is unknown: {why}");
+        tracing::warn!("{line}");
+        probe.coverage.degraded.push(line);
+    }
 }
 
 fn load(s: &Settings, fresh: bool, probe: &kernel::Probe) -> Result<Ebpf, Error> {

@@ -77,6 +77,7 @@ fn expected(name: &str, sizes: &Sizes) -> (u32, u32, u32) {
         maps::UNANNOUNCED => (4, v, 1),
         maps::HOT_PORTS => (4, size_of::<HotPort>() as u32, maps::HOT_SLOTS),
         maps::HOT_PEERS => (4, size_of::<HotPeer>() as u32, maps::HOT_SLOTS),
+        maps::ORIGINS => (4, v, rst_common::origin::SLOTS),
         _ => (4, size_of::<SampleState>() as u32, maps::STAT_SLOTS),
     }
 }

@@ -167,6 +167,7 @@ pub struct Source {
     loaded: Vec<(String, std::os::fd::RawFd)>,
     ring: Ring,
     counts: PerCpuArray<MapData, u64>,
+    origins: PerCpuArray<MapData, u64>,
     ports: PerCpuHashMap<MapData, u32, u64>,
     peers: PerCpuHashMap<MapData, PeerKey, u64>,
     owners: PerCpuHashMap<MapData, OwnerKey, u64>,
@@ -200,6 +201,7 @@ impl Source {
             loaded: Vec::new(),
             ring: Ring::open(ebpf, maps::SAMPLES)?,
             counts: take(ebpf, maps::COUNTS)?,
+            origins: take(ebpf, maps::ORIGINS)?,
             ports: take(ebpf, maps::PORTS)?,
             peers: take(ebpf, maps::PEERS)?,
             owners: take(ebpf, maps::OWNERS)?,
@@ -284,8 +286,12 @@ impl Source {
             samples.rate_limited += cpu.rate_limited;
             samples.captures_lost += cpu.captures_lost;
         }
+        // Origins before causes: a reset is counted by cause first, so every
+        // verdict read belongs to a reset the causes hold.
+        let origins = sum_array(&self.origins);
         KernelCounts {
             causes: sum_array(&self.counts),
+            origins,
             ports: merged(
                 self.ports
                     .iter()

@@ -132,6 +132,43 @@ fn interface_rows(s: &Snapshot) -> Vec<(Vec<(&'static str, String)>, i64)> {
         .collect()
 }
 
+/// Received RSTs by origin as first judged (monotonic, unlike the snapshot's
+/// corrected rows: a counter never goes down), and the corrections since.
+fn origins(enc: &mut DescriptorEncoder, s: &Snapshot) -> std::fmt::Result {
+    let moved = |v: &str, from: &str, to: &str| {
+        s.origin_corrections
+            .iter()
+            .filter(|c| c.view == v && (from.is_empty() || c.from == from) && (to.is_empty() || c.to == to))
+            .map(|c| c.count)
+            .sum::<u64>()
+    };
+    let mut first = Vec::new();
+    let mut corrected = Vec::new();
+    for v in [rst_common::view::RECEIVED, rst_common::view::WIRE_IN].map(model::view_name) {
+        for o in model::ORIGINS.map(model::origin_name) {
+            let now: u64 = s.origins.iter().filter(|r| r.view == v && r.origin == o).map(|r| r.count).sum();
+            let judged = (now + moved(v, o, "")).saturating_sub(moved(v, "", o));
+            first.push((vec![("view", v.to_string()), ("origin", o.to_string())], judged));
+            for to in model::ORIGINS.map(model::origin_name).into_iter().filter(|t| *t != o) {
+                let labels = vec![("view", v.to_string()), ("from", o.to_string()), ("to", to.to_string())];
+                corrected.push((labels, moved(v, o, to)));
+            }
+        }
+    }
+    counter(
+        enc,
+        "rstwatch_rst_origin",
+        "Received TCP resets (view received, wire_in) by who sent them as first judged: peer, middlebox, forged, unknown (contract §2a); later corrections are in rstwatch_rst_origin_corrections_total.",
+        &first,
+    )?;
+    counter(
+        enc,
+        "rstwatch_rst_origin_corrections",
+        "Origin verdicts later evidence changed (the peer kept talking: forged; a handshake on a changed path: peer).",
+        &corrected,
+    )
+}
+
 impl Collector for SnapshotCollector {
     fn encode(&self, mut enc: DescriptorEncoder) -> std::fmt::Result {
         let s = &self.0;
@@ -170,6 +207,7 @@ impl Collector for SnapshotCollector {
             "TCP resets by this host's port; ports past the key budget or top-N as port=\"other\", clients' ephemeral ports summed as port=\"ephemeral\".",
             &ports,
         )?;
+        origins(&mut enc, s)?;
         if self.1.owners {
             counter(
                 &mut enc,
@@ -325,6 +363,40 @@ mod tests {
         assert!(text.contains("rstwatch_samples_dropped_total 0\n"), "{text}");
         assert!(text.contains("rstwatch_build_info{version=\""));
         assert!(text.ends_with("# EOF\n"));
+    }
+
+    #[test]
+    fn origins_are_exported_as_first_judged_with_corrections_apart() {
+        use crate::pipeline::model::{OriginCorrection, OriginCount};
+        let row = |origin: &str, count| OriginCount {
+            view: "received".into(),
+            cause: "peer_reset".into(),
+            origin: origin.into(),
+            count,
+        };
+        let s = Snapshot {
+            // 3 judged middlebox, one of them corrected to forged since
+            origins: vec![row("peer", 4), row("middlebox", 2), row("forged", 1)],
+            origin_corrections: vec![OriginCorrection {
+                view: "received".into(),
+                cause: "peer_reset".into(),
+                from: "middlebox".into(),
+                to: "forged".into(),
+                count: 1,
+            }],
+            ..Snapshot::default()
+        };
+        let text = render(&s, Options::default(), None);
+        for (origin, n) in [("peer", 4), ("middlebox", 3), ("forged", 0), ("unknown", 0)] {
+            let line = format!("rstwatch_rst_origin_total{{view=\"received\",origin=\"{origin}\"}} {n}\n");
+            assert!(text.contains(&line), "{line} in {text}");
+        }
+        assert!(text.contains("rstwatch_rst_origin_total{view=\"wire_in\",origin=\"peer\"} 0\n"));
+        assert!(
+            text.contains(
+                "rstwatch_rst_origin_corrections_total{view=\"received\",from=\"middlebox\",to=\"forged\"} 1\n"
+            )
+        );
     }
 
     #[test]

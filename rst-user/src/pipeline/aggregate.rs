@@ -19,6 +19,7 @@ use crate::{
         self, CauseCount, Coverage, EXPIRED, KeyStats, Keys, OTHER, OwnerCount, PeerCount, PortCount, PortLabel,
         Recent, SNAPSHOT_VERSION, SampleStats, Snapshot, Totals,
     },
+    pipeline::origins,
     pipeline::owners::{self, Owner},
     pipeline::payload::Payload,
 };
@@ -28,6 +29,8 @@ use crate::{
 pub struct KernelCounts {
     /// By [`cause::slot`]; `maps::COUNT_SLOTS` entries.
     pub causes: Vec<u64>,
+    /// `maps::ORIGINS`: received RSTs by origin and corrections (`rst_common::origin`), read before `causes`.
+    pub origins: Vec<u64>,
     /// (`maps::port_key`, count).
     pub ports: Vec<(u32, u64)>,
     pub peers: Vec<(PeerKey, u64)>,
@@ -336,6 +339,10 @@ impl Aggregator {
 
     pub fn on_sample(&mut self, ev: Event) {
         self.delivered += 1;
+        if ev.judged.as_ref().is_some_and(|j| j.correction.is_some()) {
+            origins::apply(&mut self.recent, &ev);
+            return;
+        }
         if self.limits.recent == 0 {
             return;
         }
@@ -428,6 +435,7 @@ impl Aggregator {
         })
         .collect();
         let (ring_full, rate_limited) = (k.samples.ring_full, k.samples.rate_limited);
+        let (origins, origin_corrections) = origins::rows(&k.causes, &k.origins);
         Snapshot {
             version: SNAPSHOT_VERSION,
             uptime_seconds,
@@ -440,6 +448,8 @@ impl Aggregator {
             ports,
             peers,
             owners,
+            origins,
+            origin_corrections,
             samples: SampleStats {
                 delivered: self.delivered,
                 dropped: ring_full + rate_limited,
@@ -483,6 +493,8 @@ impl Aggregator {
             cgroup: e.cgroup,
             owner: e.cgroup.map(|id| owner(id).name),
             payload: e.payload.as_ref().map(|(len, bytes)| Payload::new(*len, bytes)),
+            origin: e.judged.as_ref().map(|j| model::origin_name(j.origin).into()),
+            evidence: e.judged.as_ref().map(origins::evidence),
             ts_ns: e.ts_ns,
             time: self.clock_offset.map(|o| crate::pipeline::clock::rfc3339(o, e.ts_ns)),
         }
@@ -686,6 +698,7 @@ mod tests {
                 ts_ns: ts,
                 cgroup: Some(77),
                 payload: None,
+                judged: None,
                 netns: Some(4_026_531_840),
             });
         }

@@ -227,6 +227,7 @@ mod tests {
             cgroup: None,
             payload: None,
             netns: None,
+            judged: None,
         }
     }
 

@@ -2,7 +2,10 @@
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
-use rst_common::event::{NO_REASON, SAMPLE_SIZE, Sample};
+use rst_common::{
+    event::{NO_REASON, SAMPLE_SIZE, Sample},
+    origin,
+};
 
 /// One decoded sample.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -24,6 +27,35 @@ pub struct Event {
     pub payload: Option<(u16, Vec<u8>)>,
     /// Inode of the network namespace (stack views).
     pub netns: Option<u32>,
+    /// Received RSTs (`received`, `wire_in`): the verdict and its evidence.
+    pub judged: Option<Judged>,
+}
+
+/// Who sent a received RST, and why we think so (`rst_common::origin`).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Judged {
+    pub origin: u8,
+    /// 0: unknown.
+    pub ttl: u8,
+    pub base_ttl: u8,
+    /// `origin::evidence` bits.
+    pub evidence: u8,
+    /// ms since the flow's previous RST (`AFTER_RST`).
+    pub after_rst_ms: u32,
+    /// Set when this sample corrects an earlier verdict (it reports no new reset).
+    pub correction: Option<Correction>,
+}
+
+/// Later evidence that changed a verdict.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Correction {
+    pub from: u8,
+    /// ms after the RST: until the peer spoke again, or (`new_path`) until a
+    /// handshake from it arrived with the RST's TTL.
+    pub ms: u32,
+    pub new_path: bool,
+    /// The peer's segment's sequence minus the RST's (not `new_path`).
+    pub seq_distance: i32,
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -65,7 +97,26 @@ pub fn decode(bytes: &[u8]) -> Result<Event, BadLength> {
         netns: (s.netns != 0).then_some(s.netns),
         payload: (s.payload_len != 0)
             .then(|| (s.payload_len, s.payload[..usize::from(s.payload_caplen).min(s.payload.len())].to_vec())),
+        judged: origin::judged(s.view).then(|| judged(&s)),
     })
+}
+
+fn judged(s: &Sample) -> Judged {
+    use origin::evidence::{CORRECTION, NEW_PATH};
+    let correction = (s.evidence & CORRECTION != 0).then_some(Correction {
+        from: s.corrected_from,
+        ms: s.since_ms,
+        new_path: s.evidence & NEW_PATH != 0,
+        seq_distance: s.seq_distance,
+    });
+    Judged {
+        origin: s.origin,
+        ttl: s.ttl,
+        base_ttl: s.base_ttl,
+        evidence: s.evidence,
+        after_rst_ms: if correction.is_some() { 0 } else { s.since_ms },
+        correction,
+    }
 }
 
 #[cfg(test)]
@@ -106,6 +157,40 @@ mod tests {
         assert_eq!(e.comm.as_deref(), Some("python3"));
         assert_eq!(e.ifindex, None);
         assert_eq!(e.cgroup, None);
+    }
+
+    #[test]
+    fn decodes_a_verdict_and_a_correction() {
+        use origin::evidence::{AFTER_RST, CORRECTION};
+        let s = Sample {
+            view: view::WIRE_IN,
+            origin: origin::MIDDLEBOX,
+            ttl: 64,
+            base_ttl: 63,
+            evidence: AFTER_RST,
+            since_ms: 5,
+            ..Sample::default()
+        };
+        let j = decode(&encode(&s)).unwrap().judged.unwrap();
+        assert_eq!((j.origin, j.ttl, j.base_ttl, j.after_rst_ms, j.correction), (origin::MIDDLEBOX, 64, 63, 5, None));
+        let c = Sample {
+            evidence: CORRECTION,
+            origin: origin::FORGED,
+            corrected_from: origin::MIDDLEBOX,
+            since_ms: 3,
+            seq_distance: 100,
+            ..s
+        };
+        let j = decode(&encode(&c)).unwrap().judged.unwrap();
+        assert_eq!(
+            j.correction,
+            Some(Correction { from: origin::MIDDLEBOX, ms: 3, new_path: false, seq_distance: 100 })
+        );
+        assert_eq!(
+            decode(&encode(&Sample { view: view::SENT, ..s })).unwrap().judged,
+            None,
+            "sent resets are not judged"
+        );
     }
 
     #[test]

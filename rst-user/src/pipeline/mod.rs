@@ -6,5 +6,6 @@ pub mod alerts;
 pub mod clock;
 pub mod decode;
 pub mod model;
+pub mod origins;
 pub mod owners;
 pub mod payload;

@@ -1,7 +1,7 @@
 //! Names for the kernel's integer codes (contract §1–2) and the snapshot that
 //! every output renders (contract §4). Names are stable: dashboards use them.
 
-use rst_common::{cause, view};
+use rst_common::{cause, origin, view};
 use serde::{Deserialize, Serialize};
 
 pub const VIEWS: [u8; 4] = [view::SENT, view::RECEIVED, view::WIRE_IN, view::WIRE_OUT];
@@ -88,6 +88,19 @@ pub fn causes_of(v: u8) -> &'static [u8] {
     }
 }
 
+/// Who sent a received RST (contract §2a), by `rst_common::origin` code.
+#[must_use]
+pub fn origin_name(o: u8) -> &'static str {
+    match o {
+        origin::PEER => "peer",
+        origin::MIDDLEBOX => "middlebox",
+        origin::FORGED => "forged",
+        _ => "unknown",
+    }
+}
+
+pub const ORIGINS: [u8; 4] = [origin::UNKNOWN, origin::PEER, origin::MIDDLEBOX, origin::FORGED];
+
 pub const SNAPSHOT_VERSION: u32 = 1;
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
@@ -110,6 +123,13 @@ pub struct Snapshot {
     /// exact per cgroup up to the kernel's key budget, the rest as `other`.
     #[serde(default)]
     pub owners: Vec<OwnerCount>,
+    /// Received RSTs (`received`, `wire_in`) by who sent them, as now judged
+    /// (contract §2a): per view, the rows add up to the view's total.
+    #[serde(default)]
+    pub origins: Vec<OriginCount>,
+    /// Verdicts later evidence changed (each is also in `origins` as corrected).
+    #[serde(default)]
+    pub origin_corrections: Vec<OriginCorrection>,
     pub samples: SampleStats,
     pub recent: Vec<Recent>,
     /// Per view: resets the kernel did not run our program for — reported by
@@ -377,10 +397,59 @@ pub struct Recent {
     /// What the RST carried as payload (wire views), decoded when it can be.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub payload: Option<crate::pipeline::payload::Payload>,
+    /// Received RSTs: who sent it (contract §2a) and why we think so.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub origin: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub evidence: Option<Evidence>,
     pub ts_ns: u64,
     /// `ts_ns` as a time of day: RFC 3339 UTC with milliseconds.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub time: Option<String>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OriginCount {
+    pub view: String,
+    pub cause: String,
+    pub origin: String,
+    pub count: u64,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OriginCorrection {
+    pub view: String,
+    pub cause: String,
+    pub from: String,
+    pub to: String,
+    pub count: u64,
+}
+
+/// The evidence behind a received RST's origin (contract §2a); absent fields were not seen.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Evidence {
+    /// The RST's TTL (hop limit), and the one the peer's handshake arrived with.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ttl: Option<u8>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub peer_ttl: Option<u8>,
+    /// The RST came from further away than the peer: the path got longer.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub path_longer: bool,
+    /// ms since the flow's previous RST (a burst, or the answer to a challenge ACK).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub after_rst_ms: Option<u32>,
+    /// The verdict before later evidence corrected it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub corrected_from: Option<String>,
+    /// ms until the peer spoke again after the RST, and its sequence minus the RST's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub peer_spoke_after_ms: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seq_distance: Option<i32>,
+    /// ms until a handshake from the peer arrived with the RST's TTL (the path changed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub new_path_after_ms: Option<u32>,
 }
 
 pub const OTHER: &str = "other";
@@ -456,6 +525,8 @@ impl Recent {
             cgroup: Some(7),
             owner: Some("nginx.service".into()),
             payload: None,
+            origin: None,
+            evidence: None,
             ts_ns,
             time: None,
         }

@@ -1,6 +1,8 @@
-//! Places a test makes and removes: network namespaces and a veth pair,
+//! Places a test makes and removes: network namespaces and a veth pair, a
+//! routed path of three hosts,
 //! cgroups, a real nginx inside them.
 
 pub mod cgroup;
 pub mod netns;
 pub mod nginx;
+pub mod path;

@@ -64,4 +64,30 @@ impl Snapshot {
             .cloned()
             .collect()
     }
+
+    /// Received RSTs of `view` judged `origin` (contract §2a), over every cause or one (`cause` "").
+    #[must_use]
+    pub fn origin(&self, view: &str, cause: &str, origin: &str) -> u64 {
+        self.json["origins"]
+            .as_array()
+            .map(Vec::as_slice)
+            .unwrap_or_default()
+            .iter()
+            .filter(|r| r["view"] == view && (cause.is_empty() || r["cause"] == cause) && r["origin"] == origin)
+            .filter_map(|r| r["count"].as_u64())
+            .sum()
+    }
+
+    /// Verdicts of `view` corrected from `from` to `to`.
+    #[must_use]
+    pub fn corrected(&self, view: &str, from: &str, to: &str) -> u64 {
+        self.json["origin_corrections"]
+            .as_array()
+            .map(Vec::as_slice)
+            .unwrap_or_default()
+            .iter()
+            .filter(|r| r["view"] == view && r["from"] == from && r["to"] == to)
+            .filter_map(|r| r["count"].as_u64())
+            .sum()
+    }
 }
