@@ -192,9 +192,13 @@ fn packaging_files_are_valid_and_name_real_metrics() {
         .iter()
         .flat_map(|p| p["targets"].as_array().unwrap().iter().map(|t| t["expr"].as_str().unwrap().to_string()))
         .collect();
-    for needed in
-        ["closed_port", "rstwatch_samples_dropped_total", "rstwatch_port_resets_total", "rstwatch_owner_resets_total"]
-    {
+    for needed in [
+        "closed_port",
+        "rstwatch_samples_dropped_total",
+        "rstwatch_port_resets_total",
+        "rstwatch_owner_resets_total",
+        "rstwatch_rst_origin_total",
+    ] {
         assert!(exprs.iter().any(|e| e.contains(needed)), "dashboard lacks {needed}");
     }
     for e in &exprs {

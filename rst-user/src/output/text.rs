@@ -52,6 +52,19 @@ pub fn render(s: &Snapshot) -> String {
     for c in &s.causes {
         let _ = writeln!(o, "{:<10} {:<24} {:>10}", c.view, c.cause, c.count);
     }
+    if !s.origins.is_empty() {
+        let _ = writeln!(
+            o,
+            "\n{:<10} {:<24} {:<10} {:>10}  (who sent received resets)",
+            "VIEW", "CAUSE", "ORIGIN", "COUNT"
+        );
+        for r in &s.origins {
+            let _ = writeln!(o, "{:<10} {:<24} {:<10} {:>10}", r.view, r.cause, r.origin, r.count);
+        }
+        for c in &s.origin_corrections {
+            let _ = writeln!(o, "corrected {} {}: {} -> {} ({})", c.view, c.cause, c.from, c.to, c.count);
+        }
+    }
     let _ = writeln!(o, "\n{:<10} {:<24} {:>10} {:>10}", "VIEW", "CAUSE", "PORT", "COUNT");
     for p in s.ports.iter().take(ROWS) {
         let _ = writeln!(o, "{:<10} {:<24} {:>10} {:>10}", p.view, p.cause, p.port.to_string(), p.count);
@@ -146,6 +159,48 @@ mod tests {
         let heading = crate::pipeline::clock::local_datetime("2026-12-02T10:00:05.500Z").unwrap();
         assert!(text.starts_with(&format!("rstwatch  {heading}  up")), "timestamped: {text}");
         assert!(text.contains("watching  vb (detached)"), "{text}");
+    }
+
+    #[test]
+    fn shows_origins_corrections_and_the_evidence_of_recent_resets() {
+        use crate::pipeline::model::{Evidence, OriginCorrection, OriginCount};
+        let mut got = Recent::example("10.0.0.1:80", "10.0.0.2:9", 0, 0);
+        (got.view, got.cause, got.pid, got.comm, got.owner) =
+            ("received".into(), "peer_reset".into(), None, None, None);
+        got.origin = Some("forged".into());
+        got.evidence = Some(Evidence {
+            ttl: Some(64),
+            peer_ttl: Some(63),
+            corrected_from: Some("middlebox".into()),
+            peer_spoke_after_ms: Some(3),
+            seq_distance: Some(0),
+            ..Evidence::default()
+        });
+        let s = Snapshot {
+            causes: vec![CauseCount { view: "received".into(), cause: "peer_reset".into(), count: 1 }],
+            origins: vec![OriginCount {
+                view: "received".into(),
+                cause: "peer_reset".into(),
+                origin: "forged".into(),
+                count: 1,
+            }],
+            origin_corrections: vec![OriginCorrection {
+                view: "received".into(),
+                cause: "peer_reset".into(),
+                from: "middlebox".into(),
+                to: "forged".into(),
+                count: 1,
+            }],
+            recent: vec![got],
+            ..Snapshot::default()
+        };
+        let text = render(&s);
+        assert!(text.contains("received   peer_reset               forged              1"), "{text}");
+        assert!(text.contains("corrected received peer_reset: middlebox -> forged (1)"), "{text}");
+        assert!(
+            text.contains("10.0.0.2:9 -> 10.0.0.1:80  forged (was middlebox) ttl 64/63 peer spoke +3ms seq +0"),
+            "{text}"
+        );
     }
 
     #[test]

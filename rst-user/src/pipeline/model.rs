@@ -2,6 +2,8 @@
 //! every output renders (contract §4). Names are stable: dashboards use them.
 
 use rst_common::{cause, origin, view};
+use std::fmt::Write as _;
+
 use serde::{Deserialize, Serialize};
 
 pub const VIEWS: [u8; 4] = [view::SENT, view::RECEIVED, view::WIRE_IN, view::WIRE_OUT];
@@ -490,11 +492,18 @@ impl Recent {
     /// (`comm[pid]`), else the socket's owner; then any payload it carried.
     #[must_use]
     pub fn who(&self) -> String {
-        let mut who = match (&self.comm, self.pid, &self.owner) {
+        let mut who = self.origin_summary();
+        let process = match (&self.comm, self.pid, &self.owner) {
             (Some(c), Some(p), _) => format!("{c}[{p}]"),
             (_, _, Some(o)) => o.clone(),
             _ => String::new(),
         };
+        if !process.is_empty() {
+            if !who.is_empty() {
+                who.push(' ');
+            }
+            who.push_str(&process);
+        }
         if let Some(p) = &self.payload {
             if !who.is_empty() {
                 who.push(' ');
@@ -502,6 +511,39 @@ impl Recent {
             who.push_str(&p.summary());
         }
         who
+    }
+}
+
+impl Recent {
+    /// Who sent a received RST and the evidence, in a few words: `middlebox
+    /// ttl 64/63` (the RST's TTL / the peer's), `peer ttl 62/63 longer path`,
+    /// `forged (was middlebox) peer spoke +3ms seq +0`; empty for sent resets.
+    #[must_use]
+    pub fn origin_summary(&self) -> String {
+        let Some(origin) = &self.origin else { return String::new() };
+        let mut s = origin.clone();
+        let Some(e) = &self.evidence else { return s };
+        if let Some(from) = &e.corrected_from {
+            let _ = write!(s, " (was {from})");
+        }
+        if let (Some(t), Some(b)) = (e.ttl, e.peer_ttl) {
+            let _ = write!(s, " ttl {t}/{b}");
+        } else if let Some(t) = e.ttl {
+            let _ = write!(s, " ttl {t}");
+        }
+        if e.path_longer {
+            s.push_str(" longer path");
+        }
+        if let Some(ms) = e.after_rst_ms {
+            let _ = write!(s, " {ms}ms after a RST");
+        }
+        if let Some(ms) = e.peer_spoke_after_ms {
+            let _ = write!(s, " peer spoke +{ms}ms seq {:+}", e.seq_distance.unwrap_or(0));
+        }
+        if let Some(ms) = e.new_path_after_ms {
+            let _ = write!(s, " new path +{ms}ms");
+        }
+        s
     }
 }
 

@@ -43,6 +43,9 @@ fn header(f: &mut Frame, area: Rect, app: &App) {
         if let Some(ns) = s.netns {
             spans.push(Span::raw(format!("─ netns {ns} only ")));
         }
+        if let Some(by) = origins(s) {
+            spans.push(Span::raw(format!("─ received from {by} ")));
+        }
         let ifaces: Vec<String> = s
             .interfaces
             .iter()
@@ -70,6 +73,19 @@ fn header(f: &mut Frame, area: Rect, app: &App) {
         let skip = data.len().saturating_sub(spark.width as usize).min(HISTORY);
         f.render_widget(Sparkline::default().data(&data[skip..]).style(Style::new().fg(Color::Cyan)), spark);
     }
+}
+
+/// Received resets per origin (contract §2a), `peer 3 middlebox 1 …`; None before any.
+fn origins(s: &model::Snapshot) -> Option<String> {
+    let parts: Vec<String> = model::ORIGINS
+        .map(model::origin_name)
+        .into_iter()
+        .filter_map(|o| {
+            let n: u64 = s.origins.iter().filter(|r| r.view == "received" && r.origin == o).map(|r| r.count).sum();
+            (n > 0).then(|| format!("{o} {n}"))
+        })
+        .collect();
+    (!parts.is_empty()).then(|| parts.join(" "))
 }
 
 fn causes(f: &mut Frame, area: Rect, app: &App) {
@@ -480,6 +496,29 @@ mod tests {
         }];
         a.on_snapshot(s);
         assert!(screen(&a, 80, 24).contains("ALERT: port_scan 10.0.0.9"));
+    }
+
+    #[test]
+    fn origins_show_in_the_header_and_beside_recent_resets() {
+        use crate::pipeline::model::{Evidence, OriginCount};
+        let mut a = App::new("127.0.0.1:9477".into());
+        let mut s = snap(1.0, 2, 0);
+        let row = |origin: &str, count| OriginCount {
+            view: "received".into(),
+            cause: "refused".into(),
+            origin: origin.into(),
+            count,
+        };
+        s.origins = vec![row("peer", 1), row("middlebox", 1)];
+        let mut got = Recent::example("10.0.0.1:80", "10.0.0.2:5000", 0, 6_000_000_000);
+        (got.view, got.cause, got.pid, got.comm, got.owner) = ("received".into(), "refused".into(), None, None, None);
+        got.origin = Some("middlebox".into());
+        got.evidence = Some(Evidence { ttl: Some(64), peer_ttl: Some(63), ..Evidence::default() });
+        s.recent = vec![got];
+        a.on_snapshot(s);
+        let text = screen(&a, 160, 30);
+        assert!(text.contains("received from peer 1 middlebox 1"), "{text}");
+        assert!(text.contains("middlebox ttl 64/63"), "{text}");
     }
 
     #[test]

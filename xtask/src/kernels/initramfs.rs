@@ -89,7 +89,7 @@ pub(super) fn initramfs(kernel: &Kernel, bins: &[(String, PathBuf)], filter: Opt
     }
     fs::copy(which("busybox")?, root.join("bin/busybox"))?;
     // Only the applets /init and the tests call; iproute2 and nsenter are the real ones.
-    for a in ["sh", "mount", "cat", "echo", "uname", "poweroff", "sleep"] {
+    for a in ["sh", "mount", "cat", "echo", "uname", "poweroff", "sleep", "sysctl"] {
         std::os::unix::fs::symlink("busybox", root.join("bin").join(a))?;
     }
     for (cmd, to) in [
