@@ -77,7 +77,7 @@ fn send_reset(ctx: &FEntryContext, v6: bool) {
     let e = skb_endpoints(skb, &tcp);
     let netns = announce(&e, sk, skb);
     if sk == 0 {
-        crate::origin::talking(&e.flow(), &tcp);
+        crate::origin::talking(&e, &tcp);
     }
     if record(view::SENT, cause, &e, NO_REASON, 0, flags, &Origin { sk, skb, cgroup: 0, netns })
         && counters::capturing()

@@ -207,21 +207,24 @@ fn correct(r: &mut RecentRst, flow: &FlowKey, to: u8, why: u8, since_ms: u32, di
         (view::WIRE_IN, r.wire_cause)
     };
     let (ttl, base) = (r.ttl, r.base_ttl);
-    let _ = counters::emit(|s| {
-        s.local_addr = flow.local;
-        s.remote_addr = flow.remote;
-        s.local_port = flow.lport;
-        s.remote_port = flow.rport;
-        s.reason = rst_common::event::NO_REASON;
-        s.view = view;
-        s.cause = cause;
-        s.family = flow.family;
-        s.origin = to;
-        s.ttl = ttl;
-        s.base_ttl = base;
-        s.evidence = evidence::CORRECTION | why;
-        s.corrected_from = from;
-        s.since_ms = since_ms;
-        s.seq_distance = distance;
-    });
+    let _ = counters::emit(
+        #[inline(always)]
+        |s| {
+            s.local_addr = flow.local;
+            s.remote_addr = flow.remote;
+            s.local_port = flow.lport;
+            s.remote_port = flow.rport;
+            s.reason = rst_common::event::NO_REASON;
+            s.view = view;
+            s.cause = cause;
+            s.family = flow.family;
+            s.origin = to;
+            s.ttl = ttl;
+            s.base_ttl = base;
+            s.evidence = evidence::CORRECTION | why;
+            s.corrected_from = from;
+            s.since_ms = since_ms;
+            s.seq_distance = distance;
+        },
+    );
 }

@@ -248,25 +248,28 @@ pub fn observe<F: Frame>(f: &F, view: u8, inbound: bool, ifindex: u32, from_stac
     } else {
         crate::origin::Verdict::default()
     };
-    let sampled = crate::counters::emit(|s| {
-        verdict.fill(s);
-        s.local_addr = local;
-        s.remote_addr = remote;
-        s.local_port = lport;
-        s.remote_port = rport;
-        s.reason = rst_common::event::NO_REASON;
-        s.ifindex = ifindex;
-        s.view = view;
-        s.cause = rst.cause;
-        s.family = rst.family;
-        s.tcp_flags = rst.flags;
-        let len = payload_len(f, &rst);
-        s.payload_len = len.min(usize::from(u16::MAX)) as u16;
-        let n = len.min(PAYLOAD_BYTES).min(f.len().saturating_sub(rst.payload_off));
-        if n > 0 && f.load_into(rst.payload_off, &mut s.payload, n) {
-            s.payload_caplen = n as u8;
-        }
-    });
+    let sampled = crate::counters::emit(
+        #[inline(always)]
+        |s| {
+            verdict.fill(s);
+            s.local_addr = local;
+            s.remote_addr = remote;
+            s.local_port = lport;
+            s.remote_port = rport;
+            s.reason = rst_common::event::NO_REASON;
+            s.ifindex = ifindex;
+            s.view = view;
+            s.cause = rst.cause;
+            s.family = rst.family;
+            s.tcp_flags = rst.flags;
+            let len = payload_len(f, &rst);
+            s.payload_len = len.min(usize::from(u16::MAX)) as u16;
+            let n = len.min(PAYLOAD_BYTES).min(f.len().saturating_sub(rst.payload_off));
+            if n > 0 && f.load_into(rst.payload_off, &mut s.payload, n) {
+                s.payload_caplen = n as u8;
+            }
+        },
+    );
     if sampled && crate::counters::capturing() {
         capture_frame(f, view, rst.cause);
     }

@@ -37,28 +37,13 @@ pub(crate) const TCP_TIME_WAIT: u8 = 6;
 pub(crate) const TCP_LISTEN: u8 = 10;
 pub(crate) const TCP_NEW_SYN_RECV: u8 = 12;
 
-pub(crate) struct Endpoints {
-    family: u8,
-    local: [u8; 16],
-    remote: [u8; 16],
-    lport: u16,
-    rport: u16,
-}
+/// A reset's tuple seen from here (local, remote): the same layout as the
+/// map key, so it is one without a copy on the small BPF stack.
+pub(crate) type Endpoints = FlowKey;
 
-impl Endpoints {
-    /// The flow, seen from here.
-    #[inline(always)]
-    pub(crate) fn flow(&self) -> FlowKey {
-        FlowKey {
-            family: self.family,
-            _pad: [0; 3],
-            lport: self.lport,
-            rport: self.rport,
-            local: self.local,
-            remote: self.remote,
-        }
-    }
-}
+/// No tuple yet (IPv4, zeros).
+const NO_ENDPOINTS: Endpoints =
+    FlowKey { family: AF_INET, _pad: [0; 3], lport: 0, rport: 0, local: [0; 16], remote: [0; 16] };
 
 #[inline(always)]
 pub(crate) fn kread<T: Copy + Default>(base: u64, off: u32) -> T {
@@ -104,7 +89,7 @@ pub(crate) fn tcp_header(skb: u64) -> u64 {
 /// A full socket's own tuple.
 #[inline(always)]
 fn sock_endpoints(sk: u64) -> Endpoints {
-    let mut e = Endpoints { family: AF_INET, local: [0; 16], remote: [0; 16], lport: 0, rport: 0 };
+    let mut e = NO_ENDPOINTS;
     e.lport = u16::from_be(kread(sk, cfg_get!(inet_sport)));
     e.rport = u16::from_be(kread(sk, cfg_get!(sk_dport)));
     if kread::<u16>(sk, cfg_get!(sk_family)) == LINUX_AF_INET6 {
@@ -141,7 +126,7 @@ pub(crate) fn tcp_flags(t: &TcpStart) -> u8 {
 /// by at least the TCP header).
 #[inline(always)]
 pub(crate) fn skb_endpoints(skb: u64, tcp: &TcpStart) -> Endpoints {
-    let mut e = Endpoints { family: AF_INET, local: [0; 16], remote: [0; 16], lport: 0, rport: 0 };
+    let mut e = NO_ENDPOINTS;
     let head: u64 = kread(skb, cfg_get!(skb_head));
     let nh: u16 = kread(skb, cfg_get!(skb_network_header));
     let iph = if head == 0 { 0 } else { head + u64::from(nh) };
@@ -246,29 +231,32 @@ pub(crate) fn record(view: u8, cause: u8, e: &Endpoints, reason: u32, state: u8,
     let port = if cause == cause::REFUSED { e.rport } else { e.lport };
     counters::count(view, cause, port, e.family, &e.remote, if loopback { ns } else { 0 });
     counters::count_owner(view, cause, o.cgroup);
-    let verdict = if view == view::RECEIVED { origin::take(&e.flow(), cause) } else { origin::Verdict::default() };
+    let verdict = if view == view::RECEIVED { origin::take(e, cause) } else { origin::Verdict::default() };
     if view == view::RECEIVED {
         counters::count_origin(view, cause, verdict.origin);
     }
-    counters::emit(|s| {
-        verdict.fill(s);
-        s.local_addr = e.local;
-        s.remote_addr = e.remote;
-        s.local_port = e.lport;
-        s.remote_port = e.rport;
-        s.reason = reason;
-        s.view = view;
-        s.cause = cause;
-        s.family = e.family;
-        s.state = state;
-        s.tcp_flags = flags;
-        s.cgroup = o.cgroup;
-        s.netns = if ns != 0 { ns } else { netns(o.sk, o.skb) };
-        if cause::runs_in_process(cause) {
-            s.pid = (bpf_get_current_pid_tgid() >> 32) as u32;
-            s.comm = bpf_get_current_comm().unwrap_or_default();
-        }
-    })
+    counters::emit(
+        #[inline(always)]
+        |s| {
+            verdict.fill(s);
+            s.local_addr = e.local;
+            s.remote_addr = e.remote;
+            s.local_port = e.lport;
+            s.remote_port = e.rport;
+            s.reason = reason;
+            s.view = view;
+            s.cause = cause;
+            s.family = e.family;
+            s.state = state;
+            s.tcp_flags = flags;
+            s.cgroup = o.cgroup;
+            s.netns = if ns != 0 { ns } else { netns(o.sk, o.skb) };
+            if cause::runs_in_process(cause) {
+                s.pid = (bpf_get_current_pid_tgid() >> 32) as u32;
+                s.comm = bpf_get_current_comm().unwrap_or_default();
+            }
+        },
+    )
 }
 
 /// A reply to a segment leaves through the stack's control socket right
@@ -287,7 +275,7 @@ pub(crate) fn announce(e: &Endpoints, sk: u64, skb: u64) -> u32 {
     let own = cfg_get!(own_netns);
     let ns = if own == 0 { 0 } else { netns(sk, skb) };
     if ns == own {
-        counters::announce_stack_rst(&e.flow());
+        counters::announce_stack_rst(e);
     }
     ns
 }
@@ -333,13 +321,13 @@ pub fn tcp_send_reset(ctx: BtfTracePointContext) -> i32 {
     let e = if connected || skb == 0 {
         sock_endpoints(sk)
     } else if steps::skip("endpoints") {
-        Endpoints { family: AF_INET, local: [0; 16], remote: [0; 16], lport: 0, rport: 0 }
+        NO_ENDPOINTS
     } else {
         skb_endpoints(skb, &tcp)
     };
     let netns = if skb == 0 { 0 } else { announce(&e, sk, skb) };
     if sk == 0 && skb != 0 {
-        origin::talking(&e.flow(), &tcp);
+        origin::talking(&e, &tcp);
     }
     let origin = Origin { sk, skb, cgroup: if full { owner_cgroup(sk) } else { 0 }, netns };
     if record(view::SENT, cause, &e, reason, 0, flags, &origin) && skb != 0 && counters::capturing() {

@@ -19,7 +19,14 @@ pub const TC_ACT_OK: u32 = 0;
 impl Programs {
     #[must_use]
     pub fn load() -> Self {
-        let probe = kernel::probe(std::path::Path::new(kernel::VMLINUX)).expect("probing the kernel");
+        Self::load_with_origin(false)
+    }
+
+    /// Like [`Programs::load`], judging received RSTs (contract §2a) when `origin`.
+    #[must_use]
+    pub fn load_with_origin(origin: bool) -> Self {
+        let mut probe = kernel::probe(std::path::Path::new(kernel::VMLINUX)).expect("probing the kernel");
+        probe.config.origin = u32::from(origin);
         let sizes =
             loader::Sizes { ring_bytes: 1 << 16, site_buckets: 1, port_keys: 1024, peer_keys: 1024, owner_keys: 1024 };
         let mut ebpf = loader::load(&probe.config, &sizes, &[]).expect("loading the programs");

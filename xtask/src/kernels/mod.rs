@@ -99,18 +99,31 @@ pub fn host_release() -> String {
     fs::read_to_string("/proc/sys/kernel/osrelease").map_or_else(|_| "host".into(), |s| format!("{} (host)", s.trim()))
 }
 
-/// A Markdown table: one row per kernel from the `HEAD`/`ROW` lines each run wrote.
+/// A Markdown table: one row per kernel from the `HEAD`/`ROW` lines each run
+/// wrote, and a last column from the `ORIGIN` line the routed-path test wrote
+/// (tests/tests/origins.rs), when a run has one.
 #[must_use]
 pub fn table(runs: &[(String, String)]) -> String {
     let head = runs.iter().find_map(|(_, said)| said.lines().find_map(|l| l.strip_prefix("HEAD "))).unwrap_or("| |");
+    let origin = |said: &str| said.lines().find_map(|l| l.strip_prefix("ORIGIN ")).map(str::to_string);
+    let with_origin = runs.iter().any(|(_, said)| origin(said).is_some());
+    let head = if with_origin { format!("{head} {ORIGIN_COLUMN} |") } else { head.to_string() };
     let cols = head.matches('|').count().saturating_sub(1);
     let mut t = format!("| kernel {head}\n|---{}\n", "|---".repeat(cols) + "|");
     for (release, said) in runs {
         let row = said.lines().find_map(|l| l.strip_prefix("ROW ")).unwrap_or("| (no result) |");
-        let _ = writeln!(t, "| {release} {row}");
+        let cell = if with_origin {
+            format!(" {} |", origin(said).unwrap_or_else(|| "(no result)".into()))
+        } else {
+            String::new()
+        };
+        let _ = writeln!(t, "| {release} {row}{cell}");
     }
     t
 }
+
+/// The column `origin` (contract §2a) adds to the kernel table.
+const ORIGIN_COLUMN: &str = "origin (routed path: client, middlebox, server)";
 
 fn tail(text: &str, lines: usize) -> String {
     let all: Vec<&str> = text.lines().collect();
@@ -131,5 +144,16 @@ mod tests {
             table(&runs),
             "| kernel | sent | wire |\n|---|---|---|\n| 5.10.0-43-cloud-amd64 | 6/6 | yes |\n| 6.1.0-57-cloud-amd64 | (no result) |\n"
         );
+    }
+
+    #[test]
+    fn the_routed_path_test_adds_its_column() {
+        let runs = [
+            ("6.12".to_string(), "HEAD | sent |\nROW | 6/6 |\nORIGIN 7 of 7\nRC=0".to_string()),
+            ("6.1".to_string(), "HEAD | sent |\nROW | 6/6 |\nRC=1".to_string()),
+        ];
+        let t = table(&runs);
+        assert!(t.starts_with(&format!("| kernel | sent | {ORIGIN_COLUMN} |\n|---|---|---|\n")), "{t}");
+        assert!(t.contains("| 6.12 | 6/6 | 7 of 7 |\n| 6.1 | 6/6 | (no result) |\n"), "{t}");
     }
 }
