@@ -4,9 +4,6 @@
 #![no_main]
 // BPF atomic add: core::sync::atomic has no 64-bit atomics on the bpf target.
 #![feature(core_intrinsics)]
-// `#[inline(always)]` on the sample-filling closures: one shared outlined closure
-// is a bpf-to-bpf call, and Linux 5.10 caps the stack of a call chain at 512 bytes.
-#![feature(stmt_expr_attributes)]
 #![allow(internal_features)]
 
 mod callsite;

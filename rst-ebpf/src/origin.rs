@@ -22,6 +22,7 @@ static RECENT_RSTS: LruHashMap<FlowKey, RecentRst> = LruHashMap::with_max_entrie
 
 const TCP_SYN: u8 = 0x02;
 const TCP_RST: u8 = 0x04;
+const TCP_ACK: u8 = 0x10;
 const NS_PER_MS: u64 = 1_000_000;
 
 /// A verdict and the evidence that decided it, for the sample.
@@ -165,11 +166,10 @@ pub fn take(flow: &FlowKey, cause: u8) -> Verdict {
 /// still talking: that RST was forged. `tcp`: the segment's first 14 bytes.
 #[inline(always)]
 pub fn talking(flow: &FlowKey, tcp: &[u8; 14]) {
-    if !on() {
-        return;
-    }
     let flags = tcp[13];
-    if flags & TCP_RST != 0 {
+    // A RST answers nothing; a SYN without ACK opens a new connection (a SYN
+    // flood to a closed port stops here, before any lookup).
+    if !on() || flags & TCP_RST != 0 || flags & (TCP_SYN | TCP_ACK) == TCP_SYN {
         return;
     }
     let Some(r) = RECENT_RSTS.get_ptr_mut(flow) else { return };
