@@ -88,11 +88,12 @@ pub const BURST_NS: u64 = 1_000_000_000;
 /// Not a cause: `RecentRst` has not been counted in that view.
 pub const NOT_COUNTED: u8 = 0xff;
 
-/// `RECENT_RSTS` value, by the flow seen from here ([`FlowKey`]): the last
-/// RST that arrived on a watched interface and its verdict.
+/// `RECENT_RSTS` slot: the last RST that arrived on a watched interface for
+/// a flow (seen from here) whose [`flow_slot`] is this one, and its verdict.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct RecentRst {
+    pub flow: FlowKey,
     pub ts_ns: u64,
     pub seq: u32,
     pub ttl: u8,
@@ -104,40 +105,63 @@ pub struct RecentRst {
     pub received_cause: u8,
     pub _pad: [u8; 6],
 }
-const _: () = assert!(size_of::<RecentRst>() == 24);
+const _: () = assert!(size_of::<RecentRst>() == 64);
 
-/// `PEER_TTLS` key: a peer address.
-#[repr(C)]
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
-pub struct PeerAddr {
-    pub family: u8,
-    pub _pad: [u8; 3],
-    pub addr: [u8; 16],
-}
-const _: () = assert!(size_of::<PeerAddr>() == 20);
-
-/// `PEER_TTLS` value: the TTL the peer's last handshake segment (SYN or
-/// SYN-ACK) arrived with, and the last flow judged `middlebox` for it (a
-/// handshake arriving with that RST's TTL later says the path changed).
+/// `PEER_TTLS` slot: the TTL the last handshake segment (SYN or SYN-ACK) of
+/// a peer whose [`peer_slot`] is this one arrived with, and the last flow
+/// judged `middlebox` for it (a handshake arriving with that RST's TTL later
+/// says the path changed).
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct PeerTtl {
+    /// IPv4 in the first 4 bytes.
+    pub addr: [u8; 16],
+    pub family: u8,
     pub ttl: u8,
     pub middlebox_ttl: u8,
-    pub _pad: [u8; 6],
+    pub _pad: [u8; 5],
     pub middlebox_ns: u64,
     pub middlebox_flow: FlowKey,
 }
-const _: () = assert!(size_of::<PeerTtl>() == 56);
+const _: () = assert!(size_of::<PeerTtl>() == 72);
 
-/// Bounds of the two maps (LRU: they follow today's traffic).
-pub const PEER_TTL_ENTRIES: u32 = 16_384;
-pub const RECENT_RST_ENTRIES: u32 = 8192;
+/// Slots of the two maps. They are direct-mapped caches (plain arrays, a
+/// slot per hash of the key, the newest key wins a slot): a lookup the
+/// verifier inlines and a store, no allocation — a SYN flood from spoofed
+/// addresses only overwrites slots. They follow today's traffic.
+pub const PEER_TTL_SLOTS: u32 = 1 << PEER_TTL_BITS;
+pub const PEER_TTL_BITS: u32 = 14;
+pub const RECENT_RST_SLOTS: u32 = 1 << RECENT_RST_BITS;
+pub const RECENT_RST_BITS: u32 = 13;
+
+/// Fibonacci hashing of a folded key to `bits` bits.
+#[must_use]
+const fn spread(x: u32, bits: u32) -> u32 {
+    x.wrapping_mul(0x9E37_79B1) >> (32 - bits)
+}
+
+#[must_use]
+const fn word(a: &[u8; 16], i: usize) -> u32 {
+    u32::from_ne_bytes([a[4 * i], a[4 * i + 1], a[4 * i + 2], a[4 * i + 3]])
+}
+
+/// The `PEER_TTLS` slot of a peer address.
+#[must_use]
+pub const fn peer_slot(addr: &[u8; 16]) -> u32 {
+    spread(word(addr, 0) ^ word(addr, 1) ^ word(addr, 2) ^ word(addr, 3), PEER_TTL_BITS)
+}
+
+/// The `RECENT_RSTS` slot of a flow.
+#[must_use]
+pub const fn flow_slot(f: &FlowKey) -> u32 {
+    let ports = ((f.lport as u32) << 16) | f.rport as u32;
+    let a = word(&f.remote, 0) ^ word(&f.remote, 1) ^ word(&f.remote, 2) ^ word(&f.remote, 3);
+    let b = word(&f.local, 0) ^ word(&f.local, 1) ^ word(&f.local, 2) ^ word(&f.local, 3);
+    spread(a ^ b.rotate_left(7) ^ ports, RECENT_RST_BITS)
+}
 
 #[cfg(feature = "user")]
 unsafe impl aya::Pod for RecentRst {}
-#[cfg(feature = "user")]
-unsafe impl aya::Pod for PeerAddr {}
 #[cfg(feature = "user")]
 unsafe impl aya::Pod for PeerTtl {}
 
@@ -161,6 +185,20 @@ mod tests {
         assert_eq!(by_hops(62, 63), PEER);
         assert_eq!(by_hops(255, 63), MIDDLEBOX, "a box with another initial TTL, next door");
         assert_eq!(by_hops(63, 0), UNKNOWN);
+    }
+
+    #[test]
+    fn cache_slots_are_in_range_and_spread() {
+        let mut used = [false; PEER_TTL_SLOTS as usize];
+        for i in 0..=255u8 {
+            let slot = peer_slot(&[10, 0, 0, i, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]);
+            assert!(slot < PEER_TTL_SLOTS);
+            used[slot as usize] = true;
+        }
+        assert!(used.iter().filter(|u| **u).count() > 250, "256 neighbours land in as many slots");
+        let f = |lport| FlowKey { family: 4, lport, rport: 80, ..FlowKey::default() };
+        assert!((0..100).all(|p| flow_slot(&f(p)) < RECENT_RST_SLOTS));
+        assert_ne!(flow_slot(&f(1)), flow_slot(&f(2)));
     }
 
     #[test]

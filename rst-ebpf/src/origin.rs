@@ -6,19 +6,23 @@
 //! its segments with no socket: a cold path). Every verdict and every
 //! correction is counted in `ORIGINS` (`counters.rs`).
 
-use aya_ebpf::{helpers::bpf_ktime_get_ns, macros::map, maps::LruHashMap};
+use aya_ebpf::{helpers::bpf_ktime_get_ns, macros::map, maps::Array};
 use rst_common::{
     maps::FlowKey,
-    origin::{self, BURST_NS, NOT_COUNTED, PeerAddr, PeerTtl, RACE_WINDOW_NS, RecentRst, evidence},
+    origin::{self, BURST_NS, NOT_COUNTED, PeerTtl, RACE_WINDOW_NS, RecentRst, evidence},
     view,
 };
 
 use crate::{config::cfg_get, counters};
 
+/// Direct-mapped caches (see `origin::PEER_TTL_SLOTS`): a slot holds the
+/// newest key of its hash, compared in full before use. CPUs write them
+/// without locks: a slot torn by two writers at once is one wrong baseline
+/// or verdict, never a wrong count.
 #[map]
-static PEER_TTLS: LruHashMap<PeerAddr, PeerTtl> = LruHashMap::with_max_entries(origin::PEER_TTL_ENTRIES, 0);
+static PEER_TTLS: Array<PeerTtl> = Array::with_max_entries(origin::PEER_TTL_SLOTS, 0);
 #[map]
-static RECENT_RSTS: LruHashMap<FlowKey, RecentRst> = LruHashMap::with_max_entries(origin::RECENT_RST_ENTRIES, 0);
+static RECENT_RSTS: Array<RecentRst> = Array::with_max_entries(origin::RECENT_RST_SLOTS, 0);
 
 const TCP_SYN: u8 = 0x02;
 const TCP_RST: u8 = 0x04;
@@ -36,6 +40,23 @@ pub struct Verdict {
 }
 
 impl Verdict {
+    /// The verdict as kept in its slot, read back from map memory: the
+    /// verifier then carries unknown values, not each branch's constants
+    /// (which multiplied the XDP program's states past 1M instructions).
+    #[inline(always)]
+    fn kept(r: &RecentRst, since_ms: u32) -> Self {
+        // SAFETY: reads of a map value's fields.
+        unsafe {
+            Self {
+                origin: core::ptr::read_volatile(&raw const r.origin) % origin::COUNT,
+                ttl: core::ptr::read_volatile(&raw const r.ttl),
+                base_ttl: core::ptr::read_volatile(&raw const r.base_ttl),
+                evidence: core::ptr::read_volatile(&raw const r.evidence),
+                since_ms,
+            }
+        }
+    }
+
     /// Copies the verdict into a sample.
     #[inline(always)]
     pub fn fill(&self, s: &mut rst_common::event::Sample) {
@@ -48,11 +69,6 @@ impl Verdict {
 }
 
 #[inline(always)]
-fn on() -> bool {
-    cfg_get!(origin) == 1
-}
-
-#[inline(always)]
 fn now() -> u64 {
     unsafe { bpf_ktime_get_ns() }
 }
@@ -62,34 +78,74 @@ fn ms(ns: u64) -> u32 {
     (ns / NS_PER_MS).min(u64::from(u32::MAX)) as u32
 }
 
+/// Whether origin is on (a load-time constant: the branch it guards is pruned).
+#[inline(always)]
+pub fn on() -> bool {
+    cfg_get!(origin) == 1
+}
+
+/// Equality in one branch (see `counters::same_peer`).
+#[inline(always)]
+fn same<const W: usize, T>(a: &T, b: &T) -> bool {
+    let words = |k: &T| unsafe { core::ptr::read_unaligned((k as *const T).cast::<[u32; W]>()) };
+    let (a, b) = (words(a), words(b));
+    let mut diff = 0;
+    let mut i = 0;
+    while i < W {
+        diff |= a[i] ^ b[i];
+        i += 1;
+    }
+    diff == 0
+}
+
+#[inline(always)]
+fn same_flow(a: &FlowKey, b: &FlowKey) -> bool {
+    same::<10, FlowKey>(a, b)
+}
+
+#[inline(always)]
+fn same_addr(family: u8, addr: &[u8; 16], p: &PeerTtl) -> bool {
+    p.family == family && same::<4, [u8; 16]>(addr, &p.addr)
+}
+
+/// The recent RST of `flow`, if its slot holds that flow.
+#[inline(always)]
+fn recent(flow: &FlowKey) -> Option<&'static mut RecentRst> {
+    let r = RECENT_RSTS.get_ptr_mut(origin::flow_slot(flow))?;
+    // SAFETY: a map value, valid for the program's run.
+    let r = unsafe { &mut *r };
+    same_flow(&r.flow, flow).then_some(r)
+}
+
 /// A handshake segment (SYN or SYN-ACK) arrived from `addr` with `ttl`: the
 /// peer's own distance. When it changed, and a RST of this peer was judged
 /// `middlebox` for arriving with just this TTL, the path had changed: that
-/// verdict becomes `peer`.
+/// verdict becomes `peer`. (Call only when [`on`].)
 #[inline(always)]
 pub fn handshake(family: u8, addr: &[u8; 16], ttl: u8) {
-    if !on() {
-        return;
-    }
-    let key = PeerAddr { family, _pad: [0; 3], addr: *addr };
-    let Some(p) = PEER_TTLS.get_ptr_mut(&key) else {
-        let _ = PEER_TTLS.insert(&key, &PeerTtl { ttl, ..PeerTtl::default() }, 0);
-        return;
-    };
-    // SAFETY: a map value; other CPUs may write it too (a torn TTL is one wrong baseline, no more).
+    let Some(p) = PEER_TTLS.get_ptr_mut(origin::peer_slot(addr)) else { return };
+    // SAFETY: a map value, valid for the program's run.
     let p = unsafe { &mut *p };
-    if p.ttl == ttl {
+    if p.ttl == ttl && same_addr(family, addr, p) {
+        return; // the common case: a peer seen before, on the same path
+    }
+    if !same_addr(family, addr, p) {
+        // A new peer takes the slot.
+        p.addr = *addr;
+        p.family = family;
+        p.ttl = ttl;
+        p.middlebox_ttl = 0;
         return;
     }
     p.ttl = ttl;
     if p.middlebox_ttl == ttl {
         p.middlebox_ttl = 0;
         let since = now().wrapping_sub(p.middlebox_ns);
-        if since < RACE_WINDOW_NS {
-            let flow = p.middlebox_flow;
-            if let Some(r) = RECENT_RSTS.get_ptr_mut(&flow) {
-                correct(unsafe { &mut *r }, &flow, origin::PEER, evidence::NEW_PATH, ms(since), 0);
-            }
+        let flow = p.middlebox_flow;
+        if since < RACE_WINDOW_NS
+            && let Some(r) = recent(&flow)
+        {
+            correct(r, origin::PEER, evidence::NEW_PATH, ms(since), 0);
         }
     }
 }
@@ -102,44 +158,42 @@ pub fn judge(flow: &FlowKey, seq: u32, ttl: u8, cause: u8) -> Verdict {
     if !on() {
         return Verdict::default();
     }
-    let peer = PeerAddr { family: flow.family, _pad: [0; 3], addr: flow.remote };
-    let p = PEER_TTLS.get_ptr_mut(&peer);
-    let base = p.map_or(0, |p| unsafe { (*p).ttl });
+    let p = PEER_TTLS
+        .get_ptr_mut(origin::peer_slot(&flow.remote))
+        // SAFETY: a map value, valid for the program's run.
+        .map(|p| unsafe { &mut *p })
+        .filter(|p| same_addr(flow.family, &flow.remote, p));
+    let base = p.as_ref().map_or(0, |p| p.ttl);
     let mut v = Verdict { origin: origin::by_hops(ttl, base), ttl, base_ttl: base, evidence: 0, since_ms: 0 };
     if v.origin == origin::PEER && origin::hops(ttl) > origin::hops(base) {
         v.evidence |= evidence::PATH_LONGER;
     }
     let t = now();
-    // SAFETY: a map value, read at once.
-    if let Some(prev_ts) = unsafe { RECENT_RSTS.get(flow) }.map(|r| r.ts_ns) {
-        let since = t.wrapping_sub(prev_ts);
-        if since < BURST_NS {
-            v.evidence |= evidence::AFTER_RST;
-            v.since_ms = ms(since);
-        }
+    let Some(r) = RECENT_RSTS.get_ptr_mut(origin::flow_slot(flow)) else { return v };
+    // SAFETY: a map value, valid for the program's run.
+    let r = unsafe { &mut *r };
+    let since = t.wrapping_sub(r.ts_ns);
+    if same_flow(&r.flow, flow) && since < BURST_NS {
+        v.evidence |= evidence::AFTER_RST;
+        v.since_ms = ms(since);
     }
-    let r = RecentRst {
-        ts_ns: t,
-        seq,
-        ttl,
-        base_ttl: base,
-        origin: v.origin,
-        evidence: v.evidence,
-        wire_cause: cause,
-        received_cause: NOT_COUNTED,
-        _pad: [0; 6],
-    };
-    let _ = RECENT_RSTS.insert(flow, &r, 0);
+    r.flow = *flow;
+    r.ts_ns = t;
+    r.seq = seq;
+    r.ttl = ttl;
+    r.base_ttl = base;
+    r.origin = v.origin;
+    r.evidence = v.evidence;
+    r.wire_cause = cause;
+    r.received_cause = NOT_COUNTED;
     if v.origin == origin::MIDDLEBOX
         && let Some(p) = p
     {
-        // SAFETY: a map value (see `handshake`).
-        let p = unsafe { &mut *p };
         p.middlebox_ttl = ttl;
         p.middlebox_ns = t;
         p.middlebox_flow = *flow;
     }
-    v
+    Verdict::kept(r, v.since_ms)
 }
 
 /// The verdict of the RST the stack is handling for `flow` (counted under
@@ -150,14 +204,12 @@ pub fn take(flow: &FlowKey, cause: u8) -> Verdict {
     if !on() {
         return Verdict::default();
     }
-    let Some(r) = RECENT_RSTS.get_ptr_mut(flow) else { return Verdict::default() };
-    // SAFETY: a map value.
-    let r = unsafe { &mut *r };
+    let Some(r) = recent(flow) else { return Verdict::default() };
     if r.received_cause != NOT_COUNTED || now().wrapping_sub(r.ts_ns) >= BURST_NS {
         return Verdict::default();
     }
     r.received_cause = cause;
-    Verdict { origin: r.origin, ttl: r.ttl, base_ttl: r.base_ttl, evidence: r.evidence, since_ms: 0 }
+    Verdict::kept(r, 0)
 }
 
 /// A segment of `flow` reached no socket (the stack answers it with a
@@ -172,9 +224,7 @@ pub fn talking(flow: &FlowKey, tcp: &[u8; 14]) {
     if !on() || flags & TCP_RST != 0 || flags & (TCP_SYN | TCP_ACK) == TCP_SYN {
         return;
     }
-    let Some(r) = RECENT_RSTS.get_ptr_mut(flow) else { return };
-    // SAFETY: a map value.
-    let r = unsafe { &mut *r };
+    let Some(r) = recent(flow) else { return };
     let since = now().wrapping_sub(r.ts_ns);
     if r.origin == origin::FORGED || since >= RACE_WINDOW_NS {
         return;
@@ -183,13 +233,13 @@ pub fn talking(flow: &FlowKey, tcp: &[u8; 14]) {
     if flags & TCP_SYN == 0 && distance < 0 {
         return; // a retransmission from before the RST
     }
-    correct(r, flow, origin::FORGED, 0, ms(since), distance);
+    correct(r, origin::FORGED, 0, ms(since), distance);
 }
 
 /// Changes a kept verdict to `to`, counting the correction in each view it
 /// was counted in, with one sample saying why.
 #[inline(always)]
-fn correct(r: &mut RecentRst, flow: &FlowKey, to: u8, why: u8, since_ms: u32, distance: i32) {
+fn correct(r: &mut RecentRst, to: u8, why: u8, since_ms: u32, distance: i32) {
     let from = r.origin;
     if from == to {
         return;
@@ -206,7 +256,7 @@ fn correct(r: &mut RecentRst, flow: &FlowKey, to: u8, why: u8, since_ms: u32, di
     } else {
         (view::WIRE_IN, r.wire_cause)
     };
-    let (ttl, base) = (r.ttl, r.base_ttl);
+    let (ttl, base, flow) = (r.ttl, r.base_ttl, &r.flow);
     let _ = counters::emit(
         #[inline(always)]
         |s| {

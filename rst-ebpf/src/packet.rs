@@ -184,7 +184,7 @@ pub fn parse_rst<F: Frame>(f: &F, inbound: bool) -> Option<Rst> {
         None => f.read::<u8>(l4 + 13)?,
     };
     if flags & TCP_RST == 0 {
-        if inbound && flags & TCP_SYN != 0 {
+        if inbound && flags & TCP_SYN != 0 && crate::origin::on() {
             let (family, src, _) = ip.addrs();
             crate::origin::handshake(family, &src, ip.ttl());
         }

@@ -3,6 +3,7 @@
 //! cgroups, a real nginx inside them.
 
 pub mod cgroup;
+pub mod fleet;
 pub mod netns;
 pub mod nginx;
 pub mod path;

@@ -24,6 +24,8 @@ pub fn bin() -> String {
 
 pub struct Daemon {
     ns: String,
+    /// Where it serves (`--listen`).
+    listen: String,
     child: Option<Child>,
     /// Its own pin directory, when it made one.
     own_pins: Option<Pins>,
@@ -94,13 +96,26 @@ impl Daemon {
         Self::spawn(ns, pins, args, env, Stdio::from(file))
     }
 
+    /// Like [`Daemon::start`], serving on `listen` (an address of its namespace) instead of loopback.
+    #[must_use]
+    pub fn start_listening(ns: &Netns, listen: &str, args: &[&str]) -> Self {
+        let pins = Pins::new();
+        let mut d = Self::spawn_on(ns, listen, &pins.0, args, &[], Stdio::inherit());
+        d.own_pins = Some(pins);
+        d
+    }
+
     fn spawn(ns: &Netns, pins: &Path, args: &[&str], env: &[(&str, &str)], stderr: Stdio) -> Self {
+        Self::spawn_on(ns, LISTEN, pins, args, env, stderr)
+    }
+
+    fn spawn_on(ns: &Netns, listen: &str, pins: &Path, args: &[&str], env: &[(&str, &str)], stderr: Stdio) -> Self {
         // Like systemd, name the daemon's own pid in WATCHDOG_PID (sh execs nsenter, which execs rstwatch).
         let child = Command::new("sh")
             .args(["-c", "WATCHDOG_PID=$$ exec \"$@\"", "sh", "nsenter"])
             .arg(format!("--net={}", ns.path()))
             .arg(bin())
-            .args(["run", "--listen", LISTEN, "--poll-ms", "100", "--top", "1000", "--pin-dir"])
+            .args(["run", "--listen", listen, "--poll-ms", "100", "--top", "1000", "--pin-dir"])
             .arg(pins)
             .args(args)
             .envs(env.iter().copied())
@@ -108,7 +123,7 @@ impl Daemon {
             .stderr(stderr)
             .spawn()
             .expect("starting rstwatch");
-        let mut d = Self { ns: ns.path(), child: Some(child), own_pins: None };
+        let mut d = Self { ns: ns.path(), listen: listen.to_string(), child: Some(child), own_pins: None };
         wait::until("rstwatch to serve", Duration::from_secs(20), Duration::from_millis(100), || {
             if let Some(status) = d.child.as_mut().and_then(|c| c.try_wait().ok().flatten()) {
                 panic!("rstwatch exited early: {status}");
@@ -119,14 +134,14 @@ impl Daemon {
     }
 
     fn try_get(&self, path: &str) -> Option<String> {
-        let url = format!("http://{LISTEN}{path}");
+        let url = format!("http://{}{path}", self.listen);
         run_in(&self.ns, || ureq::get(&url).call().ok()?.body_mut().read_to_string().ok())
     }
 
     /// GET `path` with an `Accept` header, whatever the status: (status, content type, body).
     #[must_use]
     pub fn request(&self, path: &str, accept: &str) -> (u16, String, String) {
-        let url = format!("http://{LISTEN}{path}");
+        let url = format!("http://{}{path}", self.listen);
         run_in(&self.ns, || {
             let agent: ureq::Agent = ureq::Agent::config_builder().http_status_as_error(false).build().into();
             let mut r = agent.get(&url).header("Accept", accept).call().unwrap_or_else(|e| panic!("GET {path}: {e}"));

@@ -3,6 +3,7 @@
 //! daemon's `sent` total against the kernel's own OutRsts.
 
 pub mod daemon;
+pub mod prometheus;
 pub mod snapshot;
 pub mod tmux;
 
