@@ -1,12 +1,12 @@
 //! System tools the integration tests drive (iproute2, util-linux, tmux, systemd-analyze, nftables, hping3, tcpdump,
-//! nginx, promtool): checked, and installed from Debian's packages when missing — without starting any service they ship.
+//! nginx, promtool, prometheus): checked, and installed from Debian's packages when missing — without starting any service they ship.
 
 use std::process::Command;
 
 use anyhow::{Result, bail};
 
 /// (command, Debian package)
-const TOOLS: [(&str, &str); 11] = [
+const TOOLS: [(&str, &str); 12] = [
     ("tcpdump", "tcpdump"),
     ("hping3", "hping3"),
     ("nft", "nftables"),
@@ -18,6 +18,8 @@ const TOOLS: [(&str, &str); 11] = [
     ("systemd-analyze", "systemd"),
     ("nginx", "nginx"),
     ("promtool", "prometheus"),
+    // the real server tests/tests/fleet.rs starts (never Debian's service)
+    ("prometheus", "prometheus"),
 ];
 
 /// What `cargo xtask deb` (beyond cargo-deb) and `cargo xtask image` need, and their tests: also
