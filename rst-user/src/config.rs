@@ -40,6 +40,7 @@ pub struct ConfigFile {
     pub netns: Option<Spanned<String>>,
     pub fold_seconds: Option<u64>,
     pub origin: Option<bool>,
+    pub web_config: Option<std::path::PathBuf>,
 }
 
 /// A parsed file with its text, to name lines in later errors.

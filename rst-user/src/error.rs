@@ -43,6 +43,12 @@ pub enum Error {
     /// `--cgroup-root` is not a cgroup v2 mount.
     #[error("{} is not a cgroup v2 mount (no cgroup.procs there): name the host's cgroup2 mount with --cgroup-root, or leave it out to find it", dir.display())]
     NoCgroupRoot { dir: std::path::PathBuf },
+    /// A client option that cannot be used (a CA file, a password).
+    #[error("{detail}")]
+    Usage { detail: String },
+    /// `--web-config FILE` cannot be used.
+    #[error("web config {}: {detail} (the Prometheus exporter toolkit's format: tls_server_config, basic_auth_users)", path.display())]
+    WebConfig { path: std::path::PathBuf, detail: String },
     /// The pin directory cannot be used.
     #[error("cannot keep counters in {}: {detail} (or run with --no-pin)", dir.display())]
     Pin { dir: std::path::PathBuf, detail: String },
@@ -102,6 +108,8 @@ impl Error {
             | Self::ConfigUnreadable { .. }
             | Self::PcapDir { .. }
             | Self::NoCgroupRoot { .. }
+            | Self::WebConfig { .. }
+            | Self::Usage { .. }
             | Self::NoNetnsFilter
             | Self::PinsOfAnother { .. } => 2,
             _ => 1,

@@ -43,8 +43,10 @@ fn main() -> ExitCode {
             .build()
             .map_err(error::Error::io("starting the runtime"))
             .and_then(|rt| rt.block_on(daemon::run(args))),
-        cli::Command::Snapshot(a) => client::snapshot(a.listen, a.json),
-        cli::Command::Top(a) => tui::run(a.listen),
+        cli::Command::Snapshot(a) => {
+            client::Target::new(a.listen, &a.access).and_then(|t| client::snapshot(&t, a.json))
+        }
+        cli::Command::Top(a) => client::Target::new(a.listen, &a.access).and_then(tui::run),
         cli::Command::TcReaper => {
             reaper::run();
             Ok(())

@@ -41,6 +41,8 @@ pub struct Settings {
     pub fold_seconds: u64,
     /// Judge who sent received RSTs (needs a watched interface; contract §2a).
     pub origin: bool,
+    /// TLS and basic auth for the endpoint (`output::web_config`); re-read on SIGHUP.
+    pub web_config: Option<std::path::PathBuf>,
 }
 
 /// A flag wins over a (line-tracked) config value, which wins over the default.
@@ -102,6 +104,7 @@ impl Settings {
             netns,
             fold_seconds: args.fold_seconds.or(f.and_then(|f| f.fold_seconds)).unwrap_or(DEFAULT_FOLD_SECONDS),
             origin: !args.no_origin && f.and_then(|f| f.origin).unwrap_or(true),
+            web_config: args.web_config.clone().or_else(|| f.and_then(|f| f.web_config.clone())),
             alerts: {
                 let d = Thresholds::default();
                 Thresholds {
@@ -130,6 +133,7 @@ impl Settings {
         note(true, "top", self.top.to_string(), new.top.to_string());
         note(true, "summary_seconds", self.summary_seconds.to_string(), new.summary_seconds.to_string());
         note(true, "alert thresholds", format!("{:?}", self.alerts), format!("{:?}", new.alerts));
+        note(true, "web_config", format!("{:?}", self.web_config), format!("{:?}", new.web_config));
         note(false, "listen", self.listen.to_string(), new.listen.to_string());
         note(false, "ring_bytes", self.ring_bytes.to_string(), new.ring_bytes.to_string());
         note(false, "port_keys", self.port_keys.to_string(), new.port_keys.to_string());
@@ -154,6 +158,7 @@ impl Settings {
             top: new.top,
             summary_seconds: new.summary_seconds,
             alerts: new.alerts,
+            web_config: new.web_config.clone(),
             ..self.clone()
         }
     }

@@ -243,11 +243,13 @@ fn coverage_self_check_in_snapshot_and_metrics() {
         assert_eq!(features.get(f), Some(&serde_json::Value::Bool(true)), "{f} on this kernel (6.18)");
     }
     // This machine's kernel (6.18) has everything rstwatch uses, but it refuses
-    // fentry/fexit (function tracing is restricted here): only those may degrade.
+    // fentry/fexit (function tracing is restricted here): only those may degrade,
+    // and origin, which needs a watched interface (none here).
     for line in s.json["coverage"]["degraded"].as_array().expect("degraded") {
         let line = line.as_str().expect("a line");
-        assert!(line.starts_with("fentry:") || line.starts_with("fexit:"), "{line}");
+        assert!(line.starts_with("fentry:") || line.starts_with("fexit:") || line.starts_with("origin:"), "{line}");
     }
+    assert_eq!(features.get("origin"), Some(&serde_json::Value::Bool(false)), "no interface watched");
     let m = d.get("/metrics");
     assert!(m.contains("rstwatch_coverage{feature=\"tracepoint:tcp:tcp_send_reset\"} 1"), "{m}");
 }

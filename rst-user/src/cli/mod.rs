@@ -57,6 +57,23 @@ pub struct TopArgs {
     /// Address of the daemon: IP:PORT, localhost:PORT or :PORT (this host).
     #[arg(long, value_name = "ADDR", default_value = DEFAULT_LISTEN, value_parser = daemon_addr)]
     pub listen: SocketAddr,
+    #[command(flatten)]
+    pub access: Access,
+}
+
+/// How a client reaches a daemon whose endpoint has a web configuration
+/// (`rstwatch run --web-config`): the password never on the command line.
+#[derive(Args, Debug, Clone, Default)]
+pub struct Access {
+    /// Speak HTTPS and trust the daemon's certificate if this CA (PEM) signed it.
+    #[arg(long, value_name = "FILE")]
+    pub tls_ca: Option<PathBuf>,
+    /// Basic auth user; the password comes from $RSTWATCH_PASSWORD or --password-file.
+    #[arg(long, value_name = "NAME")]
+    pub user: Option<String>,
+    /// File holding the basic auth password (its first line).
+    #[arg(long, value_name = "FILE", requires = "user")]
+    pub password_file: Option<PathBuf>,
 }
 
 #[derive(Args, Debug, Clone)]
@@ -116,6 +133,12 @@ pub struct RunArgs {
     /// [default pin dir: /sys/fs/bpf/rstwatch-netns-INODE].
     #[arg(long, value_name = "NS", value_parser = crate::kernel::netns::resolve)]
     pub netns: Option<u32>,
+    /// TLS and basic auth for the endpoint, from a web configuration file in the Prometheus
+    /// exporter toolkit's format (tls_server_config: cert_file, key_file, client_ca_file,
+    /// client_auth_type; basic_auth_users: user: bcrypt hash), as node_exporter reads it.
+    /// Re-read on SIGHUP.
+    #[arg(long, value_name = "FILE")]
+    pub web_config: Option<PathBuf>,
     /// Do not judge who sent received RSTs (peer, middlebox, forged: contract §2a): the
     /// watched interfaces then keep no handshake TTLs and every origin is unknown.
     #[arg(long)]
@@ -161,6 +184,8 @@ pub struct SnapshotArgs {
     /// Address of the daemon: IP:PORT, localhost:PORT or :PORT (this host).
     #[arg(long, value_name = "ADDR", default_value = DEFAULT_LISTEN, value_parser = daemon_addr)]
     pub listen: SocketAddr,
+    #[command(flatten)]
+    pub access: Access,
 }
 
 /// One line for a command-line error (clap's first line, without its

@@ -30,6 +30,7 @@ const DRAIN_BATCH: usize = 4096;
 pub async fn run(args: RunArgs) -> Result<(), Error> {
     // Everything a user can get wrong is checked before anything is loaded.
     let (mut settings, _) = setup::settings(&args)?;
+    let web = setup::web_config(&settings)?;
     // From the start: a SIGTERM while loading (systemd stopping us) ends the
     // run cleanly once it is up, never kills it halfway.
     let mut signals = Signals::install()?;
@@ -41,13 +42,21 @@ pub async fn run(args: RunArgs) -> Result<(), Error> {
     let (mut kernel, before) = KernelSide::open(&args, &settings)?;
     let (mut pipeline, rx) = Pipeline::new(&settings, &kernel.probe, &before);
     let first = pipeline.publish(&mut kernel);
-    let outputs = Outputs::start(listener, &rx, &settings, args.live);
+    let outputs = Outputs::start(listener, &rx, &settings, web, args.live);
     tracing::info!(listen = %settings.listen, ifaces = ?kernel.wire.watched(), sample_rate = settings.sample_rate, kernel = %kernel.probe.release, "rstwatch running");
     notify::ready(&serve::summary(&first.totals, &first.totals, &first));
 
-    let result =
-        serve_until_signal(&args, &mut settings, &mut kernel, &mut pipeline, &mut pcap, &mut signals, first.totals)
-            .await;
+    let result = serve_until_signal(
+        &args,
+        &mut settings,
+        &mut kernel,
+        &mut pipeline,
+        &outputs,
+        &mut pcap,
+        &mut signals,
+        first.totals,
+    )
+    .await;
     notify::stopping();
     if pipeline.undecodable > 0 {
         tracing::warn!(undecodable = pipeline.undecodable, "ring records of an unexpected size were skipped");
@@ -81,6 +90,7 @@ async fn serve_until_signal(
     settings: &mut Settings,
     k: &mut KernelSide,
     p: &mut Pipeline,
+    outputs: &Outputs,
     pcap: &mut Option<output::pcap::PcapSink>,
     signals: &mut Signals,
     first: crate::pipeline::model::Totals,
@@ -124,7 +134,7 @@ async fn serve_until_signal(
             }
             _ = watchdog.tick(), if watchdog_every.is_some() => notify::watchdog(),
             _ = iface_check.tick() => k.check_interfaces(),
-            _ = signals.hangup.recv() => reload(args, settings, k, p),
+            _ = signals.hangup.recv() => reload(args, settings, k, p, outputs),
             _ = signals.interrupt.recv() => return Ok(()),
             _ = signals.terminate.recv() => return Ok(()),
         }
@@ -132,7 +142,7 @@ async fn serve_until_signal(
 }
 
 /// SIGHUP: re-reads the config and applies what can change without reloading programs.
-fn reload(args: &RunArgs, current: &mut Settings, k: &mut KernelSide, p: &mut Pipeline) {
+fn reload(args: &RunArgs, current: &mut Settings, k: &mut KernelSide, p: &mut Pipeline, outputs: &Outputs) {
     notify::reloading();
     match setup::settings(args) {
         Err(e) => tracing::warn!("reload failed, keeping the running settings: {e}"),
@@ -152,6 +162,13 @@ fn reload(args: &RunArgs, current: &mut Settings, k: &mut KernelSide, p: &mut Pi
             }
             let _ = k.wire.sync(&mut k.ebpf, &new.ifaces, false);
             p.agg.set_top(new.top);
+            // The web configuration is read again even when its name did not change (new certificates).
+            match setup::web_config(&new) {
+                Ok(web) => {
+                    let _ = outputs.web.send(std::sync::Arc::new(web));
+                }
+                Err(e) => tracing::warn!("reload: {e}; keeping the running web configuration"),
+            }
             *current = current.reloadable(&new);
         }
     }

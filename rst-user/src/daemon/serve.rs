@@ -9,7 +9,7 @@ use tokio::sync::watch;
 use crate::{
     cli::RunArgs,
     error::Error,
-    output::{self, pcap::PcapSink},
+    output::{self, pcap::PcapSink, web_config::WebConfig},
     pipeline::model::{Snapshot, Totals},
     settings::Settings,
 };
@@ -17,6 +17,8 @@ use crate::{
 /// The running HTTP server, stopped by [`Outputs::stop`].
 pub(super) struct Outputs {
     stop_tx: watch::Sender<bool>,
+    /// The endpoint's protection, replaced on reload.
+    pub web: watch::Sender<Arc<WebConfig>>,
     http: tokio::task::JoinHandle<std::io::Result<()>>,
 }
 
@@ -26,18 +28,20 @@ impl Outputs {
         listener: tokio::net::TcpListener,
         rx: &watch::Receiver<Arc<Snapshot>>,
         settings: &Settings,
+        web: WebConfig,
         live: bool,
     ) -> Self {
+        let (web, web_rx) = watch::channel(Arc::new(web));
         let (stop_tx, mut stop_rx) = watch::channel(false);
         let http_stop = async move {
             let _ = stop_rx.wait_for(|v| *v).await;
         };
         let options = output::metrics::Options { owners: settings.owner_metrics };
-        let http = tokio::spawn(output::http::serve(listener, rx.clone(), options, http_stop));
+        let http = tokio::spawn(output::http::serve(listener, rx.clone(), options, web_rx, http_stop));
         if live {
             tokio::spawn(output::live::run(rx.clone()));
         }
-        Self { stop_tx, http }
+        Self { stop_tx, web, http }
     }
 
     /// Stops the HTTP server and waits for it.

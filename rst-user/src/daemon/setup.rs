@@ -5,6 +5,7 @@ use crate::{
     cli::RunArgs,
     config::{self, Loaded},
     error::Error,
+    output::web_config::WebConfig,
     settings::Settings,
 };
 
@@ -25,6 +26,12 @@ fn check_interfaces(settings: &Settings, file: Option<&Loaded>) -> Result<(), Er
         });
     }
     Ok(())
+}
+
+/// `--web-config FILE`, read and checked (certificates, keys, hashes); none: plain HTTP, no auth.
+pub(super) fn web_config(settings: &Settings) -> Result<WebConfig, Error> {
+    let Some(path) = &settings.web_config else { return Ok(WebConfig::default()) };
+    WebConfig::load(path).map_err(|detail| Error::WebConfig { path: path.clone(), detail })
 }
 
 pub(super) fn settings(args: &RunArgs) -> Result<(Settings, Option<Loaded>), Error> {

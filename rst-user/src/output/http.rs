@@ -6,15 +6,16 @@ use std::sync::Arc;
 
 use axum::{
     Router,
-    extract::State,
+    extract::{Request, State},
     http::{HeaderMap, StatusCode, header},
-    response::IntoResponse,
+    middleware::Next,
+    response::{IntoResponse, Response},
     routing::get,
 };
 use tokio::sync::watch;
 
 use crate::{
-    output::{exposition::Format, metrics, process},
+    output::{exposition::Format, metrics, process, web_config::WebConfig},
     pipeline::model::Snapshot,
 };
 
@@ -69,11 +70,31 @@ async fn healthz(State((rx, _)): State<(Snap, metrics::Options)>) -> impl IntoRe
     }
 }
 
-/// Serves until `shutdown` resolves.
+/// What the server reads per connection: the snapshots, the metric options
+/// and the endpoint's protection (TLS, basic auth; replaced on reload).
+type Web = watch::Receiver<Arc<WebConfig>>;
+
+/// Refuses a request without the user and password the web configuration names.
+async fn authenticate(State(web): State<Web>, request: Request, next: Next) -> Response {
+    let web = web.borrow().clone();
+    let header = request.headers().get(header::AUTHORIZATION).and_then(|v| v.to_str().ok());
+    if !web.requires_auth() || web.allows(header) {
+        return next.run(request).await;
+    }
+    (StatusCode::UNAUTHORIZED, [(header::WWW_AUTHENTICATE, "Basic realm=\"rstwatch\"")], "401 Unauthorized\n")
+        .into_response()
+}
+
+/// A connection may take this long to finish its TLS handshake or send its request headers.
+const SLOW_CLIENT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Serves until `shutdown` resolves: each connection on a task of its own
+/// (a slow one holds nobody up), over TLS when the web configuration says so.
 pub async fn serve(
     listener: tokio::net::TcpListener,
     rx: Snap,
     options: metrics::Options,
+    web: Web,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let app = Router::new()
@@ -81,8 +102,35 @@ pub async fn serve(
         .route("/snapshot", get(snapshot))
         .route("/metrics", get(prometheus))
         .route("/healthz", get(healthz))
-        .with_state((rx, options));
-    axum::serve(listener, app).with_graceful_shutdown(shutdown).await
+        .with_state((rx, options))
+        .layer(axum::middleware::from_fn_with_state(web.clone(), authenticate));
+    let mut shutdown = std::pin::pin!(shutdown);
+    loop {
+        let (tcp, _) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(c) => c,
+                // Out of file descriptors, say: keep serving the connections there are.
+                Err(_) => { tokio::time::sleep(std::time::Duration::from_millis(50)).await; continue }
+            },
+            () = &mut shutdown => return Ok(()),
+        };
+        let tls = web.borrow().tls.clone();
+        let service = hyper_util::service::TowerToHyperService::new(app.clone());
+        tokio::spawn(async move {
+            let http = hyper::server::conn::http1::Builder::new()
+                .timer(hyper_util::rt::TokioTimer::new())
+                .header_read_timeout(SLOW_CLIENT)
+                .to_owned();
+            let _ = match tls {
+                None => http.serve_connection(hyper_util::rt::TokioIo::new(tcp), service).await,
+                Some(config) => {
+                    let accept = tokio_rustls::TlsAcceptor::from(config).accept(tcp);
+                    let Ok(Ok(stream)) = tokio::time::timeout(SLOW_CLIENT, accept).await else { return };
+                    http.serve_connection(hyper_util::rt::TokioIo::new(stream), service).await
+                }
+            };
+        });
+    }
 }
 
 #[cfg(test)]

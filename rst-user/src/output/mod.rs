@@ -10,3 +10,4 @@ pub mod notify;
 pub mod pcap;
 pub mod process;
 pub mod text;
+pub mod web_config;

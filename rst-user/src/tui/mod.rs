@@ -5,7 +5,7 @@
 pub mod app;
 pub mod ui;
 
-use std::{io::IsTerminal as _, net::SocketAddr, sync::mpsc, time::Duration};
+use std::{io::IsTerminal as _, sync::mpsc, time::Duration};
 
 use ratatui::crossterm::event::{self, Event, KeyEventKind};
 
@@ -13,13 +13,14 @@ use crate::{cli::client, error::Error, output::text};
 
 const REFRESH: Duration = Duration::from_secs(1);
 
-pub fn run(addr: SocketAddr) -> Result<(), Error> {
+pub fn run(target: client::Target) -> Result<(), Error> {
     if !std::io::stdout().is_terminal() {
-        return plain(addr);
+        return plain(&target);
     }
+    let addr = target.addr;
     let (tx, rx) = mpsc::channel();
     std::thread::spawn(move || {
-        while tx.send(client::fetch(addr)).is_ok() {
+        while tx.send(client::fetch(&target)).is_ok() {
             std::thread::sleep(REFRESH);
         }
     });
@@ -48,12 +49,13 @@ pub fn run(addr: SocketAddr) -> Result<(), Error> {
 }
 
 /// Not a terminal: one plain table per second, for pipes and logs.
-fn plain(addr: SocketAddr) -> Result<(), Error> {
+fn plain(target: &client::Target) -> Result<(), Error> {
+    let addr = target.addr;
     use std::io::Write as _;
     // Without a daemon: one line per change of state, not one per second.
     let mut last_error: Option<String> = None;
     loop {
-        let body = match client::fetch(addr) {
+        let body = match client::fetch(target) {
             Ok(s) => {
                 last_error = None;
                 Some(text::render(&s))

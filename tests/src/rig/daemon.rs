@@ -124,9 +124,15 @@ impl Daemon {
             .spawn()
             .expect("starting rstwatch");
         let mut d = Self { ns: ns.path(), listen: listen.to_string(), child: Some(child), own_pins: None };
+        // With a web configuration (TLS, auth) plain HTTP gets no snapshot: the port accepting is the sign.
+        let secured = args.contains(&"--web-config");
         wait::until("rstwatch to serve", Duration::from_secs(20), Duration::from_millis(100), || {
             if let Some(status) = d.child.as_mut().and_then(|c| c.try_wait().ok().flatten()) {
                 panic!("rstwatch exited early: {status}");
+            }
+            if secured {
+                let addr: std::net::SocketAddr = d.listen.parse().expect("an IP:PORT");
+                return run_in(&d.ns, || std::net::TcpStream::connect(addr)).map(drop).map_err(|e| e.to_string());
             }
             d.try_get("/snapshot").map(drop).ok_or_else(|| "no answer".to_string())
         });
