@@ -110,6 +110,7 @@ fn a_locked_down_endpoint_serves_prometheus_over_tls_with_basic_auth() {
     assert_eq!(https(&ns, &dir, "/metrics", Some(("prometheus", "wrong"))).unwrap().0, 401);
     assert_eq!(https(&ns, &dir, "/snapshot", None).unwrap().0, 401, "no credentials: no peer addresses");
     assert_eq!(https(&ns, &dir, "/metrics", Some(("nobody", PASSWORD))).unwrap().0, 401);
+    assert_eq!(https(&ns, &dir, "/healthz", None).unwrap().0, 200, "liveness probes carry no password");
     // Plain HTTP to the TLS port: no answer an HTTP client can use.
     let plain = rst_tests::namespaces::netns::run_in(&ns.path(), || {
         ureq::get(format!("http://{LISTEN}/metrics")).call().map(|r| r.status().as_u16())

@@ -74,11 +74,14 @@ async fn healthz(State((rx, _)): State<(Snap, metrics::Options)>) -> impl IntoRe
 /// and the endpoint's protection (TLS, basic auth; replaced on reload).
 type Web = watch::Receiver<Arc<WebConfig>>;
 
-/// Refuses a request without the user and password the web configuration names.
+/// Refuses a request without the user and password the web configuration
+/// names. `/healthz` and `/` carry no peer, process or payload: liveness
+/// probes (a kubelet has no password) reach them without one.
 async fn authenticate(State(web): State<Web>, request: Request, next: Next) -> Response {
     let web = web.borrow().clone();
     let header = request.headers().get(header::AUTHORIZATION).and_then(|v| v.to_str().ok());
-    if !web.requires_auth() || web.allows(header) {
+    let open = matches!(request.uri().path(), "/healthz" | "/");
+    if open || !web.requires_auth() || web.allows(header) {
         return next.run(request).await;
     }
     (StatusCode::UNAUTHORIZED, [(header::WWW_AUTHENTICATE, "Basic realm=\"rstwatch\"")], "401 Unauthorized\n")
