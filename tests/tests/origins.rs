@@ -119,6 +119,21 @@ impl Ends {
     }
 }
 
+/// Only `origin` among (peer, middlebox, forged, unknown), at least `least`
+/// times: on the wire an endpoint may answer a segment still in flight with
+/// one more RST of the same origin.
+fn assert_only(got: (u64, u64, u64, u64), origin: &str, least: u64, what: &str) {
+    let names = ["peer", "middlebox", "forged", "unknown"];
+    let counts = [got.0, got.1, got.2, got.3];
+    for (name, n) in names.iter().zip(counts) {
+        if *name == origin {
+            assert!(n >= least, "{what}: {n} {name}, at least {least} expected: {got:?}");
+        } else {
+            assert_eq!(n, 0, "{what}: no {name} expected: {got:?}");
+        }
+    }
+}
+
 fn addr(ip: &str, port: u16) -> SocketAddr {
     format!("{ip}:{port}").parse().expect("address")
 }
@@ -191,7 +206,8 @@ fn who_sent_each_reset_on_a_routed_path() {
     );
     assert_eq!(o.client.origins("received"), (0, 1, 0, 0));
     assert_eq!(o.server.origins("received"), (0, 1, 0, 0));
-    assert_eq!((o.client.origins("wire_in").1, o.server.origins("wire_in").1), (1, 1));
+    assert_only(o.client.origins("wire_in"), "middlebox", 1, "client wire_in");
+    assert_only(o.server.origins("wire_in"), "middlebox", 1, "server wire_in");
     assert_eq!(o.kernel_c("Tcp:EstabResets"), 1);
     assert_eq!(counters::delta(&o.kernel_s.0, &o.kernel_s.1, "Tcp:EstabResets"), 1);
 
@@ -231,7 +247,7 @@ fn who_sent_each_reset_on_a_routed_path() {
     );
     assert_eq!(o.client.origins("received"), (0, 0, 1, 0), "judged middlebox by its TTL, corrected to forged");
     assert_eq!(o.client.corrected("received", "middlebox", "forged"), 1);
-    assert_eq!(o.client.origins("wire_in").2, 1);
+    assert_eq!(o.client.corrected("wire_in", "middlebox", "forged"), 1);
     assert_eq!(o.kernel_c("Tcp:EstabResets"), 1);
     let recent = o.client.after.recent("received", "peer_reset", 7706);
     let r = recent.first().expect("a sample of the forged reset");
@@ -255,7 +271,7 @@ fn who_sent_each_reset_on_a_routed_path() {
         |c, _| c.origin("received", "peer_reset", "peer") == 1,
     );
     assert_eq!(o.client.origins("received"), (1, 0, 0, 0), "no middlebox counted");
-    assert_eq!(o.client.origins("wire_in"), (1, 0, 0, 0));
+    assert_only(o.client.origins("wire_in"), "peer", 1, "wire_in after a longer path");
     let recent = o.client.after.recent("received", "peer_reset", 7707);
     let ev = &recent.first().expect("a sample")["evidence"];
     assert_eq!((ev["ttl"].as_u64(), ev["path_longer"].as_bool()), (Some(62), Some(true)), "{ev}");
@@ -278,7 +294,7 @@ fn who_sent_each_reset_on_a_routed_path() {
     );
     assert_eq!(o.client.origin("received", "peer_reset", "peer"), 1);
     assert_eq!(o.client.origins("received").1 + o.client.origins("received").2, 0);
-    assert_eq!(o.client.origins("wire_in"), (2, 0, 0, 0), "the inexact RST and the exact answer");
+    assert_only(o.client.origins("wire_in"), "peer", 2, "the inexact RST and the exact answer");
     assert_eq!(o.kernel_c("TcpExt:TCPChallengeACK"), 1);
     assert_eq!(o.kernel_c("Tcp:EstabResets"), 1);
     let recent = o.client.after.recent("received", "peer_reset", 7708);
