@@ -68,7 +68,7 @@ fn idle_slow_huge_and_flooding_clients_leave_scrapes_answered_and_counts_exact()
     assert_eq!(answered, 500, "every scrape of the flood answered");
     let d = rig.measure(
         |p: &Pair| {
-            traffic::syn_to_closed_port(&p.a, "10.77.0.1:7900".parse().unwrap(), "10.77.0.2:7901".parse().unwrap())
+            traffic::syn_to_closed_port(&p.a, "10.77.0.1:7900".parse().unwrap(), "10.77.0.2:7901".parse().unwrap());
         },
         |d| d.total("sent") >= 1,
     );

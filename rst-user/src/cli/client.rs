@@ -43,8 +43,8 @@ impl Target {
                         ))
                     })?,
                 };
-                use base64::Engine as _;
-                let pair = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"));
+                let pair =
+                    base64::Engine::encode(&base64::engine::general_purpose::STANDARD, format!("{user}:{password}"));
                 Some(format!("Basic {pair}"))
             }
         };

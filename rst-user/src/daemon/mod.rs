@@ -85,6 +85,7 @@ impl Signals {
 
 /// The one loop: samples and captures as they come, a snapshot every poll,
 /// folds, the watchdog, interface checks and reloads, until SIGINT/SIGTERM.
+#[expect(clippy::too_many_arguments, reason = "the run's parts, each borrowed on its own by the loop")]
 async fn serve_until_signal(
     args: &RunArgs,
     settings: &mut Settings,

@@ -109,13 +109,14 @@ pub async fn serve(
         .layer(axum::middleware::from_fn_with_state(web.clone(), authenticate));
     let mut shutdown = std::pin::pin!(shutdown);
     loop {
-        let (tcp, _) = tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok(c) => c,
-                // Out of file descriptors, say: keep serving the connections there are.
-                Err(_) => { tokio::time::sleep(std::time::Duration::from_millis(50)).await; continue }
-            },
+        let accepted = tokio::select! {
+            accepted = listener.accept() => accepted,
             () = &mut shutdown => return Ok(()),
+        };
+        let Ok((tcp, _)) = accepted else {
+            // Out of file descriptors, say: keep serving the connections there are.
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            continue;
         };
         let tls = web.borrow().tls.clone();
         let service = hyper_util::service::TowerToHyperService::new(app.clone());

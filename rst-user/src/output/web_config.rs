@@ -36,7 +36,11 @@ pub struct WebConfig {
 
 impl std::fmt::Debug for WebConfig {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("WebConfig").field("tls", &self.tls.is_some()).field("users", &self.users.keys()).finish()
+        // Never the hashes or verified passwords.
+        f.debug_struct("WebConfig")
+            .field("tls", &self.tls.is_some())
+            .field("users", &self.users.keys())
+            .finish_non_exhaustive()
     }
 }
 
@@ -158,8 +162,7 @@ impl WebConfig {
             return true;
         }
         let Some(encoded) = authorization.and_then(|a| a.strip_prefix("Basic ")) else { return false };
-        use base64::Engine as _;
-        let decoded = base64::engine::general_purpose::STANDARD.decode(encoded.trim()).ok();
+        let decoded = base64::Engine::decode(&base64::engine::general_purpose::STANDARD, encoded.trim()).ok();
         let Some(pair) = decoded.and_then(|b| String::from_utf8(b).ok()) else { return false };
         let Some((user, password)) = pair.split_once(':') else { return false };
         let Some(hash) = self.users.get(user) else { return false };

@@ -50,8 +50,8 @@ pub fn run(target: client::Target) -> Result<(), Error> {
 
 /// Not a terminal: one plain table per second, for pipes and logs.
 fn plain(target: &client::Target) -> Result<(), Error> {
-    let addr = target.addr;
     use std::io::Write as _;
+    let addr = target.addr;
     // Without a daemon: one line per change of state, not one per second.
     let mut last_error: Option<String> = None;
     loop {
