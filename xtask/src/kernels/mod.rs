@@ -87,8 +87,12 @@ pub fn run_kernel(kernel: &Kernel, accel: Accel, bins: &[(String, PathBuf)], fil
     if !passed {
         eprintln!("--- console of {} ---\n{}", kernel.release, tail(&console, 400));
     }
-    // The HEAD and ROW lines the kernel test set wrote (see tests/tests/kernels.rs).
-    let row = said.lines().filter(|l| l.starts_with("HEAD ") || l.starts_with("ROW ")).collect::<Vec<_>>().join("\n");
+    // The HEAD and ROW lines the kernel test set wrote (see tests/tests/kernels.rs), and the ORIGIN cell (origins.rs).
+    let row = said
+        .lines()
+        .filter(|l| l.starts_with("HEAD ") || l.starts_with("ROW ") || l.starts_with("ORIGIN "))
+        .collect::<Vec<_>>()
+        .join("\n");
     let row = (!row.is_empty()).then_some(row);
     Ok(Outcome { release: kernel.release.clone(), passed, row, seconds: started.elapsed().as_secs() })
 }
