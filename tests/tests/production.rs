@@ -225,6 +225,24 @@ fn packaging_files_are_valid_and_name_real_metrics() {
     assert!(caps.as_vec().unwrap().iter().any(|c| c.as_str() == Some("BPF")));
 }
 
+/// No cluster runs here: the manifests are checked against the Kubernetes
+/// schemas (kubernetes-validate, which xtask installs from PyPI), strictly
+/// (no field the schema does not know).
+#[test]
+fn kubernetes_manifests_pass_the_kubernetes_schemas() {
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../packaging/kubernetes");
+    let manifests: Vec<_> = std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().path()).collect();
+    assert!(manifests.len() >= 2, "{manifests:?}");
+    let out = Command::new("kubernetes-validate")
+        .arg("--strict")
+        .args(&manifests)
+        .output()
+        .expect("kubernetes-validate (xtask installs it)");
+    let text = String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{text}");
+    assert_eq!(text.matches("passed").count(), manifests.len(), "{text}");
+}
+
 /// `rstwatch run` in `ns` with the pin directory `pins`; its exit status and stderr
 /// when it exits by itself (a refusal), else it is stopped once it serves.
 fn start_or_refusal(

@@ -41,9 +41,36 @@ fn present(cmd: &str) -> bool {
     Command::new("sh").arg("-c").arg(format!("command -v {cmd}")).output().is_ok_and(|o| o.status.success())
 }
 
+/// (command, PyPI package): the Kubernetes manifests are checked against the
+/// Kubernetes schemas it bundles (no cluster runs here).
+const PYPI: [(&str, &str); 1] = [("kubernetes-validate", "kubernetes-validate")];
+
 /// The integration tests' tools.
 pub fn ensure() -> Result<()> {
-    ensure_packages(&[&TOOLS[..], &PACKAGING[..]].concat())
+    ensure_packages(&[&TOOLS[..], &PACKAGING[..]].concat())?;
+    ensure_pypi(&PYPI)
+}
+
+/// Installs the PyPI package of each missing (command, package) with the machine's python3.
+fn ensure_pypi(tools: &[(&str, &str)]) -> Result<()> {
+    let missing: Vec<&str> = tools.iter().filter(|(c, _)| !present(c)).map(|(_, p)| *p).collect();
+    if missing.is_empty() {
+        return Ok(());
+    }
+    eprintln!("xtask: installing {} from PyPI", missing.join(" "));
+    let ok = Command::new("python3")
+        .args(["-m", "pip", "install", "--quiet", "--root-user-action=ignore"])
+        .args(&missing)
+        .status()
+        .is_ok_and(|s| s.success());
+    if !ok {
+        bail!(
+            "could not install {} from PyPI: `python3 -m pip install {}` and retry",
+            missing.join(" "),
+            missing.join(" ")
+        );
+    }
+    Ok(())
 }
 
 /// Installs the Debian package of each missing (command, package).
