@@ -43,6 +43,9 @@ pub enum Error {
     /// `--cgroup-root` is not a cgroup v2 mount.
     #[error("{} is not a cgroup v2 mount (no cgroup.procs there): name the host's cgroup2 mount with --cgroup-root, or leave it out to find it", dir.display())]
     NoCgroupRoot { dir: std::path::PathBuf },
+    /// `rstwatch top --prometheus`: Prometheus did not answer.
+    #[error("Prometheus at {url}: {detail}")]
+    NoPrometheus { url: String, detail: String },
     /// A client option that cannot be used (a CA file, a password).
     #[error("{detail}")]
     Usage { detail: String },

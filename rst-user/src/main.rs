@@ -46,7 +46,10 @@ fn main() -> ExitCode {
         cli::Command::Snapshot(a) => {
             client::Target::new(a.listen, &a.access).and_then(|t| client::snapshot(&t, a.json))
         }
-        cli::Command::Top(a) => client::Target::new(a.listen, &a.access).and_then(tui::run),
+        cli::Command::Top(a) => match &a.prometheus {
+            None => client::Target::new(a.listen, &a.access).map(tui::Source::Daemon).and_then(tui::run),
+            Some(url) => cli::fleet::Fleet::new(url, &a.hosts, &a.access).map(tui::Source::Fleet).and_then(tui::run),
+        },
         cli::Command::TcReaper => {
             reaper::run();
             Ok(())

@@ -21,7 +21,11 @@ use rst_tests::{
         fleet::{Fleet, devices, host_addr, monitor_addr},
         netns::Netns,
     },
-    rig::{daemon::Daemon, prometheus::Prometheus},
+    rig::{
+        daemon::{self, Daemon},
+        prometheus::Prometheus,
+        tmux::Tmux,
+    },
     traffic::{
         flood,
         frames::{ACK, Tcp},
@@ -160,6 +164,45 @@ fn a_real_prometheus_scrapes_two_hosts_fires_the_alerts_and_answers_the_dashboar
     // Both hosts' resets are there, apart.
     let by_host = prom.query("sum by (instance) (rstwatch_resets_total{view=\"sent\"})");
     assert_eq!(by_host.len(), 2, "{by_host:?}");
+
+    // `rstwatch top --prometheus`: the same live view for the fleet, in a real terminal.
+    let top = |hosts: &str| {
+        format!(
+            "nsenter --net={} {} top --prometheus http://127.0.0.1:9090 --hosts '{hosts}'",
+            fleet.monitor.path(),
+            daemon::bin()
+        )
+    };
+    let (one, two) = (listen(0), listen(1));
+    {
+        let tmux = Tmux::start(&top(".*"), 140, 40);
+        let screen =
+            tmux.wait_for("the fleet view", |s| s.contains("fleet of 2 hosts") && s.contains(&one) && s.contains(&two));
+        assert!(screen.contains("closed_port") && screen.contains("hosts by reset rate"), "{screen}");
+        let screen = tmux.wait_for("the fleet's causes", |s| s.contains("stale_segment") && s.contains("received"));
+        eprintln!("rstwatch top --prometheus:\n{screen}");
+    }
+    // Not a terminal, one host by --hosts: the hosts table, then the summary.
+    let mut plain = std::process::Command::new("nsenter")
+        .arg(format!("--net={}", fleet.monitor.path()))
+        .arg(daemon::bin())
+        .args(["top", "--prometheus", "http://127.0.0.1:9090", "--hosts", "10\\.79\\.2\\..*"])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("rstwatch top");
+    let mut out = String::new();
+    let mut reader = std::io::BufReader::new(plain.stdout.take().unwrap());
+    while !(out.contains("HOST") && out.contains("\nVIEW ")) {
+        if std::io::BufRead::read_line(&mut reader, &mut out).unwrap_or(0) == 0 {
+            break;
+        }
+        if out.len() > 100_000 {
+            break;
+        }
+    }
+    let _ = plain.kill();
+    let _ = plain.wait();
+    assert!(out.contains("HOST") && out.contains(&two) && !out.contains(&one), "{out}");
 
     // A host whose daemon stops: RstwatchDown goes pending, then firing; back, it resolves.
     drop(d2.take());

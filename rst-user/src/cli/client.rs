@@ -52,6 +52,16 @@ impl Target {
         Ok(Self { addr, agent: config.build().into(), scheme, authorization })
     }
 
+    /// The HTTP agent (its TLS trust), for another server reached the same way.
+    pub(crate) fn agent(&self) -> ureq::Agent {
+        self.agent.clone()
+    }
+
+    /// The `Authorization` header value, when a user was named.
+    pub(crate) fn authorization(&self) -> Option<String> {
+        self.authorization.clone()
+    }
+
     /// Plain HTTP, no auth (tests, and the daemon's default).
     #[must_use]
     pub fn plain(addr: SocketAddr) -> Self {

@@ -2,6 +2,7 @@
 //! running daemon (`client`: snapshot) or of nothing (`manpages`).
 
 pub mod client;
+pub mod fleet;
 pub mod manpages;
 
 use std::{net::SocketAddr, path::PathBuf};
@@ -57,6 +58,14 @@ pub struct TopArgs {
     /// Address of the daemon: IP:PORT, localhost:PORT or :PORT (this host).
     #[arg(long, value_name = "ADDR", default_value = DEFAULT_LISTEN, value_parser = daemon_addr)]
     pub listen: SocketAddr,
+    /// The fleet instead of one daemon: read every host's metrics from the Prometheus at URL
+    /// (http://HOST:9090) that scrapes them; hosts ranked by reset rate take the place of
+    /// recent resets, hosts the place of peers. --tls-ca, --user and the password apply to it.
+    #[arg(long, value_name = "URL", conflicts_with = "listen")]
+    pub prometheus: Option<String>,
+    /// With --prometheus: only hosts whose `instance` label matches this regular expression.
+    #[arg(long, value_name = "REGEX", default_value = ".*", requires = "prometheus")]
+    pub hosts: String,
     #[command(flatten)]
     pub access: Access,
 }

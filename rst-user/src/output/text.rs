@@ -2,7 +2,7 @@
 
 use std::fmt::Write as _;
 
-use crate::pipeline::model::{self, Snapshot};
+use crate::pipeline::model::{self, HostRate, Snapshot};
 
 /// Rows per table; the rest is counted in a "… N more" line, never dropped silently.
 const ROWS: usize = 20;
@@ -12,6 +12,18 @@ fn more(o: &mut String, total: usize) {
     if total > ROWS {
         let _ = writeln!(o, "… {} more (see --json)", total - ROWS);
     }
+}
+
+/// A fleet's hosts by reset rate (`rstwatch top --prometheus`, not a terminal).
+#[must_use]
+pub fn hosts(hosts: &[HostRate]) -> String {
+    let mut o = format!("{:<40} {:>12} {:>12}\n", "HOST", "RESETS/S", "RESETS");
+    for h in hosts.iter().take(ROWS) {
+        let _ = writeln!(o, "{:<40} {:>12.1} {:>12}", h.host, h.rate, h.total);
+    }
+    more(&mut o, hosts.len());
+    o.push('\n');
+    o
 }
 
 #[must_use]

@@ -454,6 +454,16 @@ pub struct Evidence {
     pub new_path_after_ms: Option<u32>,
 }
 
+/// One host of a fleet (a Prometheus `instance`) and its reset rate (`rstwatch top --prometheus`).
+#[derive(Clone, Debug, PartialEq)]
+pub struct HostRate {
+    pub host: String,
+    /// sent + received resets per second over the last minute.
+    pub rate: f64,
+    /// Every reset counted there, all views.
+    pub total: u64,
+}
+
 pub const OTHER: &str = "other";
 /// The row of keys that were folded and then forgotten (or folded by an earlier run).
 pub const EXPIRED: &str = "expired";

@@ -63,6 +63,8 @@ pub struct App {
     pub help: bool,
     pub conn: Conn,
     pub quit: bool,
+    /// Fleet mode (`--prometheus`): the hosts by reset rate; None for one daemon.
+    pub hosts: Option<Vec<crate::pipeline::model::HostRate>>,
 }
 
 fn pane_index(p: Pane) -> usize {
@@ -95,6 +97,7 @@ impl App {
             help: false,
             conn: Conn::Waiting,
             quit: false,
+            hosts: None,
         }
     }
 

@@ -7,30 +7,60 @@ pub mod ui;
 
 use std::{io::IsTerminal as _, sync::mpsc, time::Duration};
 
+use crate::{
+    cli::fleet,
+    pipeline::model::{HostRate, Snapshot},
+};
+
 use ratatui::crossterm::event::{self, Event, KeyEventKind};
 
 use crate::{cli::client, error::Error, output::text};
 
 const REFRESH: Duration = Duration::from_secs(1);
 
-pub fn run(target: client::Target) -> Result<(), Error> {
-    if !std::io::stdout().is_terminal() {
-        return plain(&target);
+/// Where the view reads from: one daemon, or a fleet through Prometheus.
+pub enum Source {
+    Daemon(client::Target),
+    Fleet(fleet::Fleet),
+}
+
+impl Source {
+    fn name(&self) -> String {
+        match self {
+            Self::Daemon(t) => t.addr.to_string(),
+            Self::Fleet(f) => format!("prometheus {}", f.url),
+        }
     }
-    let addr = target.addr;
+
+    fn fetch(&self) -> Result<(Snapshot, Option<Vec<HostRate>>), Error> {
+        match self {
+            Self::Daemon(t) => client::fetch(t).map(|s| (s, None)),
+            Self::Fleet(f) => f.fetch().map(|(s, h)| (s, Some(h))),
+        }
+    }
+}
+
+pub fn run(source: Source) -> Result<(), Error> {
+    if !std::io::stdout().is_terminal() {
+        return plain(&source);
+    }
+    let name = source.name();
     let (tx, rx) = mpsc::channel();
     std::thread::spawn(move || {
-        while tx.send(client::fetch(&target)).is_ok() {
+        while tx.send(source.fetch()).is_ok() {
             std::thread::sleep(REFRESH);
         }
     });
     let mut terminal = ratatui::init();
-    let mut app = app::App::new(addr.to_string());
+    let mut app = app::App::new(name);
     let result = (|| -> std::io::Result<()> {
         while !app.quit {
             while let Ok(r) = rx.try_recv() {
                 match r {
-                    Ok(s) => app.on_snapshot(s),
+                    Ok((s, hosts)) => {
+                        app.on_snapshot(s);
+                        app.hosts = hosts;
+                    }
                     Err(e) => app.on_error(e.short()),
                 }
             }
@@ -49,19 +79,19 @@ pub fn run(target: client::Target) -> Result<(), Error> {
 }
 
 /// Not a terminal: one plain table per second, for pipes and logs.
-fn plain(target: &client::Target) -> Result<(), Error> {
+fn plain(source: &Source) -> Result<(), Error> {
     use std::io::Write as _;
-    let addr = target.addr;
+    let name = source.name();
     // Without a daemon: one line per change of state, not one per second.
     let mut last_error: Option<String> = None;
     loop {
-        let body = match client::fetch(target) {
-            Ok(s) => {
+        let body = match source.fetch() {
+            Ok((s, hosts)) => {
                 last_error = None;
-                Some(text::render(&s))
+                Some(hosts.map(|h| text::hosts(&h)).unwrap_or_default() + &text::render(&s))
             }
             Err(e) => {
-                let line = format!("waiting for the daemon at {addr}: {}\n", e.short());
+                let line = format!("waiting for {name}: {}\n", e.short());
                 (last_error.replace(line.clone()).as_ref() != Some(&line)).then_some(line)
             }
         };

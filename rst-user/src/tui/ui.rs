@@ -38,7 +38,12 @@ fn header(f: &mut Frame, area: Rect, app: &App) {
     if !alerts.is_empty() {
         spans.push(Span::raw(format!(" ALERT: {} ", alerts.join(", "))).red().bold());
     }
-    if let Some(s) = &app.snap {
+    if let (Some(s), Some(hosts)) = (&app.snap, &app.hosts) {
+        spans.push(Span::raw(format!("─ fleet of {} hosts ", hosts.len())));
+        if let Some(by) = origins(s) {
+            spans.push(Span::raw(format!("─ received from {by} ")));
+        }
+    } else if let Some(s) = &app.snap {
         spans.push(Span::raw(format!("─ up {} ─ samples dropped {} ", uptime(s.uptime_seconds), s.samples.dropped)));
         if let Some(ns) = s.netns {
             spans.push(Span::raw(format!("─ netns {ns} only ")));
@@ -205,7 +210,24 @@ fn recent_items(rows: &[&model::Recent], width: usize) -> Vec<ListItem<'static>>
         .collect()
 }
 
+/// Fleet mode: the hosts by reset rate where one daemon's recent resets go.
+fn hosts(f: &mut Frame, area: Rect, app: &App, hosts: &[model::HostRate]) {
+    let frame = block(" hosts by reset rate (sent + received, last minute) ", app.pane == Pane::Recent);
+    let shown: Vec<&model::HostRate> =
+        hosts.iter().filter(|h| app.filter.is_empty() || h.host.contains(&app.filter)).collect();
+    let w = shown.iter().map(|h| h.host.chars().count()).max().unwrap_or(4).max(4);
+    let items: Vec<ListItem> = shown
+        .iter()
+        .map(|h| ListItem::new(format!("{:<w$} {:>10.1}/s {:>12} resets", h.host, h.rate, h.total)))
+        .collect();
+    f.render_widget(List::new(items).block(frame), area);
+}
+
 fn recent(f: &mut Frame, area: Rect, app: &App) {
+    if let Some(h) = &app.hosts {
+        hosts(f, area, app, h);
+        return;
+    }
     let rows = app.recent();
     let frame = block(" recent resets (local time; source → destination; process or owner) ", app.pane == Pane::Recent);
     if rows.is_empty() && !app.filter.is_empty() {
@@ -282,7 +304,8 @@ pub fn render(f: &mut Frame, app: &App) {
     let shown = app.peers();
     let with_netns = model::several_netns(shown.iter().map(|p| p.netns));
     let peer_rows = shown.into_iter().map(|p| (p.label(with_netns), p.count)).collect();
-    keyed(f, peers, " top peers ", peer_rows, app.pane == Pane::Peers, app.selected[2]);
+    let peers_title = if app.hosts.is_some() { " hosts " } else { " top peers " };
+    keyed(f, peers, peers_title, peer_rows, app.pane == Pane::Peers, app.selected[2]);
     let owner_rows = app.owners().into_iter().map(|o| (o.owner.clone(), o.count)).collect();
     keyed(f, owners, " by owner ", owner_rows, app.pane == Pane::Owners, app.selected[3]);
     let line = match (&app.snap, app.selected_cause()) {
@@ -496,6 +519,33 @@ mod tests {
         }];
         a.on_snapshot(s);
         assert!(screen(&a, 80, 24).contains("ALERT: port_scan 10.0.0.9"));
+    }
+
+    #[test]
+    fn fleet_mode_ranks_hosts_and_names_them_in_place_of_peers() {
+        use crate::pipeline::model::HostRate;
+        let mut a = App::new("prometheus http://127.0.0.1:9090".into());
+        let mut s = snap(1.0, 2, 0);
+        s.peers = vec![PeerCount {
+            view: "sent".into(),
+            cause: "closed_port".into(),
+            addr: "10.79.1.2:9477".into(),
+            netns: None,
+            count: 2,
+        }];
+        a.on_snapshot(s);
+        a.hosts = Some(vec![
+            HostRate { host: "10.79.1.2:9477".into(), rate: 25.0, total: 900 },
+            HostRate { host: "10.79.2.2:9477".into(), rate: 0.5, total: 4000 },
+        ]);
+        let text = screen(&a, 120, 30);
+        assert!(text.contains("fleet of 2 hosts"), "{text}");
+        assert!(text.contains(" hosts by reset rate"), "{text}");
+        let first = text.find("10.79.1.2:9477       25.0/s").expect(&text);
+        let second = text.find("10.79.2.2:9477        0.5/s").expect(&text);
+        assert!(first < second, "ranked by rate: {text}");
+        assert!(text.contains(" hosts ─") || text.contains(" hosts "), "{text}");
+        assert!(!text.contains("up 1s"), "no one uptime for a fleet: {text}");
     }
 
     #[test]
