@@ -1,7 +1,9 @@
 //! The fleet path for real: Debian's Prometheus scrapes two daemons standing
 //! for two hosts (two namespaces, each with its own daemon, traffic and
 //! address) with the scrape config the README recommends, loads
-//! `packaging/prometheus-alerts.yml`, and answers every query of
+//! `packaging/prometheus-alerts.yml` (every alert but RstwatchMissedEvents,
+//! which needs the kernel to skip our program, is provoked for real), and
+//! answers every query of
 //! `packaging/grafana-dashboard.json`.
 //!
 //! The rules' windows are shortened for the test (`[5m]` -> `[20s]`,
@@ -27,8 +29,8 @@ use rst_tests::{
         tmux::Tmux,
     },
     traffic::{
-        flood,
-        frames::{ACK, Tcp},
+        self, flood,
+        frames::{ACK, RST, Tcp},
     },
     wait,
 };
@@ -92,7 +94,9 @@ fn a_real_prometheus_scrapes_two_hosts_fires_the_alerts_and_answers_the_dashboar
     let (h1, h2) = (&fleet.hosts[0], &fleet.hosts[1]);
     let ns_of = |n: &Netns| n.path();
     // host 1: the usual daemon; host 2: a ring too small for its bursts (samples dropped)
-    let d1 = Daemon::start_listening(h1, &listen(0), &["--netns", &ns_of(h1), "--owner-metrics"]);
+    // host 1 watches its link to the monitor: origins are judged there
+    let (h1_dev, mon_dev) = devices(0);
+    let d1 = Daemon::start_listening(h1, &listen(0), &["--netns", &ns_of(h1), "--owner-metrics", "--iface", &h1_dev]);
     let host2_args = ["--netns", &ns_of(h2), "--owner-metrics", "--ring-bytes", "4096", "--sample-rate", "1000000"];
     let mut d2 = Some(Daemon::start_listening(h2, &listen(1), &host2_args));
     let prom =
@@ -109,7 +113,6 @@ fn a_real_prometheus_scrapes_two_hosts_fires_the_alerts_and_answers_the_dashboar
     // of 2000 refused connects into its small ring.
     let stop = AtomicBool::new(false);
     let mut seen = Seen::new();
-    let (h1_dev, mon_dev) = devices(0);
     let (ifindex, mon_mac) = fleet.monitor.link_info(&mon_dev);
     let (_, h1_mac) = h1.link_info(&h1_dev);
     let ip = |s: String| s.parse::<std::net::Ipv4Addr>().unwrap();
@@ -139,8 +142,33 @@ fn a_real_prometheus_scrapes_two_hosts_fires_the_alerts_and_answers_the_dashboar
                 refused(h2, 7200);
             }
         });
+        // Host 1: four connections to a server on the monitor, each reset by a RST with
+        // the exact sequence the server never sent, while the server keeps talking: forged.
+        t.spawn(|| {
+            let server: SocketAddr = format!("{}:7600", monitor_addr(0)).parse().unwrap();
+            let listener = traffic::listen(&fleet.monitor, server);
+            let fd = fleet.monitor.run(|| flood::socket(ifindex));
+            for i in 0..4u16 {
+                let client: SocketAddr = format!("{}:{}", host_addr(0), 7700 + i).parse().unwrap();
+                let mut c = traffic::connect(h1, client, server).expect("connect");
+                let (mut s, _) = listener.accept().expect("accept");
+                traffic::assert_connected(&mut s, &mut c);
+                let seq = traffic::seq_and_tsval(&s).0;
+                let t = Tcp { sport: 7600, dport: 7700 + i, seq, flags: RST | ACK, doff: 5, payload: Vec::new() };
+                let frame = flood::frame(mon_mac, h1_mac, ip(monitor_addr(0)), ip(host_addr(0)), &t);
+                assert_eq!(flood::flood_count(&fd, &[frame], 1), 1);
+                wait::until_true("the forged reset taken", Duration::from_secs(10), || traffic::tcp_state(&c) != 1);
+                let _ = std::io::Write::write_all(&mut s, b"I never reset");
+            }
+        });
         // While it runs: every alert that can be provoked here goes pending, then firing.
-        let want = ["RstwatchDetector", "RstwatchClosedPortSurge", "RstwatchStaleSegments", "RstwatchSamplesDropped"];
+        let want = [
+            "RstwatchDetector",
+            "RstwatchClosedPortSurge",
+            "RstwatchStaleSegments",
+            "RstwatchSamplesDropped",
+            "RstwatchResetsNotFromPeer",
+        ];
         wait::until("the alerts to fire", Duration::from_secs(90), Duration::from_millis(500), || {
             note_states(&prom, &mut seen);
             let firing = |n: &str| seen.get(n).is_some_and(|s| s.iter().any(|x| x == "firing"));
@@ -179,7 +207,7 @@ fn a_real_prometheus_scrapes_two_hosts_fires_the_alerts_and_answers_the_dashboar
         let screen =
             tmux.wait_for("the fleet view", |s| s.contains("fleet of 2 hosts") && s.contains(&one) && s.contains(&two));
         assert!(screen.contains("closed_port") && screen.contains("hosts by reset rate"), "{screen}");
-        let screen = tmux.wait_for("the fleet's causes", |s| s.contains("stale_segment") && s.contains("received"));
+        let screen = tmux.wait_for("the fleet's causes", |s| s.contains("stale_segment") && s.contains("forged 4"));
         eprintln!("rstwatch top --prometheus:\n{screen}");
     }
     // Not a terminal, one host by --hosts: the hosts table, then the summary.
@@ -218,7 +246,7 @@ fn a_real_prometheus_scrapes_two_hosts_fires_the_alerts_and_answers_the_dashboar
         if active.is_empty() { Ok(()) } else { Err(format!("{active:?}")) }
     });
     eprintln!("alert states seen: {seen:?}");
-    for name in ["RstwatchClosedPortSurge", "RstwatchStaleSegments", "RstwatchDown"] {
+    for name in ["RstwatchClosedPortSurge", "RstwatchStaleSegments", "RstwatchDown", "RstwatchResetsNotFromPeer"] {
         assert_eq!(seen[name].first().map(String::as_str), Some("pending"), "{name} first pending: {seen:?}");
     }
     drop((d1, d2));

@@ -114,15 +114,20 @@ impl Fleet {
                 count: count(v),
             });
         }
+        // Origins as now judged: as first judged, plus corrections in, minus corrections out.
+        let mut origins: BTreeMap<(String, String), i64> = BTreeMap::new();
         for (l, v) in self.query(&format!("sum by (view, origin) (rstwatch_rst_origin_total{{{h}}})"))? {
-            let n = count(v);
+            *origins.entry((label(&l, "view"), label(&l, "origin"))).or_default() += v.round() as i64;
+        }
+        let moved = format!("sum by (view, from, to) (rstwatch_rst_origin_corrections_total{{{h}}})");
+        for (l, v) in self.query(&moved)? {
+            let n = v.round() as i64;
+            *origins.entry((label(&l, "view"), label(&l, "to"))).or_default() += n;
+            *origins.entry((label(&l, "view"), label(&l, "from"))).or_default() -= n;
+        }
+        for ((view, origin), n) in origins {
             if n > 0 {
-                s.origins.push(OriginCount {
-                    view: label(&l, "view"),
-                    cause: String::new(),
-                    origin: label(&l, "origin"),
-                    count: n,
-                });
+                s.origins.push(OriginCount { view, cause: String::new(), origin, count: n.unsigned_abs() });
             }
         }
         s.causes.sort_by(|a, b| (&a.view, &a.cause).cmp(&(&b.view, &b.cause)));
