@@ -87,6 +87,70 @@ fn note_states(p: &Prometheus, seen: &mut Seen) {
     }
 }
 
+/// Host 1: four connections to a server on the monitor, each reset by a RST
+/// with the exact sequence the server never sent, while the server keeps
+/// talking: forged (the monitor's frames leave from `ifindex`, `mon_mac`).
+fn forge_resets(fleet: &Fleet, ifindex: i32, mon_mac: [u8; 6], h1_mac: [u8; 6]) {
+    let ip = |s: String| s.parse::<std::net::Ipv4Addr>().unwrap();
+    let server: SocketAddr = format!("{}:7600", monitor_addr(0)).parse().unwrap();
+    let listener = traffic::listen(&fleet.monitor, server);
+    let fd = fleet.monitor.run(|| flood::socket(ifindex));
+    for i in 0..4u16 {
+        let client: SocketAddr = format!("{}:{}", host_addr(0), 7700 + i).parse().unwrap();
+        let mut c = traffic::connect(&fleet.hosts[0], client, server).expect("connect");
+        let (mut s, _) = listener.accept().expect("accept");
+        traffic::assert_connected(&mut s, &mut c);
+        let seq = traffic::seq_and_tsval(&s).0;
+        let t = Tcp { sport: 7600, dport: 7700 + i, seq, flags: RST | ACK, doff: 5, payload: Vec::new() };
+        let frame = flood::frame(mon_mac, h1_mac, ip(monitor_addr(0)), ip(host_addr(0)), &t);
+        assert_eq!(flood::flood_count(&fd, &[frame], 1), 1);
+        wait::until_true("the forged reset taken", Duration::from_secs(10), || traffic::tcp_state(&c) != 1);
+        let _ = std::io::Write::write_all(&mut s, b"I never reset");
+    }
+}
+
+/// `rstwatch top --prometheus` against the live server: the fleet view in a
+/// real terminal, then, not on a terminal, `--hosts` keeping host `two`.
+fn fleet_top(fleet: &Fleet, one: &str, two: &str) {
+    // `rstwatch top --prometheus`: the same live view for the fleet, in a real terminal.
+    let top = |hosts: &str| {
+        format!(
+            "nsenter --net={} {} top --prometheus http://127.0.0.1:9090 --hosts '{hosts}'",
+            fleet.monitor.path(),
+            daemon::bin()
+        )
+    };
+    {
+        let tmux = Tmux::start(&top(".*"), 140, 40);
+        let screen =
+            tmux.wait_for("the fleet view", |s| s.contains("fleet of 2 hosts") && s.contains(one) && s.contains(two));
+        assert!(screen.contains("closed_port") && screen.contains("hosts by reset rate"), "{screen}");
+        let screen = tmux.wait_for("the fleet's causes", |s| s.contains("stale_segment") && s.contains("forged 4"));
+        eprintln!("rstwatch top --prometheus:\n{screen}");
+    }
+    // Not a terminal, one host by --hosts: the hosts table, then the summary.
+    let mut plain = std::process::Command::new("nsenter")
+        .arg(format!("--net={}", fleet.monitor.path()))
+        .arg(daemon::bin())
+        .args(["top", "--prometheus", "http://127.0.0.1:9090", "--hosts", "10\\.79\\.2\\..*"])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("rstwatch top");
+    let mut out = String::new();
+    let mut reader = std::io::BufReader::new(plain.stdout.take().unwrap());
+    while !(out.contains("HOST") && out.contains("\nVIEW ")) {
+        if std::io::BufRead::read_line(&mut reader, &mut out).unwrap_or(0) == 0 {
+            break;
+        }
+        if out.len() > 100_000 {
+            break;
+        }
+    }
+    let _ = plain.kill();
+    let _ = plain.wait();
+    assert!(out.contains("HOST") && out.contains(two) && !out.contains(one), "{out}");
+}
+
 #[test]
 fn a_real_prometheus_scrapes_two_hosts_fires_the_alerts_and_answers_the_dashboard() {
     let fleet = Fleet::new(2);
@@ -144,23 +208,7 @@ fn a_real_prometheus_scrapes_two_hosts_fires_the_alerts_and_answers_the_dashboar
         });
         // Host 1: four connections to a server on the monitor, each reset by a RST with
         // the exact sequence the server never sent, while the server keeps talking: forged.
-        t.spawn(|| {
-            let server: SocketAddr = format!("{}:7600", monitor_addr(0)).parse().unwrap();
-            let listener = traffic::listen(&fleet.monitor, server);
-            let fd = fleet.monitor.run(|| flood::socket(ifindex));
-            for i in 0..4u16 {
-                let client: SocketAddr = format!("{}:{}", host_addr(0), 7700 + i).parse().unwrap();
-                let mut c = traffic::connect(h1, client, server).expect("connect");
-                let (mut s, _) = listener.accept().expect("accept");
-                traffic::assert_connected(&mut s, &mut c);
-                let seq = traffic::seq_and_tsval(&s).0;
-                let t = Tcp { sport: 7600, dport: 7700 + i, seq, flags: RST | ACK, doff: 5, payload: Vec::new() };
-                let frame = flood::frame(mon_mac, h1_mac, ip(monitor_addr(0)), ip(host_addr(0)), &t);
-                assert_eq!(flood::flood_count(&fd, &[frame], 1), 1);
-                wait::until_true("the forged reset taken", Duration::from_secs(10), || traffic::tcp_state(&c) != 1);
-                let _ = std::io::Write::write_all(&mut s, b"I never reset");
-            }
-        });
+        t.spawn(|| forge_resets(&fleet, ifindex, mon_mac, h1_mac));
         // While it runs: every alert that can be provoked here goes pending, then firing.
         let want = [
             "RstwatchDetector",
@@ -193,44 +241,7 @@ fn a_real_prometheus_scrapes_two_hosts_fires_the_alerts_and_answers_the_dashboar
     let by_host = prom.query("sum by (instance) (rstwatch_resets_total{view=\"sent\"})");
     assert_eq!(by_host.len(), 2, "{by_host:?}");
 
-    // `rstwatch top --prometheus`: the same live view for the fleet, in a real terminal.
-    let top = |hosts: &str| {
-        format!(
-            "nsenter --net={} {} top --prometheus http://127.0.0.1:9090 --hosts '{hosts}'",
-            fleet.monitor.path(),
-            daemon::bin()
-        )
-    };
-    let (one, two) = (listen(0), listen(1));
-    {
-        let tmux = Tmux::start(&top(".*"), 140, 40);
-        let screen =
-            tmux.wait_for("the fleet view", |s| s.contains("fleet of 2 hosts") && s.contains(&one) && s.contains(&two));
-        assert!(screen.contains("closed_port") && screen.contains("hosts by reset rate"), "{screen}");
-        let screen = tmux.wait_for("the fleet's causes", |s| s.contains("stale_segment") && s.contains("forged 4"));
-        eprintln!("rstwatch top --prometheus:\n{screen}");
-    }
-    // Not a terminal, one host by --hosts: the hosts table, then the summary.
-    let mut plain = std::process::Command::new("nsenter")
-        .arg(format!("--net={}", fleet.monitor.path()))
-        .arg(daemon::bin())
-        .args(["top", "--prometheus", "http://127.0.0.1:9090", "--hosts", "10\\.79\\.2\\..*"])
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .expect("rstwatch top");
-    let mut out = String::new();
-    let mut reader = std::io::BufReader::new(plain.stdout.take().unwrap());
-    while !(out.contains("HOST") && out.contains("\nVIEW ")) {
-        if std::io::BufRead::read_line(&mut reader, &mut out).unwrap_or(0) == 0 {
-            break;
-        }
-        if out.len() > 100_000 {
-            break;
-        }
-    }
-    let _ = plain.kill();
-    let _ = plain.wait();
-    assert!(out.contains("HOST") && out.contains(&two) && !out.contains(&one), "{out}");
+    fleet_top(&fleet, &listen(0), &listen(1));
 
     // A host whose daemon stops: RstwatchDown goes pending, then firing; back, it resolves.
     drop(d2.take());

@@ -29,7 +29,6 @@ pub struct Cli {
 }
 
 #[derive(Subcommand, Debug)]
-#[expect(clippy::large_enum_variant, reason = "parsed once at start")]
 pub enum Command {
     /// Load the kernel programs, count resets and serve /snapshot (JSON) and /metrics (Prometheus).
     Run(RunArgs),
