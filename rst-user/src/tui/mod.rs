@@ -25,10 +25,19 @@ pub enum Source {
 }
 
 impl Source {
-    fn name(&self) -> String {
+    /// What the status line names: the daemon's address, or Prometheus's.
+    fn label(&self) -> String {
         match self {
             Self::Daemon(t) => t.addr.to_string(),
             Self::Fleet(f) => format!("prometheus {}", f.url),
+        }
+    }
+
+    /// What a sentence names ("waiting for …").
+    fn name(&self) -> String {
+        match self {
+            Self::Daemon(t) => format!("the daemon at {}", t.addr),
+            Self::Fleet(f) => format!("Prometheus at {}", f.url),
         }
     }
 
@@ -44,7 +53,7 @@ pub fn run(source: Source) -> Result<(), Error> {
     if !std::io::stdout().is_terminal() {
         return plain(&source);
     }
-    let name = source.name();
+    let name = source.label();
     let (tx, rx) = mpsc::channel();
     std::thread::spawn(move || {
         while tx.send(source.fetch()).is_ok() {
