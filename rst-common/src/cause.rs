@@ -33,6 +33,37 @@ pub const MALFORMED: u8 = 25;
 // received, from the drop path
 pub const REJECTED_INVALID: u8 = 26;
 
+/// Every cause code above, once (the daemon's catalogue must name each).
+pub const ALL: [u8; 27] = [
+    OTHER,
+    CLOSED_PORT,
+    STALE_SEGMENT,
+    LINGER_ABORT,
+    FIN_WAIT2_ABORT,
+    CLOSE_WITH_UNREAD_DATA,
+    ABORT_ON_DATA,
+    ABORT_ON_MEMORY,
+    KEEPALIVE_TIMEOUT,
+    DISCONNECT_WITH_DATA,
+    TIMEWAIT_SOCKET,
+    INVALID_ACK,
+    PAWS,
+    BAD_FLAGS,
+    BAD_STATE,
+    MPTCP,
+    UNSPECIFIED,
+    REFUSED,
+    PEER_RESET,
+    RESET_WHILE_CLOSING,
+    RESET_IN_HANDSHAKE,
+    REFUSAL,
+    STRAY_REPLY,
+    ABORT,
+    NOT_FROM_STACK,
+    MALFORMED,
+    REJECTED_INVALID,
+];
+
 /// Slots reserved per view in the counter array (codes are `< SLOTS`).
 pub const SLOTS: u8 = 32;
 
@@ -56,4 +87,17 @@ pub const fn runs_in_process(cause: u8) -> bool {
 #[must_use]
 pub const fn slot(view: u8, cause: u8) -> u32 {
     view as u32 * SLOTS as u32 + (cause % SLOTS) as u32
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn every_code_is_listed_once_and_fits_its_slots() {
+        let mut seen = [false; super::SLOTS as usize];
+        for c in super::ALL {
+            assert!(c < super::SLOTS, "{c}");
+            assert!(!seen[usize::from(c)], "{c} twice");
+            seen[usize::from(c)] = true;
+        }
+    }
 }

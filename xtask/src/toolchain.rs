@@ -141,3 +141,33 @@ pub fn ensure(target_dir: &Path) -> Result<()> {
     ensure_nightly()?;
     ensure_bpf_linker(target_dir)
 }
+
+/// Clippy on the kernel programs, as configured (the workspace's pedantic
+/// lints, warnings as errors): with the nightly that builds them (clippy
+/// added to it once), for the BPF target.
+pub fn clippy_ebpf() -> Result<()> {
+    ensure_nightly()?;
+    let has_clippy = output(Command::new("rustup").args(["component", "list", "--installed", "--toolchain", nightly()]))
+        .is_some_and(|s| s.lines().any(|l| l.starts_with("clippy")));
+    if !has_clippy {
+        let args = ["component", "add", "clippy", "--toolchain", nightly()];
+        run(
+            Command::new("rustup").args(args),
+            &format!("adding clippy to Rust {} (lints the eBPF programs)", nightly()),
+            &format!("rustup must be able to download; retry with `rustup {}`", args.join(" ")),
+        )?;
+    }
+    let manifest = Path::new(env!("CARGO_MANIFEST_DIR")).join("../rst-ebpf/Cargo.toml");
+    run(
+        Command::new("cargo")
+            .arg(format!("+{}", nightly()))
+            .args(["clippy", "--release", "--target", "bpfel-unknown-none", "-Z", "build-std=core", "--manifest-path"])
+            .arg(manifest)
+            .args(["--target-dir", "target/clippy-ebpf", "--", "-D", "warnings"])
+            .env_remove("RUSTUP_TOOLCHAIN")
+            .env_remove("RUSTC")
+            .env_remove("RUSTC_WRAPPER"),
+        "clippy on the eBPF programs",
+        "fix the lints it names",
+    )
+}

@@ -169,44 +169,141 @@ fn origins(enc: &mut DescriptorEncoder, s: &Snapshot) -> std::fmt::Result {
     )
 }
 
+/// Exact resets by (view, cause), and by this host's port.
+fn resets(enc: &mut DescriptorEncoder, s: &Snapshot) -> std::fmt::Result {
+    let count_of = |v: &str, c: &str| s.causes.iter().find(|r| r.view == v && r.cause == c).map_or(0, |r| r.count);
+    let mut resets = Vec::new();
+    for v in model::VIEWS {
+        for c in model::causes_of(v) {
+            let (v, c) = (model::view_name(v), model::cause_name(c));
+            resets.push((vec![("view", v.to_string()), ("cause", c.to_string())], count_of(v, c)));
+        }
+    }
+    counter(enc, "rstwatch_resets", "TCP resets counted exactly in the kernel, by view and cause.", &resets)?;
+    // Clients' ephemeral ports are summed per (view, cause): dashboards stay bounded.
+    let ephemeral = |p: &PortLabel| match (p, s.ephemeral_ports) {
+        (PortLabel::Port(n), Some([lo, hi])) => (lo..=hi).contains(n),
+        _ => false,
+    };
+    let mut ports: Vec<(Vec<(&str, String)>, u64)> = Vec::new();
+    let mut clients: std::collections::BTreeMap<(&str, &str), u64> = std::collections::BTreeMap::new();
+    for p in &s.ports {
+        if ephemeral(&p.port) {
+            *clients.entry((p.view.as_str(), p.cause.as_str())).or_default() += p.count;
+        } else {
+            ports.push((
+                vec![("view", p.view.clone()), ("cause", p.cause.clone()), ("port", p.port.to_string())],
+                p.count,
+            ));
+        }
+    }
+    ports.extend(clients.into_iter().map(|((v, c), n)| {
+        (vec![("view", v.to_string()), ("cause", c.to_string()), ("port", EPHEMERAL.to_string())], n)
+    }));
+    counter(
+        enc,
+        "rstwatch_port_resets",
+        "TCP resets by this host's port; ports past the key budget or top-N as port=\"other\", clients' ephemeral ports summed as port=\"ephemeral\".",
+        &ports,
+    )?;
+    Ok(())
+}
+
+/// What was not delivered or not counted, and why: samples, alerts started, misses.
+fn losses(enc: &mut DescriptorEncoder, s: &Snapshot) -> std::fmt::Result {
+    for (name, help, value) in [
+        ("rstwatch_samples_delivered", "Reset samples read from the ring buffer.", s.samples.delivered),
+        (
+            "rstwatch_samples_dropped",
+            "Reset samples not delivered (ring full or rate-limited); counts stay exact.",
+            s.samples.dropped,
+        ),
+        ("rstwatch_samples_ring_full", "Reset samples lost because the ring buffer was full.", s.samples.ring_full),
+        (
+            "rstwatch_samples_rate_limited",
+            "Reset samples skipped by the per-CPU sample rate limit.",
+            s.samples.rate_limited,
+        ),
+        (
+            "rstwatch_captures_lost",
+            "Packet captures of sampled resets (--pcap) lost because their ring buffer was full.",
+            s.samples.captures_lost,
+        ),
+    ] {
+        plain_counter(enc, name, help, value)?;
+    }
+    let alerts: Vec<_> = ["port_scan", "listener_down", "rst_flood"]
+        .iter()
+        .map(|k| (vec![("kind", (*k).to_string())], s.alerts_started.get(*k).copied().unwrap_or(0)))
+        .collect();
+    counter(enc, "rstwatch_alerts", "Alerts started (port_scan, listener_down, rst_flood).", &alerts)?;
+    let missed: Vec<_> = s.missed.iter().map(|(v, n)| (vec![("view", v.clone())], *n)).collect();
+    counter(
+        enc,
+        "rstwatch_missed",
+        "Resets the kernel did not run rstwatch's program for (reported by the kernel, or seen leaving a watched interface without their tracepoint event); not in rstwatch_resets_total.",
+        &missed,
+    )?;
+    let by_kind: Vec<_> = s
+        .missed_by_kind
+        .iter()
+        .flat_map(|(v, kinds)| kinds.iter().map(move |(k, n)| (vec![("view", v.clone()), ("kind", k.clone())], *n)))
+        .collect();
+    counter(
+        enc,
+        "rstwatch_missed_by_kind",
+        "rstwatch_missed_total by kind: recursion (the kernel skipped the program because it was already running on that CPU, its fdinfo recursion_misses) or unannounced (retired, always 0: stack replies are told by their owner).",
+        &by_kind,
+    )?;
+    Ok(())
+}
+
+/// What works here: coverage, interface hooks, key budgets.
+fn health(enc: &mut DescriptorEncoder, s: &Snapshot) -> std::fmt::Result {
+    gauge(
+        enc,
+        "rstwatch_coverage",
+        "1 when this kernel supports the feature rstwatch uses, 0 when that part degrades.",
+        &coverage_rows(s),
+    )?;
+    gauge(
+        enc,
+        "rstwatch_interface_attached",
+        "1 when the hook (xdp: wire_in, tc: wire_out) is attached to the requested interface, 0 when it is not (absent, or failing to attach).",
+        &interface_rows(s),
+    )?;
+    let k = &s.keys;
+    let maps = [("ports", k.ports), ("peers", k.peers), ("owners", k.owners)];
+    let folded: Vec<_> = maps.iter().map(|(m, st)| (vec![("map", (*m).to_string())], st.folded)).collect();
+    counter(
+        enc,
+        "rstwatch_keys_folded",
+        "Port, peer and owner keys moved from the kernel maps into the daemon by folds (exact; frees the kernel's key budget).",
+        &folded,
+    )?;
+    let forgotten: Vec<_> = maps.iter().map(|(m, st)| (vec![("map", (*m).to_string())], st.forgotten)).collect();
+    counter(
+        enc,
+        "rstwatch_keys_forgotten",
+        "Folded keys the daemon stopped holding (the coldest, past 4x the key budget); their resets are in the port/peer/owner \"expired\" rows.",
+        &forgotten,
+    )?;
+    let live: Vec<_> = maps
+        .iter()
+        .flat_map(|(m, st)| {
+            [("kernel", st.kernel), ("daemon", st.held)].map(|(at, n)| {
+                (vec![("map", (*m).to_string()), ("at", at.to_string())], i64::try_from(n).unwrap_or(i64::MAX))
+            })
+        })
+        .collect();
+    gauge(enc, "rstwatch_keys", "Keys held now, in the kernel map (of its budget) and in the daemon.", &live)?;
+    Ok(())
+}
+
 impl Collector for SnapshotCollector {
     fn encode(&self, mut enc: DescriptorEncoder) -> std::fmt::Result {
         let s = &self.0;
-        let count_of = |v: &str, c: &str| s.causes.iter().find(|r| r.view == v && r.cause == c).map_or(0, |r| r.count);
-        let mut resets = Vec::new();
-        for v in model::VIEWS {
-            for &c in model::causes_of(v) {
-                let (v, c) = (model::view_name(v), model::cause_name(c));
-                resets.push((vec![("view", v.to_string()), ("cause", c.to_string())], count_of(v, c)));
-            }
-        }
-        counter(&mut enc, "rstwatch_resets", "TCP resets counted exactly in the kernel, by view and cause.", &resets)?;
-        // Clients' ephemeral ports are summed per (view, cause): dashboards stay bounded.
-        let ephemeral = |p: &PortLabel| match (p, s.ephemeral_ports) {
-            (PortLabel::Port(n), Some([lo, hi])) => (lo..=hi).contains(n),
-            _ => false,
-        };
-        let mut ports: Vec<(Vec<(&str, String)>, u64)> = Vec::new();
-        let mut clients: std::collections::BTreeMap<(&str, &str), u64> = std::collections::BTreeMap::new();
-        for p in &s.ports {
-            if ephemeral(&p.port) {
-                *clients.entry((p.view.as_str(), p.cause.as_str())).or_default() += p.count;
-            } else {
-                ports.push((
-                    vec![("view", p.view.clone()), ("cause", p.cause.clone()), ("port", p.port.to_string())],
-                    p.count,
-                ));
-            }
-        }
-        ports.extend(clients.into_iter().map(|((v, c), n)| {
-            (vec![("view", v.to_string()), ("cause", c.to_string()), ("port", EPHEMERAL.to_string())], n)
-        }));
-        counter(
-            &mut enc,
-            "rstwatch_port_resets",
-            "TCP resets by this host's port; ports past the key budget or top-N as port=\"other\", clients' ephemeral ports summed as port=\"ephemeral\".",
-            &ports,
-        )?;
+        resets(&mut enc, s)?;
         origins(&mut enc, s)?;
         if self.1.owners {
             counter(
@@ -216,87 +313,8 @@ impl Collector for SnapshotCollector {
                 &owner_rows(s),
             )?;
         }
-        for (name, help, value) in [
-            ("rstwatch_samples_delivered", "Reset samples read from the ring buffer.", s.samples.delivered),
-            (
-                "rstwatch_samples_dropped",
-                "Reset samples not delivered (ring full or rate-limited); counts stay exact.",
-                s.samples.dropped,
-            ),
-            ("rstwatch_samples_ring_full", "Reset samples lost because the ring buffer was full.", s.samples.ring_full),
-            (
-                "rstwatch_samples_rate_limited",
-                "Reset samples skipped by the per-CPU sample rate limit.",
-                s.samples.rate_limited,
-            ),
-            (
-                "rstwatch_captures_lost",
-                "Packet captures of sampled resets (--pcap) lost because their ring buffer was full.",
-                s.samples.captures_lost,
-            ),
-        ] {
-            plain_counter(&mut enc, name, help, value)?;
-        }
-        let alerts: Vec<_> = ["port_scan", "listener_down", "rst_flood"]
-            .iter()
-            .map(|k| (vec![("kind", (*k).to_string())], s.alerts_started.get(*k).copied().unwrap_or(0)))
-            .collect();
-        counter(&mut enc, "rstwatch_alerts", "Alerts started (port_scan, listener_down, rst_flood).", &alerts)?;
-        let missed: Vec<_> = s.missed.iter().map(|(v, n)| (vec![("view", v.clone())], *n)).collect();
-        counter(
-            &mut enc,
-            "rstwatch_missed",
-            "Resets the kernel did not run rstwatch's program for (reported by the kernel, or seen leaving a watched interface without their tracepoint event); not in rstwatch_resets_total.",
-            &missed,
-        )?;
-        let by_kind: Vec<_> = s
-            .missed_by_kind
-            .iter()
-            .flat_map(|(v, kinds)| kinds.iter().map(move |(k, n)| (vec![("view", v.clone()), ("kind", k.clone())], *n)))
-            .collect();
-        counter(
-            &mut enc,
-            "rstwatch_missed_by_kind",
-            "rstwatch_missed_total by kind: recursion (the kernel skipped the program because it was already running on that CPU, its fdinfo recursion_misses) or unannounced (retired, always 0: stack replies are told by their owner).",
-            &by_kind,
-        )?;
-        gauge(
-            &mut enc,
-            "rstwatch_coverage",
-            "1 when this kernel supports the feature rstwatch uses, 0 when that part degrades.",
-            &coverage_rows(s),
-        )?;
-        gauge(
-            &mut enc,
-            "rstwatch_interface_attached",
-            "1 when the hook (xdp: wire_in, tc: wire_out) is attached to the requested interface, 0 when it is not (absent, or failing to attach).",
-            &interface_rows(s),
-        )?;
-        let k = &s.keys;
-        let maps = [("ports", k.ports), ("peers", k.peers), ("owners", k.owners)];
-        let folded: Vec<_> = maps.iter().map(|(m, st)| (vec![("map", (*m).to_string())], st.folded)).collect();
-        counter(
-            &mut enc,
-            "rstwatch_keys_folded",
-            "Port, peer and owner keys moved from the kernel maps into the daemon by folds (exact; frees the kernel's key budget).",
-            &folded,
-        )?;
-        let forgotten: Vec<_> = maps.iter().map(|(m, st)| (vec![("map", (*m).to_string())], st.forgotten)).collect();
-        counter(
-            &mut enc,
-            "rstwatch_keys_forgotten",
-            "Folded keys the daemon stopped holding (the coldest, past 4x the key budget); their resets are in the port/peer/owner \"expired\" rows.",
-            &forgotten,
-        )?;
-        let live: Vec<_> = maps
-            .iter()
-            .flat_map(|(m, st)| {
-                [("kernel", st.kernel), ("daemon", st.held)].map(|(at, n)| {
-                    (vec![("map", (*m).to_string()), ("at", at.to_string())], i64::try_from(n).unwrap_or(i64::MAX))
-                })
-            })
-            .collect();
-        gauge(&mut enc, "rstwatch_keys", "Keys held now, in the kernel map (of its budget) and in the daemon.", &live)?;
+        losses(&mut enc, s)?;
+        health(&mut enc, s)?;
         program_costs(&mut enc, s)?;
         if let Some(p) = &self.2 {
             process(&mut enc, p)?;

@@ -360,7 +360,7 @@ impl Aggregator {
         let mut totals = Totals::default();
         let mut causes = Vec::new();
         for v in model::VIEWS {
-            for &c in model::causes_of(v) {
+            for c in model::causes_of(v) {
                 let n = k.causes.get(cause::slot(v, c) as usize).copied().unwrap_or(0);
                 totals.add(v, n);
                 if n > 0 {
@@ -372,68 +372,7 @@ impl Aggregator {
                 }
             }
         }
-        let port_over = |slot: u32| k.overflow.get(slot as usize).copied().unwrap_or(0);
-        let peer_over = |slot: u32| k.overflow.get((maps::COUNT_SLOTS + slot) as usize).copied().unwrap_or(0);
-        let ports = top_rows(
-            self.held.0.merged(&k.ports).into_iter().map(|(key, n)| {
-                let (v, c, p) = maps::split_port_key(key);
-                (v, c, p, n)
-            }),
-            port_over,
-            &self.held.0.expired,
-            self.limits.top,
-        )
-        .into_iter()
-        .map(|(v, c, p, n)| PortCount {
-            view: model::view_name(v).into(),
-            cause: model::cause_name(c).into(),
-            port: match p {
-                Label::Key(p) => PortLabel::Port(p),
-                other => PortLabel::Other(other.or_else(|_: u16| String::new())),
-            },
-            count: n,
-        })
-        .collect();
-        let peers = top_rows(
-            self.held
-                .1
-                .merged(&k.peers)
-                .into_iter()
-                .map(|(key, n)| (key.view, key.cause, (peer_addr(&key), key.netns), n)),
-            peer_over,
-            &self.held.1.expired,
-            self.limits.top,
-        )
-        .into_iter()
-        .map(|(v, c, a, n)| PeerCount {
-            view: model::view_name(v).into(),
-            cause: model::cause_name(c).into(),
-            netns: if let Label::Key((_, ns)) = a { (ns != 0).then_some(ns) } else { None },
-            addr: a.or_else(|(a, _)| a.to_string()),
-            count: n,
-        })
-        .collect();
-        let owner_over = |slot: u32| k.overflow.get((2 * maps::COUNT_SLOTS + slot) as usize).copied().unwrap_or(0);
-        let owners = top_rows(
-            self.held.2.merged(&k.owners).into_iter().map(|(key, n)| (key.view, key.cause, key.cgroup, n)),
-            owner_over,
-            &self.held.2.expired,
-            self.limits.top,
-        )
-        .into_iter()
-        .map(|(v, c, id, n)| {
-            let cgroup = if let Label::Key(id) = id { Some(id) } else { None };
-            let named = cgroup.map(owner);
-            OwnerCount {
-                view: model::view_name(v).into(),
-                cause: model::cause_name(c).into(),
-                owner: named.as_ref().map_or_else(|| id.or_else(|_| String::new()), |o| o.name.clone()),
-                cgroup,
-                cgroup_path: named.and_then(|o| o.path),
-                count: n,
-            }
-        })
-        .collect();
+        let (ports, peers, owners) = (self.port_rows(), self.peer_rows(), self.owner_rows(owner));
         let (ring_full, rate_limited) = (k.samples.ring_full, k.samples.rate_limited);
         let (origins, origin_corrections) = origins::rows(&k.causes, &k.origins);
         Snapshot {
@@ -475,6 +414,83 @@ impl Aggregator {
             missed: missed_totals(&k.missed),
             missed_by_kind: missed_by_kind(&k.missed),
         }
+    }
+
+    /// Port rows: the top ports of each (view, cause), the rest as `other` and `expired`.
+    fn port_rows(&self) -> Vec<PortCount> {
+        let k = &self.counts;
+    let port_over = |slot: u32| k.overflow.get(slot as usize).copied().unwrap_or(0);
+    top_rows(
+        self.held.0.merged(&k.ports).into_iter().map(|(key, n)| {
+            let (v, c, p) = maps::split_port_key(key);
+            (v, c, p, n)
+        }),
+        port_over,
+        &self.held.0.expired,
+        self.limits.top,
+    )
+    .into_iter()
+    .map(|(v, c, p, n)| PortCount {
+        view: model::view_name(v).into(),
+        cause: model::cause_name(c).into(),
+        port: match p {
+            Label::Key(p) => PortLabel::Port(p),
+            other => PortLabel::Other(other.or_else(|_: u16| String::new())),
+        },
+        count: n,
+    })
+    .collect()
+    }
+
+    /// Peer rows, as the port rows.
+    fn peer_rows(&self) -> Vec<PeerCount> {
+        let k = &self.counts;
+    let peer_over = |slot: u32| k.overflow.get((maps::COUNT_SLOTS + slot) as usize).copied().unwrap_or(0);
+    top_rows(
+        self.held
+            .1
+            .merged(&k.peers)
+            .into_iter()
+            .map(|(key, n)| (key.view, key.cause, (peer_addr(&key), key.netns), n)),
+        peer_over,
+        &self.held.1.expired,
+        self.limits.top,
+    )
+    .into_iter()
+    .map(|(v, c, a, n)| PeerCount {
+        view: model::view_name(v).into(),
+        cause: model::cause_name(c).into(),
+        netns: if let Label::Key((_, ns)) = a { (ns != 0).then_some(ns) } else { None },
+        addr: a.or_else(|(a, _)| a.to_string()),
+        count: n,
+    })
+    .collect()
+    }
+
+    /// Owner rows, named by `owner` (cgroup id -> unit, container or path).
+    fn owner_rows(&self, owner: impl Fn(u64) -> Owner) -> Vec<OwnerCount> {
+        let k = &self.counts;
+    let owner_over = |slot: u32| k.overflow.get((2 * maps::COUNT_SLOTS + slot) as usize).copied().unwrap_or(0);
+    top_rows(
+        self.held.2.merged(&k.owners).into_iter().map(|(key, n)| (key.view, key.cause, key.cgroup, n)),
+        owner_over,
+        &self.held.2.expired,
+        self.limits.top,
+    )
+    .into_iter()
+    .map(|(v, c, id, n)| {
+        let cgroup = if let Label::Key(id) = id { Some(id) } else { None };
+        let resolved = cgroup.map(owner);
+        OwnerCount {
+            view: model::view_name(v).into(),
+            cause: model::cause_name(c).into(),
+            owner: resolved.as_ref().map_or_else(|| id.or_else(|_| String::new()), |o| o.name.clone()),
+            cgroup,
+            cgroup_path: resolved.and_then(|o| o.path),
+            count: n,
+        }
+    })
+    .collect()
     }
 
     fn recent_row(&self, e: &Event, owner: impl Fn(u64) -> Owner) -> Recent {

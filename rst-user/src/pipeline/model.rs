@@ -24,70 +24,76 @@ pub fn view_name(v: u8) -> &'static str {
     }
 }
 
-#[must_use]
-pub fn cause_name(c: u8) -> &'static str {
-    match c {
-        cause::CLOSED_PORT => "closed_port",
-        cause::STALE_SEGMENT => "stale_segment",
-        cause::LINGER_ABORT => "linger_abort",
-        cause::FIN_WAIT2_ABORT => "fin_wait2_abort",
-        cause::CLOSE_WITH_UNREAD_DATA => "close_with_unread_data",
-        cause::ABORT_ON_DATA => "abort_on_data",
-        cause::ABORT_ON_MEMORY => "abort_on_memory",
-        cause::KEEPALIVE_TIMEOUT => "keepalive_timeout",
-        cause::DISCONNECT_WITH_DATA => "disconnect_with_data",
-        cause::TIMEWAIT_SOCKET => "timewait_socket",
-        cause::INVALID_ACK => "invalid_ack",
-        cause::PAWS => "paws",
-        cause::BAD_FLAGS => "bad_flags",
-        cause::BAD_STATE => "bad_state",
-        cause::MPTCP => "mptcp",
-        cause::UNSPECIFIED => "unspecified",
-        cause::REFUSED => "refused",
-        cause::PEER_RESET => "peer_reset",
-        cause::RESET_WHILE_CLOSING => "reset_while_closing",
-        cause::RESET_IN_HANDSHAKE => "reset_in_handshake",
-        cause::REJECTED_INVALID => "rejected_invalid",
-        cause::REFUSAL => "refusal",
-        cause::STRAY_REPLY => "stray_reply",
-        cause::ABORT => "abort",
-        cause::NOT_FROM_STACK => "not_from_stack",
-        cause::MALFORMED => "malformed",
-        _ => "other",
-    }
+/// One cause (contract §2): its kernel code, its name, the views that report
+/// it, and a sentence for people watching live. Adding a cause is one row here.
+pub struct Cause {
+    pub code: u8,
+    pub name: &'static str,
+    pub views: &'static [u8],
+    pub sentence: &'static str,
 }
 
-/// The causes each view can report, in contract order.
+const SENT: &[u8] = &[view::SENT];
+const RECEIVED: &[u8] = &[view::RECEIVED];
+const STACK: &[u8] = &[view::SENT, view::RECEIVED];
+const WIRE: &[u8] = &[view::WIRE_IN, view::WIRE_OUT];
+const WIRE_OUT: &[u8] = &[view::WIRE_OUT];
+
+const fn c(code: u8, name: &'static str, views: &'static [u8], sentence: &'static str) -> Cause {
+    Cause { code, name, views, sentence }
+}
+
+/// Every cause, each once, in contract order within each view.
+pub const CAUSES: [Cause; 27] = {
+    use cause as k;
+    [
+        c(k::CLOSED_PORT, "closed_port", SENT, "a SYN came for a port nobody listens on"),
+        c(k::STALE_SEGMENT, "stale_segment", SENT, "peer is talking to a connection this host forgot, e.g. after a crash or reboot"),
+        c(k::LINGER_ABORT, "linger_abort", SENT, "a process closed with SO_LINGER {1,0}"),
+        c(k::FIN_WAIT2_ABORT, "fin_wait2_abort", SENT, "close() with TCP_LINGER2 < 0 skipped FIN_WAIT2"),
+        c(k::CLOSE_WITH_UNREAD_DATA, "close_with_unread_data", SENT, "a process closed a socket with received data still unread"),
+        c(k::ABORT_ON_DATA, "abort_on_data", SENT, "data arrived on a socket its process had already closed"),
+        c(k::ABORT_ON_MEMORY, "abort_on_memory", SENT, "too many orphaned sockets or memory pressure"),
+        c(k::KEEPALIVE_TIMEOUT, "keepalive_timeout", SENT, "keepalive probes went unanswered: the peer is gone"),
+        c(k::DISCONNECT_WITH_DATA, "disconnect_with_data", SENT, "disconnect (connect AF_UNSPEC) with data still pending"),
+        c(k::TIMEWAIT_SOCKET, "timewait_socket", SENT, "a segment hit a connection in TIME_WAIT"),
+        c(k::INVALID_ACK, "invalid_ack", SENT, "the peer acknowledged data never sent (bad ACK number)"),
+        c(k::PAWS, "paws", SENT, "timestamp check (PAWS) failed"),
+        c(k::BAD_FLAGS, "bad_flags", SENT, "illegal flag combination or unexpected SYN"),
+        c(k::BAD_STATE, "bad_state", SENT, "the socket's state demanded a reset (shutdown/disconnect of a live connection)"),
+        c(k::MPTCP, "mptcp", SENT, "an MPTCP subflow was reset"),
+        c(k::UNSPECIFIED, "unspecified", SENT, "the kernel did not say why"),
+        c(k::REFUSED, "refused", RECEIVED, "our connect() was refused: the peer port is closed (ECONNREFUSED)"),
+        c(k::PEER_RESET, "peer_reset", RECEIVED, "the peer aborted or lost the connection (ECONNRESET)"),
+        c(k::RESET_WHILE_CLOSING, "reset_while_closing", RECEIVED, "the peer reset the connection during teardown"),
+        c(k::RESET_IN_HANDSHAKE, "reset_in_handshake", RECEIVED, "a half-open incoming connection was reset"),
+        c(
+            k::REJECTED_INVALID,
+            "rejected_invalid",
+            RECEIVED,
+            "a RST the stack refused: out of window or not exact — blind/injected, or a middlebox",
+        ),
+        c(k::OTHER, "other", STACK, "a reason this build does not know"),
+        c(k::REFUSAL, "refusal", WIRE, "RST+ACK with seq 0: a reply to a SYN, the port is closed"),
+        c(k::STRAY_REPLY, "stray_reply", WIRE, "RST without ACK: reply to a segment of a connection the sender does not know"),
+        c(k::ABORT, "abort", WIRE, "an endpoint aborted a live connection"),
+        c(k::NOT_FROM_STACK, "not_from_stack", WIRE_OUT, "made outside the TCP stack: firewall reject, raw socket or forwarded"),
+        c(k::MALFORMED, "malformed", WIRE, "an RST with an impossible header (counted, never dropped)"),
+    ]
+};
+
+fn cause(code: u8) -> Option<&'static Cause> {
+    CAUSES.iter().find(|c| c.code == code)
+}
+
 #[must_use]
-pub fn causes_of(v: u8) -> &'static [u8] {
-    use cause as c;
-    match v {
-        view::SENT => &[
-            c::CLOSED_PORT,
-            c::STALE_SEGMENT,
-            c::LINGER_ABORT,
-            c::FIN_WAIT2_ABORT,
-            c::CLOSE_WITH_UNREAD_DATA,
-            c::ABORT_ON_DATA,
-            c::ABORT_ON_MEMORY,
-            c::KEEPALIVE_TIMEOUT,
-            c::DISCONNECT_WITH_DATA,
-            c::TIMEWAIT_SOCKET,
-            c::INVALID_ACK,
-            c::PAWS,
-            c::BAD_FLAGS,
-            c::BAD_STATE,
-            c::MPTCP,
-            c::UNSPECIFIED,
-            c::OTHER,
-        ],
-        view::RECEIVED => {
-            &[c::REFUSED, c::PEER_RESET, c::RESET_WHILE_CLOSING, c::RESET_IN_HANDSHAKE, c::REJECTED_INVALID, c::OTHER]
-        }
-        view::WIRE_IN => &[c::REFUSAL, c::STRAY_REPLY, c::ABORT, c::MALFORMED],
-        view::WIRE_OUT => &[c::REFUSAL, c::STRAY_REPLY, c::ABORT, c::NOT_FROM_STACK, c::MALFORMED],
-        _ => &[],
-    }
+pub fn cause_name(c: u8) -> &'static str {
+    cause(c).map_or("other", |c| c.name)
+}
+
+/// The causes `v` can report, in contract order.
+pub fn causes_of(v: u8) -> impl Iterator<Item = u8> {
+    CAUSES.iter().filter(move |c| c.views.contains(&v)).map(|c| c.code)
 }
 
 /// Who sent a received RST (contract §2a), by `rst_common::origin` code.
@@ -587,36 +593,39 @@ impl Recent {
 
 /// One plain sentence for a cause, for people watching live (the seed's words).
 #[must_use]
-pub fn explain(view: &str, cause: &str) -> &'static str {
-    match (view, cause) {
-        (_, "closed_port") => "a SYN came for a port nobody listens on",
-        (_, "stale_segment") => "peer is talking to a connection this host forgot, e.g. after a crash or reboot",
-        (_, "linger_abort") => "a process closed with SO_LINGER {1,0}",
-        (_, "fin_wait2_abort") => "close() with TCP_LINGER2 < 0 skipped FIN_WAIT2",
-        (_, "close_with_unread_data") => "a process closed a socket with received data still unread",
-        (_, "abort_on_data") => "data arrived on a socket its process had already closed",
-        (_, "abort_on_memory") => "too many orphaned sockets or memory pressure",
-        (_, "keepalive_timeout") => "keepalive probes went unanswered: the peer is gone",
-        (_, "disconnect_with_data") => "disconnect (connect AF_UNSPEC) with data still pending",
-        (_, "timewait_socket") => "a segment hit a connection in TIME_WAIT",
-        (_, "invalid_ack") => "the peer acknowledged data never sent (bad ACK number)",
-        (_, "paws") => "timestamp check (PAWS) failed",
-        (_, "bad_flags") => "illegal flag combination or unexpected SYN",
-        (_, "bad_state") => "the socket's state demanded a reset (shutdown/disconnect of a live connection)",
-        (_, "mptcp") => "an MPTCP subflow was reset",
-        (_, "unspecified") => "the kernel did not say why",
-        (_, "refused") => "our connect() was refused: the peer port is closed (ECONNREFUSED)",
-        (_, "peer_reset") => "the peer aborted or lost the connection (ECONNRESET)",
-        (_, "reset_while_closing") => "the peer reset the connection during teardown",
-        (_, "reset_in_handshake") => "a half-open incoming connection was reset",
-        (_, "rejected_invalid") => {
-            "a RST the stack refused: out of window or not exact — blind/injected, or a middlebox"
+pub fn explain(_view: &str, cause: &str) -> &'static str {
+    CAUSES.iter().find(|c| c.name == cause).map_or("a reason this build does not know", |c| c.sentence)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_cause_catalogue_names_every_kernel_cause_once_as_the_contract_does() {
+        for code in cause::ALL {
+            assert_eq!(CAUSES.iter().filter(|c| c.code == code).count(), 1, "cause code {code}");
         }
-        (_, "refusal") => "RST+ACK with seq 0: a reply to a SYN, the port is closed",
-        (_, "stray_reply") => "RST without ACK: reply to a segment of a connection the sender does not know",
-        (_, "abort") => "an endpoint aborted a live connection",
-        (_, "not_from_stack") => "made outside the TCP stack: firewall reject, raw socket or forwarded",
-        (_, "malformed") => "an RST with an impossible header (counted, never dropped)",
-        _ => "a reason this build does not know",
+        assert_eq!(CAUSES.len(), cause::ALL.len());
+        let contract = include_str!("../../../docs/contract.md");
+        for c in &CAUSES {
+            assert!(contract.contains(&format!("`{}`", c.name)), "{} is not in docs/contract.md", c.name);
+            assert!(!c.views.is_empty() && !c.sentence.is_empty(), "{}", c.name);
+        }
+    }
+
+    #[test]
+    fn each_view_lists_its_causes_in_contract_order() {
+        let names = |v| causes_of(v).map(cause_name).collect::<Vec<_>>();
+        let sent = names(view::SENT);
+        assert_eq!((sent.first(), sent.last(), sent.len()), (Some(&"closed_port"), Some(&"other"), 17));
+        assert_eq!(
+            names(view::RECEIVED),
+            ["refused", "peer_reset", "reset_while_closing", "reset_in_handshake", "rejected_invalid", "other"]
+        );
+        assert_eq!(names(view::WIRE_IN), ["refusal", "stray_reply", "abort", "malformed"]);
+        assert_eq!(names(view::WIRE_OUT), ["refusal", "stray_reply", "abort", "not_from_stack", "malformed"]);
+        assert_eq!(explain("sent", "closed_port"), "a SYN came for a port nobody listens on");
+        assert_eq!(explain("sent", "nonsense"), "a reason this build does not know");
     }
 }

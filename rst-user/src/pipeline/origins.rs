@@ -23,7 +23,7 @@ pub fn rows(causes: &[u64], origins: &[u64]) -> (Vec<OriginCount>, Vec<OriginCor
     let mut counts = Vec::new();
     let mut corrections = Vec::new();
     for v in [view::RECEIVED, view::WIRE_IN] {
-        for &c in model::causes_of(v) {
+        for c in model::causes_of(v) {
             let total = causes.get(cause::slot(v, c) as usize).copied().unwrap_or(0);
             if total == 0 {
                 continue;
