@@ -68,7 +68,7 @@ static SITES: HashMap<u64, u64> = HashMap::with_max_entries(1, 0);
 /// The kind of kernel function `ip` is in (`site::UNKNOWN` if none).
 #[inline(always)]
 fn kind_of(ip: u64) -> u64 {
-    match unsafe { SITES.get(&(ip >> BUCKET_SHIFT)) } {
+    match unsafe { SITES.get(ip >> BUCKET_SHIFT) } {
         Some(nibbles) => site::kind_in(*nibbles, ip),
         None => u64::from(site::UNKNOWN),
     }

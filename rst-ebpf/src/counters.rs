@@ -85,6 +85,7 @@ fn bump(array: &PerCpuArray<u64>, index: u32) {
 
 /// Counts `key` in a bounded per-CPU hash, or in `OVERFLOW[overflow]` when full.
 #[inline(always)]
+#[expect(clippy::same_functions_in_if_condition, reason = "the second lookup is after losing an insert race")]
 fn bump_key<K>(map: &PerCpuHashMap<K, u64>, key: &K, overflow: u32) {
     if let Some(p) = map.get_ptr_mut(key) {
         add(p);
@@ -114,7 +115,7 @@ fn bump_hot<K: Copy>(slots: &PerCpuArray<Hot<K>>, index: u32, key: &K, same: imp
 /// memcmp call; a chain of compares, a branch each for the verifier).
 #[inline(always)]
 fn same_peer(a: &PeerKey, b: &PeerKey) -> bool {
-    let words = |k: &PeerKey| unsafe { core::ptr::read((k as *const PeerKey).cast::<[u32; 6]>()) };
+    let words = |k: &PeerKey| unsafe { core::ptr::read(core::ptr::from_ref(k).cast::<[u32; 6]>()) };
     let (a, b) = (words(a), words(b));
     (a[0] ^ b[0]) | (a[1] ^ b[1]) | (a[2] ^ b[2]) | (a[3] ^ b[3]) | (a[4] ^ b[4]) | (a[5] ^ b[5]) == 0
 }
@@ -245,7 +246,7 @@ pub fn capturing() -> bool {
 /// every path that reaches it: it put `tcp_send_reset` over the 1M limit.)
 #[inline(always)]
 unsafe fn zero<T>(p: *mut T) {
-    const { assert!(size_of::<T>() % 8 == 0) };
+    const { assert!(size_of::<T>().is_multiple_of(8)) };
     let words = p.cast::<u64>();
     let mut i = 0;
     while i < size_of::<T>() / 8 {

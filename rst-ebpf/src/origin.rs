@@ -59,7 +59,7 @@ impl Verdict {
 
     /// Copies the verdict into a sample.
     #[inline(always)]
-    pub fn fill(&self, s: &mut rst_common::event::Sample) {
+    pub fn fill(self, s: &mut rst_common::event::Sample) {
         s.origin = self.origin;
         s.ttl = self.ttl;
         s.base_ttl = self.base_ttl;
@@ -87,7 +87,7 @@ pub fn on() -> bool {
 /// Equality in one branch (see `counters::same_peer`).
 #[inline(always)]
 fn same<const W: usize, T>(a: &T, b: &T) -> bool {
-    let words = |k: &T| unsafe { core::ptr::read_unaligned((k as *const T).cast::<[u32; W]>()) };
+    let words = |k: &T| unsafe { core::ptr::read_unaligned(core::ptr::from_ref(k).cast::<[u32; W]>()) };
     let (a, b) = (words(a), words(b));
     let mut diff = 0;
     let mut i = 0;
@@ -251,10 +251,10 @@ fn correct(r: &mut RecentRst, to: u8, why: u8, since_ms: u32, distance: i32) {
     if r.received_cause != NOT_COUNTED {
         counters::count_correction(view::RECEIVED, r.received_cause, from, to);
     }
-    let (view, cause) = if r.received_cause != NOT_COUNTED {
-        (view::RECEIVED, r.received_cause)
-    } else {
+    let (view, cause) = if r.received_cause == NOT_COUNTED {
         (view::WIRE_IN, r.wire_cause)
+    } else {
+        (view::RECEIVED, r.received_cause)
     };
     let (ttl, base, flow) = (r.ttl, r.base_ttl, &r.flow);
     let _ = counters::emit(

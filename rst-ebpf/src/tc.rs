@@ -92,11 +92,11 @@ fn from_stack(ctx: &TcContext, key: &FlowKey) -> bool {
 pub fn rst_tc_egress(ctx: TcContext) -> i32 {
     let ifindex = unsafe { (*ctx.skb.skb).ifindex };
     packet::observe(&ctx, view::WIRE_OUT, false, ifindex, |key| from_stack(&ctx, key));
-    TC_ACT_OK as i32
+    TC_ACT_OK
 }
 
 /// Does nothing: the baseline for measuring the hook's own cost.
 #[classifier]
 pub fn empty_tc(_ctx: TcContext) -> i32 {
-    TC_ACT_OK as i32
+    TC_ACT_OK
 }

@@ -250,11 +250,11 @@ fn who_sent_each_reset_on_a_routed_path() {
     assert_eq!(o.client.corrected("wire_in", "middlebox", "forged"), 1);
     assert_eq!(o.kernel_c("Tcp:EstabResets"), 1);
     let recent = o.client.after.recent("received", "peer_reset", 7706);
-    let r = recent.first().expect("a sample of the forged reset");
-    assert_eq!(r["origin"], "forged", "{r}");
-    assert_eq!(r["evidence"]["corrected_from"], "middlebox", "{r}");
-    assert!(r["evidence"]["seq_distance"].as_i64().is_some_and(|d| d >= 0), "{r}");
-    assert!(r["evidence"]["peer_spoke_after_ms"].is_u64(), "{r}");
+    let forged = recent.first().expect("a sample of the forged reset");
+    assert_eq!(forged["origin"], "forged", "{forged}");
+    assert_eq!(forged["evidence"]["corrected_from"], "middlebox", "{forged}");
+    assert!(forged["evidence"]["seq_distance"].as_i64().is_some_and(|d| d >= 0), "{forged}");
+    assert!(forged["evidence"]["peer_spoke_after_ms"].is_u64(), "{forged}");
 
     // 5. The route gets one hop longer mid-flow, then the server really resets.
     let o = ends.run(

@@ -258,7 +258,7 @@ fn unit_tests(filter: Option<&str>) -> Result<()> {
     // The lints as configured (workspace [lints]: pedantic), warnings as errors; rst-ebpf with its own toolchain.
     let crates = ["-p", "rst-common", "-p", "rst-user", "-p", "xtask", "-p", "rst-tests"];
     cargo(&[&["clippy"][..], &crates, &["--all-targets", "--", "-D", "warnings"]].concat())?;
-    toolchain::clippy_ebpf()?;
+    toolchain::clippy_ebpf(&workspace())?;
     if !is_root() {
         bail!(
             "the integration tests create network namespaces and load eBPF programs: run `sudo -E cargo xtask test` (unit tests passed)"

@@ -145,10 +145,11 @@ pub fn ensure(target_dir: &Path) -> Result<()> {
 /// Clippy on the kernel programs, as configured (the workspace's pedantic
 /// lints, warnings as errors): with the nightly that builds them (clippy
 /// added to it once), for the BPF target.
-pub fn clippy_ebpf() -> Result<()> {
+pub fn clippy_ebpf(workspace: &Path) -> Result<()> {
     ensure_nightly()?;
-    let has_clippy = output(Command::new("rustup").args(["component", "list", "--installed", "--toolchain", nightly()]))
-        .is_some_and(|s| s.lines().any(|l| l.starts_with("clippy")));
+    let has_clippy =
+        output(Command::new("rustup").args(["component", "list", "--installed", "--toolchain", nightly()]))
+            .is_some_and(|s| s.lines().any(|l| l.starts_with("clippy")));
     if !has_clippy {
         let args = ["component", "add", "clippy", "--toolchain", nightly()];
         run(
@@ -157,9 +158,10 @@ pub fn clippy_ebpf() -> Result<()> {
             &format!("rustup must be able to download; retry with `rustup {}`", args.join(" ")),
         )?;
     }
-    let manifest = Path::new(env!("CARGO_MANIFEST_DIR")).join("../rst-ebpf/Cargo.toml");
+    let manifest = workspace.join("rst-ebpf/Cargo.toml");
     run(
         Command::new("cargo")
+            .current_dir(workspace)
             .arg(format!("+{}", nightly()))
             .args(["clippy", "--release", "--target", "bpfel-unknown-none", "-Z", "build-std=core", "--manifest-path"])
             .arg(manifest)

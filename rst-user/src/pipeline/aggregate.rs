@@ -419,78 +419,78 @@ impl Aggregator {
     /// Port rows: the top ports of each (view, cause), the rest as `other` and `expired`.
     fn port_rows(&self) -> Vec<PortCount> {
         let k = &self.counts;
-    let port_over = |slot: u32| k.overflow.get(slot as usize).copied().unwrap_or(0);
-    top_rows(
-        self.held.0.merged(&k.ports).into_iter().map(|(key, n)| {
-            let (v, c, p) = maps::split_port_key(key);
-            (v, c, p, n)
-        }),
-        port_over,
-        &self.held.0.expired,
-        self.limits.top,
-    )
-    .into_iter()
-    .map(|(v, c, p, n)| PortCount {
-        view: model::view_name(v).into(),
-        cause: model::cause_name(c).into(),
-        port: match p {
-            Label::Key(p) => PortLabel::Port(p),
-            other => PortLabel::Other(other.or_else(|_: u16| String::new())),
-        },
-        count: n,
-    })
-    .collect()
+        let port_over = |slot: u32| k.overflow.get(slot as usize).copied().unwrap_or(0);
+        top_rows(
+            self.held.0.merged(&k.ports).into_iter().map(|(key, n)| {
+                let (v, c, p) = maps::split_port_key(key);
+                (v, c, p, n)
+            }),
+            port_over,
+            &self.held.0.expired,
+            self.limits.top,
+        )
+        .into_iter()
+        .map(|(v, c, p, n)| PortCount {
+            view: model::view_name(v).into(),
+            cause: model::cause_name(c).into(),
+            port: match p {
+                Label::Key(p) => PortLabel::Port(p),
+                other => PortLabel::Other(other.or_else(|_: u16| String::new())),
+            },
+            count: n,
+        })
+        .collect()
     }
 
     /// Peer rows, as the port rows.
     fn peer_rows(&self) -> Vec<PeerCount> {
         let k = &self.counts;
-    let peer_over = |slot: u32| k.overflow.get((maps::COUNT_SLOTS + slot) as usize).copied().unwrap_or(0);
-    top_rows(
-        self.held
-            .1
-            .merged(&k.peers)
-            .into_iter()
-            .map(|(key, n)| (key.view, key.cause, (peer_addr(&key), key.netns), n)),
-        peer_over,
-        &self.held.1.expired,
-        self.limits.top,
-    )
-    .into_iter()
-    .map(|(v, c, a, n)| PeerCount {
-        view: model::view_name(v).into(),
-        cause: model::cause_name(c).into(),
-        netns: if let Label::Key((_, ns)) = a { (ns != 0).then_some(ns) } else { None },
-        addr: a.or_else(|(a, _)| a.to_string()),
-        count: n,
-    })
-    .collect()
+        let peer_over = |slot: u32| k.overflow.get((maps::COUNT_SLOTS + slot) as usize).copied().unwrap_or(0);
+        top_rows(
+            self.held
+                .1
+                .merged(&k.peers)
+                .into_iter()
+                .map(|(key, n)| (key.view, key.cause, (peer_addr(&key), key.netns), n)),
+            peer_over,
+            &self.held.1.expired,
+            self.limits.top,
+        )
+        .into_iter()
+        .map(|(v, c, a, n)| PeerCount {
+            view: model::view_name(v).into(),
+            cause: model::cause_name(c).into(),
+            netns: if let Label::Key((_, ns)) = a { (ns != 0).then_some(ns) } else { None },
+            addr: a.or_else(|(a, _)| a.to_string()),
+            count: n,
+        })
+        .collect()
     }
 
     /// Owner rows, named by `owner` (cgroup id -> unit, container or path).
     fn owner_rows(&self, owner: impl Fn(u64) -> Owner) -> Vec<OwnerCount> {
         let k = &self.counts;
-    let owner_over = |slot: u32| k.overflow.get((2 * maps::COUNT_SLOTS + slot) as usize).copied().unwrap_or(0);
-    top_rows(
-        self.held.2.merged(&k.owners).into_iter().map(|(key, n)| (key.view, key.cause, key.cgroup, n)),
-        owner_over,
-        &self.held.2.expired,
-        self.limits.top,
-    )
-    .into_iter()
-    .map(|(v, c, id, n)| {
-        let cgroup = if let Label::Key(id) = id { Some(id) } else { None };
-        let resolved = cgroup.map(owner);
-        OwnerCount {
-            view: model::view_name(v).into(),
-            cause: model::cause_name(c).into(),
-            owner: resolved.as_ref().map_or_else(|| id.or_else(|_| String::new()), |o| o.name.clone()),
-            cgroup,
-            cgroup_path: resolved.and_then(|o| o.path),
-            count: n,
-        }
-    })
-    .collect()
+        let owner_over = |slot: u32| k.overflow.get((2 * maps::COUNT_SLOTS + slot) as usize).copied().unwrap_or(0);
+        top_rows(
+            self.held.2.merged(&k.owners).into_iter().map(|(key, n)| (key.view, key.cause, key.cgroup, n)),
+            owner_over,
+            &self.held.2.expired,
+            self.limits.top,
+        )
+        .into_iter()
+        .map(|(v, c, id, n)| {
+            let cgroup = if let Label::Key(id) = id { Some(id) } else { None };
+            let resolved = cgroup.map(&owner);
+            OwnerCount {
+                view: model::view_name(v).into(),
+                cause: model::cause_name(c).into(),
+                owner: resolved.as_ref().map_or_else(|| id.or_else(|_| String::new()), |o| o.name.clone()),
+                cgroup,
+                cgroup_path: resolved.and_then(|o| o.path),
+                count: n,
+            }
+        })
+        .collect()
     }
 
     fn recent_row(&self, e: &Event, owner: impl Fn(u64) -> Owner) -> Recent {
