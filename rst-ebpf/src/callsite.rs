@@ -29,16 +29,12 @@ use rst_common::{
 
 use crate::{
     config::cfg_get,
-    tracepoints::{TCP_LISTEN, TcpStart, closed_with_linger_zero, full_socket, kread, tcp_flags, tcp_start},
+    proto::{TCP_ACK, TCP_CLOSE, TCP_FIN_WAIT2, TCP_LISTEN, TCP_SYN_RECV, TCP_SYN_SENT},
+    tracepoints::{TcpStart, closed_with_linger_zero, full_socket, kread, tcp_flags, tcp_start},
 };
 
 /// TCP states the callers test (UAPI `BPF_TCP_*`; LISTEN and the others
 /// the tracepoints test are in tracepoints.rs).
-const TCP_SYN_SENT: u8 = 2;
-const TCP_SYN_RECV: u8 = 3;
-const TCP_FIN_WAIT2: u8 = 5;
-const TCP_CLOSE: u8 = 7;
-const TCP_ACK: u8 = 0x10;
 /// `sk_shutdown` bit set by shutdown(SHUT_WR) and close().
 const SEND_SHUTDOWN: u8 = 2;
 

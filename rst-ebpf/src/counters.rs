@@ -156,7 +156,7 @@ pub fn take_stack_rst(key: &FlowKey) -> bool {
 /// `CONTROL_SOCKETS` index of an address family.
 #[inline(always)]
 fn family_index(family: u8) -> u32 {
-    u32::from(family == crate::packet::AF_INET6)
+    u32::from(family == crate::proto::AF_INET6)
 }
 
 /// Whether tc egress knows this CPU's control socket for `family`: its replies need no announcement.

@@ -22,9 +22,10 @@ use rst_common::{cause, config::ABSENT, event::NO_REASON, view};
 use crate::{
     config::cfg_get,
     counters,
+    proto::{TCP_NEW_SYN_RECV, TCP_RST, TCP_SYN, TCP_TIME_WAIT, TCPHDR_FLAGS},
     tracepoints::{
-        Origin, TCP_NEW_SYN_RECV, TCP_RST, TCP_SYN, TCP_TIME_WAIT, TCPHDR_FLAGS, announce, capture_trigger,
-        full_socket, kread, owner_cgroup, received, record, skb_endpoints, tcp_flags, tcp_header, tcp_start,
+        Origin, announce, capture_trigger, full_socket, kread, owner_cgroup, received, record, skb_endpoints,
+        tcp_flags, tcp_header, tcp_start,
     },
 };
 

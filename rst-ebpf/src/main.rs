@@ -21,6 +21,7 @@ mod counters;
 mod fentry;
 mod origin;
 mod packet;
+mod proto;
 mod steps;
 mod tc;
 mod tracepoints;

@@ -13,7 +13,11 @@ use rst_common::{
     view,
 };
 
-use crate::{config::cfg_get, counters};
+use crate::{
+    config::cfg_get,
+    counters,
+    proto::{TCP_ACK, TCP_RST, TCP_SYN},
+};
 
 /// Direct-mapped caches (see `origin::PEER_TTL_SLOTS`): a slot holds the
 /// newest key of its hash, compared in full before use. CPUs write them
@@ -24,9 +28,6 @@ static PEER_TTLS: Array<PeerTtl> = Array::with_max_entries(origin::PEER_TTL_SLOT
 #[map]
 static RECENT_RSTS: Array<RecentRst> = Array::with_max_entries(origin::RECENT_RST_SLOTS, 0);
 
-const TCP_SYN: u8 = 0x02;
-const TCP_RST: u8 = 0x04;
-const TCP_ACK: u8 = 0x10;
 const NS_PER_MS: u64 = 1_000_000;
 
 /// A verdict and the evidence that decided it, for the sample.

@@ -1,6 +1,7 @@
 //! RST parsing shared by XDP and tc: Ethernet, up to two VLAN tags, IPv4
 //! (options) or IPv6 (common extension headers), then the fixed TCP header.
 
+use crate::proto::{AF_INET, AF_INET6, IPPROTO_TCP, IPV6_HLEN, TCP_ACK, TCP_HLEN, TCP_RST, TCP_SYN};
 use rst_common::{
     cause,
     event::{CAPTURE_BYTES, CAPTURE_FRAME, PAYLOAD_BYTES},
@@ -25,14 +26,6 @@ const ETH_P_IPV4: u16 = 0x0800;
 const ETH_P_IPV6: u16 = 0x86dd;
 const ETH_P_8021Q: u16 = 0x8100;
 const ETH_P_8021AD: u16 = 0x88a8;
-const IPPROTO_TCP: u8 = 6;
-const TCP_SYN: u8 = 0x02;
-const TCP_RST: u8 = 0x04;
-const TCP_ACK: u8 = 0x10;
-const TCP_HLEN: usize = 20;
-
-pub const AF_INET: u8 = 4;
-pub const AF_INET6: u8 = 6;
 
 /// Addresses and ports of an RST as it appears on the wire.
 pub struct Rst {
@@ -72,7 +65,7 @@ fn l3<F: Frame>(f: &F) -> Option<(u16, usize)> {
 /// Its addresses are read only once the segment turned out to be an RST.
 enum Ip<'a> {
     V4(&'a [u8; 20]),
-    V6(&'a [u8; 40]),
+    V6(&'a [u8; IPV6_HLEN]),
 }
 
 impl Ip<'_> {
@@ -120,10 +113,10 @@ fn ipv4_l4<'a, F: Frame>(f: &'a F, off: usize, buf: &'a mut [u8; 20]) -> Option<
 /// IPv6: walks hop-by-hop, routing, destination options and the first
 /// fragment header to the TCP header.
 #[inline(always)]
-fn ipv6_l4<'a, F: Frame>(f: &'a F, off: usize, buf: &'a mut [u8; 40]) -> Option<(Ip<'a>, usize)> {
+fn ipv6_l4<'a, F: Frame>(f: &'a F, off: usize, buf: &'a mut [u8; IPV6_HLEN]) -> Option<(Ip<'a>, usize)> {
     let h = f.bytes(off, buf)?;
     let mut next = h[6];
-    let mut l4 = off + 40;
+    let mut l4 = off + IPV6_HLEN;
     for _ in 0..4 {
         match next {
             0 | 43 | 60 => {
@@ -156,7 +149,7 @@ fn payload_len<F: Frame>(f: &F, rst: &Rst) -> usize {
     let end = if rst.family == AF_INET {
         f.read::<[u8; 2]>(off + 2).map(|l| off + usize::from(u16::from_be_bytes(l)))
     } else {
-        f.read::<[u8; 2]>(off + 4).map(|l| off + 40 + usize::from(u16::from_be_bytes(l)))
+        f.read::<[u8; 2]>(off + 4).map(|l| off + IPV6_HLEN + usize::from(u16::from_be_bytes(l)))
     };
     end.map_or(0, |end| end.saturating_sub(rst.payload_off))
 }
@@ -169,7 +162,7 @@ fn payload_len<F: Frame>(f: &F, rst: &Rst) -> usize {
 pub fn parse_rst<F: Frame>(f: &F, inbound: bool) -> Option<Rst> {
     let (proto, off) = l3(f)?;
     let mut v4 = [0u8; 20];
-    let mut v6 = [0u8; 40];
+    let mut v6 = [0u8; IPV6_HLEN];
     let (ip, l4) = match proto {
         ETH_P_IPV4 => ipv4_l4(f, off, &mut v4)?,
         ETH_P_IPV6 => ipv6_l4(f, off, &mut v6)?,

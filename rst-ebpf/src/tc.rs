@@ -51,7 +51,6 @@ impl Frame for TcContext {
 }
 
 const SOCK_RAW: u32 = 3;
-const IPPROTO_TCP: u32 = 6;
 
 /// Whether the TCP stack made this RST. Its owner says so: a TCP socket
 /// (aborts: close(), linger, timers); a time-wait or request socket (their
@@ -75,7 +74,7 @@ fn from_stack(ctx: &TcContext, key: &FlowKey) -> bool {
         return true;
     }
     let (ty, proto) = unsafe { ((*full).type_, (*full).protocol) };
-    if proto != IPPROTO_TCP {
+    if proto != u32::from(crate::proto::IPPROTO_TCP) {
         return counters::take_stack_rst(key);
     }
     if ty != SOCK_RAW || counters::is_control_socket(key.family, sk as u64) {

@@ -23,19 +23,11 @@ use crate::{
     callsite,
     config::cfg_get,
     counters, origin,
-    packet::{AF_INET, AF_INET6},
+    proto::{
+        AF_INET, AF_INET6, LINUX_AF_INET6, TCP_LISTEN, TCP_NEW_SYN_RECV, TCP_RST, TCP_SYN, TCP_TIME_WAIT, TCPHDR_FLAGS,
+    },
     steps,
 };
-
-/// Linux ABI address family number of IPv6 sockets.
-const LINUX_AF_INET6: u16 = 10;
-pub(crate) const TCP_SYN: u8 = 0x02;
-pub(crate) const TCP_RST: u8 = 0x04;
-pub(crate) const TCPHDR_FLAGS: u32 = 13;
-/// TCP states are UAPI (`BPF_TCP_*`); see rst-user's kernel/classify.rs.
-pub(crate) const TCP_TIME_WAIT: u8 = 6;
-pub(crate) const TCP_LISTEN: u8 = 10;
-pub(crate) const TCP_NEW_SYN_RECV: u8 = 12;
 
 /// A reset's tuple seen from here (local, remote): the same layout as the
 /// map key, so it is one without a copy on the small BPF stack.
