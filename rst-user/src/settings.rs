@@ -5,17 +5,18 @@ use std::{net::SocketAddr, path::PathBuf};
 
 use rst_common::maps;
 
-use crate::{cli::RunArgs, config::Loaded, error::Error, pipeline::alerts::Thresholds};
-
-pub const DEFAULT_LISTEN: &str = "127.0.0.1:9477";
-pub const DEFAULT_PIN_DIR: &str = "/sys/fs/bpf/rstwatch";
-pub const DEFAULT_SAMPLE_RATE: u32 = 200;
-pub const DEFAULT_TOP: usize = 20;
-pub const DEFAULT_POLL_MS: u64 = 1000;
-pub const DEFAULT_SUMMARY_SECONDS: u64 = 300;
-pub const DEFAULT_FOLD_SECONDS: u64 = 60;
+use crate::{
+    cli::{
+        DEFAULT_FOLD_SECONDS, DEFAULT_LISTEN, DEFAULT_PIN_DIR, DEFAULT_POLL_MS, DEFAULT_SAMPLE_RATE,
+        DEFAULT_SUMMARY_SECONDS, DEFAULT_TOP, RunArgs,
+    },
+    config::Loaded,
+    error::Error,
+    pipeline::alerts::Thresholds,
+};
 
 #[derive(Clone, Debug, PartialEq)]
+#[expect(clippy::struct_excessive_bools, reason = "independent settings, each a switch of its own")]
 pub struct Settings {
     /// Interfaces actually watched (empty when wire views are off).
     pub ifaces: Vec<String>,
@@ -43,6 +44,21 @@ pub struct Settings {
     pub origin: bool,
     /// TLS and basic auth for the endpoint (`output::web_config`); re-read on SIGHUP.
     pub web_config: Option<std::path::PathBuf>,
+    /// Command line only (no config key), fixed for the run:
+    /// the kernel BTF to read (`--btf`), counting from zero (`--fresh`),
+    /// the plain live summary (`--live`), and packet captures (`--pcap`).
+    pub btf: PathBuf,
+    pub fresh: bool,
+    pub live: bool,
+    pub pcap: Option<Pcap>,
+}
+
+/// `--pcap DIR`: sampled resets' packets, `per_file` each in at most `files` rotated files.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Pcap {
+    pub dir: PathBuf,
+    pub per_file: u64,
+    pub files: u64,
 }
 
 /// A flag wins over a (line-tracked) config value, which wins over the default.
@@ -105,6 +121,10 @@ impl Settings {
             fold_seconds: args.fold_seconds.or(f.and_then(|f| f.fold_seconds)).unwrap_or(DEFAULT_FOLD_SECONDS),
             origin: !args.no_origin && f.and_then(|f| f.origin).unwrap_or(true),
             web_config: args.web_config.clone().or_else(|| f.and_then(|f| f.web_config.clone())),
+            btf: args.btf.clone(),
+            fresh: args.fresh,
+            live: args.live,
+            pcap: args.pcap.clone().map(|dir| Pcap { dir, per_file: args.pcap_count, files: args.pcap_files }),
             alerts: {
                 let d = Thresholds::default();
                 Thresholds {

@@ -9,7 +9,14 @@ use std::{net::SocketAddr, path::PathBuf};
 
 use clap::{Args, Parser, Subcommand};
 
-pub use crate::settings::DEFAULT_LISTEN;
+/// Defaults of the command line (and of the config file's keys, which `settings` resolves).
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:9477";
+pub const DEFAULT_PIN_DIR: &str = "/sys/fs/bpf/rstwatch";
+pub const DEFAULT_SAMPLE_RATE: u32 = 200;
+pub const DEFAULT_TOP: usize = 20;
+pub const DEFAULT_POLL_MS: u64 = 1000;
+pub const DEFAULT_SUMMARY_SECONDS: u64 = 300;
+pub const DEFAULT_FOLD_SECONDS: u64 = 60;
 
 #[derive(Parser, Debug)]
 #[command(

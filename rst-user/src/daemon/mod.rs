@@ -38,11 +38,11 @@ pub async fn run(args: RunArgs) -> Result<(), Error> {
         return Err(Error::NotPermitted);
     }
     let listener = serve::bind(settings.listen)?;
-    let mut pcap = serve::pcap_sink(&args)?;
-    let (mut kernel, before) = KernelSide::open(&args, &settings)?;
+    let mut pcap = serve::pcap_sink(&settings)?;
+    let (mut kernel, before) = KernelSide::open(&settings)?;
     let (mut pipeline, rx) = Pipeline::new(&settings, &kernel.probe, &before);
     let first = pipeline.publish(&mut kernel);
-    let outputs = Outputs::start(listener, &rx, &settings, web, args.live);
+    let outputs = Outputs::start(listener, &rx, &settings, web);
     tracing::info!(listen = %settings.listen, ifaces = ?kernel.wire.watched(), sample_rate = settings.sample_rate, kernel = %kernel.probe.release, "rstwatch running");
     notify::ready(&serve::summary(&first.totals, &first.totals, &first));
 

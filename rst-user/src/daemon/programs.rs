@@ -7,7 +7,6 @@ use std::time::Duration;
 use aya::Ebpf;
 
 use crate::{
-    cli::RunArgs,
     error::Error,
     kernel::{
         self, loader, pins,
@@ -32,14 +31,14 @@ pub(super) struct KernelSide {
 impl KernelSide {
     /// Probes, loads and attaches; also returns the counters as they were
     /// before any program ran (pinned ones of an earlier run).
-    pub(super) fn open(args: &RunArgs, settings: &Settings) -> Result<(Self, KernelCounts), Error> {
-        let mut probe = kernel::probe(&args.btf)?;
+    pub(super) fn open(settings: &Settings) -> Result<(Self, KernelCounts), Error> {
+        let mut probe = kernel::probe(&settings.btf)?;
         set_namespaces(settings, &mut probe)?;
         set_origin(settings, &mut probe);
-        let (mut ebpf, wire, source, before) = start_programs(args, settings, &mut probe)?;
+        let (mut ebpf, wire, source, before) = start_programs(settings, &mut probe)?;
         let fold = folding(settings, &mut probe);
         let captures = Ring::open(&mut ebpf, rst_common::maps::CAPTURES)?;
-        start_capture(args, &mut ebpf)?;
+        start_capture(settings, &mut ebpf)?;
         Ok((Self { probe, ebpf, wire, source, captures, fold }, before))
     }
 
@@ -100,7 +99,8 @@ fn set_origin(settings: &Settings, probe: &mut kernel::Probe) {
     }
 }
 
-fn load(s: &Settings, fresh: bool, probe: &kernel::Probe) -> Result<Ebpf, Error> {
+fn load(s: &Settings, probe: &kernel::Probe) -> Result<Ebpf, Error> {
+    let fresh = s.fresh;
     let sizes = loader::Sizes {
         ring_bytes: s.ring_bytes,
         site_buckets: probe.sites.as_ref().map_or(1, |b| u32::try_from(b.len()).unwrap_or(u32::MAX)),
@@ -130,13 +130,13 @@ fn load(s: &Settings, fresh: bool, probe: &kernel::Probe) -> Result<Ebpf, Error>
 }
 
 /// Turns captures on in the kernel when there is a sink.
-fn start_capture(args: &RunArgs, ebpf: &mut Ebpf) -> Result<(), Error> {
-    let Some(dir) = &args.pcap else { return Ok(()) };
+fn start_capture(settings: &Settings, ebpf: &mut Ebpf) -> Result<(), Error> {
+    let Some(pcap) = &settings.pcap else { return Ok(()) };
     loader::set_capture(ebpf, true)?;
     tracing::info!(
-        dir = %dir.display(),
-        per_file = args.pcap_count,
-        files = args.pcap_files,
+        dir = %pcap.dir.display(),
+        per_file = pcap.per_file,
+        files = pcap.files,
         "writing pcap files of sampled resets (rotated)"
     );
     Ok(())
@@ -185,16 +185,12 @@ fn load_plan<'a>(probe: &kernel::Probe, mode: &loader::WireMode, wire: bool) -> 
 
 /// Loads and attaches; also returns the counters as they were before any
 /// program ran (pinned ones of an earlier run: see `Aggregator::carry_over`).
-fn start_programs(
-    args: &RunArgs,
-    settings: &Settings,
-    probe: &mut kernel::Probe,
-) -> Result<(Ebpf, Wire, Source, KernelCounts), Error> {
-    let mut ebpf = load(settings, args.fresh, probe)?;
+fn start_programs(settings: &Settings, probe: &mut kernel::Probe) -> Result<(Ebpf, Wire, Source, KernelCounts), Error> {
+    let mut ebpf = load(settings, probe)?;
     let mut source = Source::new(&mut ebpf)?;
     let before = source.counts();
     loader::set_sample_rate(&mut ebpf, settings.sample_rate)?;
-    let btf = loader::kernel_btf(&args.btf)?;
+    let btf = loader::kernel_btf(&settings.btf)?;
     let mode = loader::WireMode {
         xdp_program: if probe.has_xdp_load_bytes { loader::XDP_PROGRAM } else { loader::XDP_PROGRAM_NO_PAYLOAD },
         tcx: probe.has_tcx,

@@ -7,7 +7,6 @@ use std::sync::Arc;
 use tokio::sync::watch;
 
 use crate::{
-    cli::RunArgs,
     error::Error,
     output::{self, pcap::PcapSink, web_config::WebConfig},
     pipeline::model::{Snapshot, Totals},
@@ -29,7 +28,6 @@ impl Outputs {
         rx: &watch::Receiver<Arc<Snapshot>>,
         settings: &Settings,
         web: WebConfig,
-        live: bool,
     ) -> Self {
         let (web, web_rx) = watch::channel(Arc::new(web));
         let (stop_tx, mut stop_rx) = watch::channel(false);
@@ -38,7 +36,7 @@ impl Outputs {
         };
         let options = output::metrics::Options { owners: settings.owner_metrics };
         let http = tokio::spawn(output::http::serve(listener, rx.clone(), options, web_rx, http_stop));
-        if live {
+        if settings.live {
             tokio::spawn(output::live::run(rx.clone()));
         }
         Self { stop_tx, web, http }
@@ -64,10 +62,10 @@ pub(super) fn bind(addr: std::net::SocketAddr) -> Result<tokio::net::TcpListener
 }
 
 /// `--pcap DIR`: the sink (its directory made and checked before anything is loaded).
-pub(super) fn pcap_sink(args: &RunArgs) -> Result<Option<PcapSink>, Error> {
-    let Some(dir) = &args.pcap else { return Ok(None) };
+pub(super) fn pcap_sink(settings: &Settings) -> Result<Option<PcapSink>, Error> {
+    let Some(p) = &settings.pcap else { return Ok(None) };
     let n = |v: u64| usize::try_from(v).unwrap_or(usize::MAX);
-    PcapSink::new(dir, n(args.pcap_count), n(args.pcap_files)).map(Some)
+    PcapSink::new(&p.dir, n(p.per_file), n(p.files)).map(Some)
 }
 
 pub(super) fn summary(t: &Totals, prev: &Totals, s: &Snapshot) -> String {
