@@ -30,7 +30,7 @@ use rst_common::{
 use crate::{
     config::cfg_get,
     proto::{TCP_ACK, TCP_CLOSE, TCP_FIN_WAIT2, TCP_LISTEN, TCP_SYN_RECV, TCP_SYN_SENT},
-    tracepoints::{TcpStart, closed_with_linger_zero, full_socket, kread, tcp_flags, tcp_start},
+    sock::{TcpStart, closed_with_linger_zero, full_socket, kread, tcp_flags, tcp_start},
 };
 
 /// TCP states the callers test (UAPI `BPF_TCP_*`; LISTEN and the others

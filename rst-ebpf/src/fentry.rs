@@ -23,10 +23,8 @@ use crate::{
     config::cfg_get,
     counters,
     proto::{TCP_NEW_SYN_RECV, TCP_RST, TCP_SYN, TCP_TIME_WAIT, TCPHDR_FLAGS},
-    tracepoints::{
-        Origin, announce, capture_trigger, full_socket, kread, owner_cgroup, received, record, skb_endpoints,
-        tcp_flags, tcp_header, tcp_start,
-    },
+    sock::{full_socket, kread, owner_cgroup, skb_endpoints, tcp_flags, tcp_header, tcp_start},
+    stack::{Origin, announce, capture_trigger, received, record},
 };
 
 /// `enum rtn_type` and `RTF_LOCAL` are UAPI (include/uapi/linux/rtnetlink.h, ipv6_route.h).

@@ -22,6 +22,8 @@ mod fentry;
 mod origin;
 mod packet;
 mod proto;
+mod sock;
+mod stack;
 mod steps;
 mod tc;
 mod tracepoints;
