@@ -43,10 +43,13 @@ pub(crate) fn record(view: u8, cause: u8, e: &Endpoints, reason: u32, state: u8,
     let port = if cause == cause::REFUSED { e.rport } else { e.lport };
     counters::count(view, cause, port, e.family, &e.remote, if loopback { ns } else { 0 });
     counters::count_owner(view, cause, o.cgroup);
-    let verdict = if view == view::RECEIVED { origin::take(e, cause) } else { origin::Verdict::default() };
-    if view == view::RECEIVED {
-        counters::count_origin(view, cause, verdict.origin);
-    }
+    let verdict = if view == view::RECEIVED {
+        let v = origin::take(e, cause);
+        counters::count_origin(view, cause, v.origin);
+        v
+    } else {
+        origin::Verdict::default()
+    };
     counters::emit(
         #[inline(always)]
         |s| {

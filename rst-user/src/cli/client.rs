@@ -12,54 +12,48 @@ pub struct Target {
     authorization: Option<String>,
 }
 
-impl Target {
-    /// From the command line; the password from $RSTWATCH_PASSWORD or `--password-file`.
-    pub fn new(addr: SocketAddr, access: &Access) -> Result<Self, Error> {
-        let usage = |detail: String| Error::Usage { detail };
-        let mut config = ureq::Agent::config_builder().http_status_as_error(false);
-        if let Some(ca) = &access.tls_ca {
-            use rustls_pki_types::{CertificateDer, pem::PemObject as _};
-            let certs: Vec<_> = CertificateDer::pem_file_iter(ca)
-                .and_then(Iterator::collect)
-                .map_err(|e| usage(format!("--tls-ca {}: {e}", ca.display())))?;
-            let roots = certs.into_iter().map(|c| ureq::tls::Certificate::from_der(&c).to_owned()).collect();
-            let tls =
-                ureq::tls::TlsConfig::builder().root_certs(ureq::tls::RootCerts::Specific(Arc::new(roots))).build();
-            config = config.tls_config(tls);
+/// An HTTP agent trusting `--tls-ca` (if given), and the `Authorization`
+/// value for `--user` with the password from $RSTWATCH_PASSWORD or
+/// `--password-file`: how the clients reach a daemon, or Prometheus.
+pub(crate) fn access(access: &Access) -> Result<(ureq::Agent, Option<String>), Error> {
+    let usage = |detail: String| Error::Usage { detail };
+    let mut config = ureq::Agent::config_builder().http_status_as_error(false);
+    if let Some(ca) = &access.tls_ca {
+        use rustls_pki_types::{CertificateDer, pem::PemObject as _};
+        let certs: Vec<_> = CertificateDer::pem_file_iter(ca)
+            .and_then(Iterator::collect)
+            .map_err(|e| usage(format!("--tls-ca {}: {e}", ca.display())))?;
+        let roots = certs.into_iter().map(|c| ureq::tls::Certificate::from_der(&c).to_owned()).collect();
+        let tls = ureq::tls::TlsConfig::builder().root_certs(ureq::tls::RootCerts::Specific(Arc::new(roots))).build();
+        config = config.tls_config(tls);
+    }
+    let authorization = match &access.user {
+        None => None,
+        Some(user) => {
+            let password = match &access.password_file {
+                Some(f) => std::fs::read_to_string(f)
+                    .map_err(|e| usage(format!("--password-file {}: {e}", f.display())))?
+                    .lines()
+                    .next()
+                    .unwrap_or_default()
+                    .to_string(),
+                None => std::env::var("RSTWATCH_PASSWORD").map_err(|_| {
+                    usage(format!("--user {user}: set its password in $RSTWATCH_PASSWORD or name a --password-file"))
+                })?,
+            };
+            let pair = base64::Engine::encode(&base64::engine::general_purpose::STANDARD, format!("{user}:{password}"));
+            Some(format!("Basic {pair}"))
         }
-        let authorization = match &access.user {
-            None => None,
-            Some(user) => {
-                let password = match &access.password_file {
-                    Some(f) => std::fs::read_to_string(f)
-                        .map_err(|e| usage(format!("--password-file {}: {e}", f.display())))?
-                        .lines()
-                        .next()
-                        .unwrap_or_default()
-                        .to_string(),
-                    None => std::env::var("RSTWATCH_PASSWORD").map_err(|_| {
-                        usage(format!(
-                            "--user {user}: set its password in $RSTWATCH_PASSWORD or name a --password-file"
-                        ))
-                    })?,
-                };
-                let pair =
-                    base64::Engine::encode(&base64::engine::general_purpose::STANDARD, format!("{user}:{password}"));
-                Some(format!("Basic {pair}"))
-            }
-        };
+    };
+    Ok((config.build().into(), authorization))
+}
+
+impl Target {
+    /// From the command line (see [`access`]).
+    pub fn new(addr: SocketAddr, access: &Access) -> Result<Self, Error> {
+        let (agent, authorization) = self::access(access)?;
         let scheme = if access.tls_ca.is_some() { "https" } else { "http" };
-        Ok(Self { addr, agent: config.build().into(), scheme, authorization })
-    }
-
-    /// The HTTP agent (its TLS trust), for another server reached the same way.
-    pub(crate) fn agent(&self) -> ureq::Agent {
-        self.agent.clone()
-    }
-
-    /// The `Authorization` header value, when a user was named.
-    pub(crate) fn authorization(&self) -> Option<String> {
-        self.authorization.clone()
+        Ok(Self { addr, agent, scheme, authorization })
     }
 
     /// Plain HTTP, no auth (tests, and the daemon's default).

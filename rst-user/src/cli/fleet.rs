@@ -27,15 +27,10 @@ type Series = Vec<(BTreeMap<String, String>, f64)>;
 impl Fleet {
     /// `url`: Prometheus's base URL; `hosts`: a regular expression on `instance`.
     pub fn new(url: &str, hosts: &str, access: &Access) -> Result<Self, Error> {
-        let target = crate::cli::client::Target::new("127.0.0.1:0".parse().expect("an address"), access)?;
+        let (agent, authorization) = crate::cli::client::access(access)?;
         let url = url.trim_end_matches('/').to_string();
         let escaped = hosts.replace('\\', "\\\\").replace('"', "\\\"");
-        Ok(Self {
-            url,
-            hosts: format!("instance=~\"{escaped}\""),
-            agent: target.agent(),
-            authorization: target.authorization(),
-        })
+        Ok(Self { url, hosts: format!("instance=~\"{escaped}\""), agent, authorization })
     }
 
     fn query(&self, expr: &str) -> Result<Series, Error> {

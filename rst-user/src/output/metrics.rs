@@ -395,13 +395,7 @@ mod tests {
         let s = Snapshot {
             // 3 judged middlebox, one of them corrected to forged since
             origins: vec![row("peer", 4), row("middlebox", 2), row("forged", 1)],
-            origin_corrections: vec![OriginCorrection {
-                view: "received".into(),
-                cause: "peer_reset".into(),
-                from: "middlebox".into(),
-                to: "forged".into(),
-                count: 1,
-            }],
+            origin_corrections: vec![OriginCorrection::example()],
             ..Snapshot::default()
         };
         let text = render(&s, Options::default(), None);

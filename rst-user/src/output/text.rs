@@ -196,13 +196,7 @@ mod tests {
                 origin: "forged".into(),
                 count: 1,
             }],
-            origin_corrections: vec![OriginCorrection {
-                view: "received".into(),
-                cause: "peer_reset".into(),
-                from: "middlebox".into(),
-                to: "forged".into(),
-                count: 1,
-            }],
+            origin_corrections: vec![OriginCorrection::example()],
             recent: vec![got],
             ..Snapshot::default()
         };

@@ -594,6 +594,21 @@ impl Recent {
 }
 
 #[cfg(test)]
+impl OriginCorrection {
+    /// One received peer_reset judged middlebox, corrected to forged, for rendering tests.
+    #[must_use]
+    pub fn example() -> Self {
+        Self {
+            view: "received".into(),
+            cause: "peer_reset".into(),
+            from: "middlebox".into(),
+            to: "forged".into(),
+            count: 1,
+        }
+    }
+}
+
+#[cfg(test)]
 impl Recent {
     /// A `linger_abort` sample by `nginx[pid]`, for rendering tests.
     #[must_use]
