@@ -13,8 +13,10 @@ pub const SAMPLES: &str = "SAMPLES";
 pub const SETTINGS: &str = "SETTINGS";
 pub const CAPTURES: &str = "CAPTURES";
 pub const STACK_RSTS: &str = "STACK_RSTS";
-/// Per-CPU u64 at 0, retired (issue 25; contract §4 `unannounced`): never
-/// written now, kept pinned so an earlier version's directory resumes.
+/// Per-CPU u64 at 0 (contract §4 `unannounced`): replies tc egress saw leave
+/// through the stack's control socket that no stack hook announced, i.e. runs
+/// of the `sent` program the kernel skipped without counting a recursion miss
+/// (see [`SETTING_ANNOUNCE`]).
 pub const UNANNOUNCED: &str = "UNANNOUNCED";
 /// The newest call site of a socket reset that the call-site table does not
 /// know (a kernel address; 0: none yet), for the daemon's one log line.
@@ -75,9 +77,21 @@ pub const SETTING_CAPTURE: u32 = 1;
 /// program still writes the old one), then moving every key of the old
 /// generation into its own totals and deleting it: nothing counted is lost.
 pub const SETTING_GENERATION: u32 = 2;
-/// 1: an interface is watched, so the stack announces its replies for tc
-/// egress to recognise (with none, the announcement would be pure cost).
+/// Bit 0 ([`ANNOUNCE_ON`]): an interface is watched, so the stack announces
+/// its replies for tc egress to recognise (with none, the announcement would
+/// be pure cost). Bits 1 and 2 ([`ANNOUNCE_PAIR_V4`], [`ANNOUNCE_PAIR_V6`]): a
+/// stack hook runs for every reply to a segment of that family (the
+/// tracepoint from 6.10, else fentry on `tcp_v{4,6}_send_reset`), so tc
+/// egress pairs each reply it sees leave through the control socket with its
+/// announcement, and counts one it cannot pair in [`UNANNOUNCED`].
 pub const SETTING_ANNOUNCE: u32 = 3;
+pub const ANNOUNCE_ON: u32 = 1;
+pub const ANNOUNCE_PAIR_V4: u32 = 2;
+pub const ANNOUNCE_PAIR_V6: u32 = 4;
+/// Per CPU, the newest replies announced for pairing: a ring this deep
+/// covers a softirq's reply nested between another reply's announcement and
+/// its transmission on the same CPU.
+pub const REPLY_RING: usize = 4;
 pub const SETTING_SLOTS: u32 = 4;
 
 /// The generation bit of a [`port_key`].

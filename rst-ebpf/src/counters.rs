@@ -52,11 +52,29 @@ static STACK_RSTS: LruHashMap<FlowKey, u64> = LruHashMap::with_max_entries(maps:
 /// daemon's namespace is the only one whose replies leave its interfaces).
 #[map]
 static CONTROL_SOCKETS: PerCpuArray<u64> = PerCpuArray::with_max_entries(2, 0);
-/// Retired (issue 25): replies are told by their owner, and a tracepoint run
-/// the kernel skipped is counted as a recursion miss. Kept, never written, so
-/// a pinned directory of an earlier version resumes with its layout.
+/// Per CPU: replies tc egress saw leave through the stack's control socket
+/// with no announcement in `REPLIES` — runs of the `sent` program the kernel
+/// skipped without counting a recursion miss (see `maps::SETTING_ANNOUNCE`).
 #[map]
 static UNANNOUNCED: PerCpuArray<u64> = PerCpuArray::with_max_entries(1, 0);
+/// Per CPU: the newest replies the stack announced, for tc egress to pair.
+#[map]
+static REPLIES: PerCpuArray<Replies> = PerCpuArray::with_max_entries(1, 0);
+
+/// Per CPU: how many runs of the `sent` programs are under way (a softirq
+/// may interrupt one). A reply sent meanwhile whose program the kernel
+/// skipped is a recursion miss, which the kernel counts itself.
+#[map]
+static SENT_RUNNING: PerCpuArray<u64> = PerCpuArray::with_max_entries(1, 0);
+
+/// A ring of announced replies, each by the fingerprint of its tuple
+/// (`reply_print`); an empty slot is 0, which no fingerprint is.
+#[repr(C)]
+struct Replies {
+    next: u64,
+    prints: [u64; maps::REPLY_RING],
+}
+
 /// Per CPU: received RSTs by (view, cause, origin) as first judged, and the
 /// verdicts later evidence corrected (`rst_common::origin`).
 #[map]
@@ -232,7 +250,79 @@ fn generation() -> u8 {
 /// Whether tc egress is watching for the stack's replies (see `maps::SETTING_ANNOUNCE`).
 #[inline(always)]
 pub fn announcing() -> bool {
-    SETTINGS.get(maps::SETTING_ANNOUNCE).is_some_and(|v| *v != 0)
+    SETTINGS.get(maps::SETTING_ANNOUNCE).is_some_and(|v| *v & maps::ANNOUNCE_ON != 0)
+}
+
+/// Whether every reply of `family` is announced, so tc egress pairs them.
+#[inline(always)]
+fn pairing(family: u8) -> bool {
+    let bit = if family == crate::proto::AF_INET6 { maps::ANNOUNCE_PAIR_V6 } else { maps::ANNOUNCE_PAIR_V4 };
+    SETTINGS.get(maps::SETTING_ANNOUNCE).is_some_and(|v| *v & bit != 0)
+}
+
+/// A reply's fingerprint: its ports, the peer address's last 32 bits and
+/// a set top bit (never 0). Two replies in flight on one CPU that share it
+/// are the same reply for pairing; the worst that can do is pair a skipped
+/// run's reply with a stale entry of the same fingerprint (one not counted).
+#[inline(always)]
+fn reply_print(key: &FlowKey) -> u64 {
+    let r = &key.remote;
+    let tail = u32::from_be_bytes([r[12], r[13], r[14], r[15]]);
+    (1 << 63) | u64::from(key.lport) << 48 | u64::from(key.rport) << 32 | u64::from(tail)
+}
+
+/// Notes a reply the stack is about to send, for tc egress to pair with it.
+#[inline(always)]
+pub fn push_reply(key: &FlowKey) {
+    if !pairing(key.family) {
+        return;
+    }
+    if let Some(r) = REPLIES.get_ptr_mut(0) {
+        let r = unsafe { &mut *r };
+        let i = (r.next as usize) & (maps::REPLY_RING - 1);
+        r.prints[i] = reply_print(key);
+        r.next = (i + 1) as u64;
+    }
+}
+
+/// Marks a run of a `sent` program as under way on this CPU; `sent_done` ends it.
+#[inline(always)]
+pub fn sent_start() {
+    if let Some(p) = SENT_RUNNING.get_ptr_mut(0) {
+        unsafe { *p += 1 };
+    }
+}
+
+#[inline(always)]
+pub fn sent_done() {
+    if let Some(p) = SENT_RUNNING.get_ptr_mut(0) {
+        unsafe { *p = (*p).saturating_sub(1) };
+    }
+}
+
+/// Pairs a reply leaving through the stack's control socket with its
+/// announcement; one the stack never announced is a `sent` run the kernel
+/// skipped, counted in `UNANNOUNCED` — unless a `sent` program was under way
+/// on this CPU (then the kernel counted the skip as a recursion miss).
+#[inline(always)]
+pub fn pair_reply(key: &FlowKey) {
+    if !pairing(key.family) {
+        return;
+    }
+    let Some(r) = REPLIES.get_ptr_mut(0) else { return };
+    let r = unsafe { &mut *r };
+    let print = reply_print(key);
+    let mut i = 0;
+    while i < maps::REPLY_RING {
+        if r.prints[i] == print {
+            r.prints[i] = 0;
+            return;
+        }
+        i += 1;
+    }
+    if SENT_RUNNING.get(0).is_none_or(|n| *n == 0) {
+        bump(&UNANNOUNCED, 0);
+    }
 }
 
 /// Whether sampled resets should also send packet bytes.

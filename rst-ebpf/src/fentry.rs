@@ -83,17 +83,22 @@ fn send_reset(ctx: &FEntryContext, v6: bool) {
     {
         capture_trigger(skb, cause);
     }
+    counters::push_reply(&e);
 }
 
 #[fentry(function = "tcp_v4_send_reset")]
 pub fn sent_no_full_socket_v4(ctx: FEntryContext) -> i32 {
+    counters::sent_start();
     send_reset(&ctx, false);
+    counters::sent_done();
     0
 }
 
 #[fentry(function = "tcp_v6_send_reset")]
 pub fn sent_no_full_socket_v6(ctx: FEntryContext) -> i32 {
+    counters::sent_start();
     send_reset(&ctx, true);
+    counters::sent_done();
     0
 }
 

@@ -69,20 +69,27 @@ fn from_stack(ctx: &TcContext, key: &FlowKey) -> bool {
     }
     let full = unsafe { bpf_sk_fullsock(sk) };
     if full.is_null() {
-        // Announced before the control socket was known: consume it.
+        // A time-wait or request socket's reply (6.13+). Announced before
+        // the control socket was known: consume it.
         let _ = counters::take_stack_rst(key);
+        counters::pair_reply(key);
         return true;
     }
     let (ty, proto) = unsafe { ((*full).type_, (*full).protocol) };
     if proto != u32::from(crate::proto::IPPROTO_TCP) {
         return counters::take_stack_rst(key);
     }
-    if ty != SOCK_RAW || counters::is_control_socket(key.family, sk as u64) {
+    if ty != SOCK_RAW {
+        return true;
+    }
+    if counters::is_control_socket(key.family, sk as u64) {
+        counters::pair_reply(key);
         return true;
     }
     let announced = counters::take_stack_rst(key);
     if announced {
         counters::learn_control_socket(key.family, sk as u64);
+        counters::pair_reply(key);
     }
     announced
 }

@@ -52,6 +52,14 @@ fn sent_cause(reason: u32, sk: u64, th: u64, flags: u8) -> u8 {
 
 #[btf_tracepoint(function = "tcp_send_reset")]
 pub fn tcp_send_reset(ctx: BtfTracePointContext) -> i32 {
+    counters::sent_start();
+    send_reset(&ctx);
+    counters::sent_done();
+    0
+}
+
+#[inline(always)]
+fn send_reset(ctx: &BtfTracePointContext) {
     let sk: u64 = ctx.arg(0);
     let skb: u64 = ctx.arg(1);
     let reason = if cfg_get!(has_reason) == 1 { ctx.arg::<u32>(2) } else { NO_REASON };
@@ -83,7 +91,9 @@ pub fn tcp_send_reset(ctx: BtfTracePointContext) -> i32 {
     if record(view::SENT, cause, &e, reason, 0, flags, &origin) && skb != 0 && counters::capturing() {
         capture_trigger(skb, cause);
     }
-    0
+    if skb != 0 {
+        counters::push_reply(&e);
+    }
 }
 
 #[btf_tracepoint(function = "tcp_receive_reset")]

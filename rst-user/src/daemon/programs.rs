@@ -225,12 +225,21 @@ fn start_programs(settings: &Settings, probe: &mut kernel::Probe) -> Result<(Ebp
         "tcp_receive_reset"
     };
     let mut sent_programs = vec!["tcp_send_reset"];
+    // The families whose every reply to a segment a stack hook announces:
+    // tc egress pairs those replies with their announcements (`unannounced`).
+    let mut paired = if probe.has_send_reset && probe.send_reset_has_socketless {
+        rst_common::maps::ANNOUNCE_PAIR_V4 | rst_common::maps::ANNOUNCE_PAIR_V6
+    } else {
+        0
+    };
     if probe.has_send_reset && !probe.send_reset_has_socketless {
-        for (program, function) in loader::SENT_NO_FULL_SOCKET {
+        let families = [rst_common::maps::ANNOUNCE_PAIR_V4, rst_common::maps::ANNOUNCE_PAIR_V6];
+        for ((program, function), family) in loader::SENT_NO_FULL_SOCKET.into_iter().zip(families) {
             let attached = loader::attach_fentry(&mut ebpf, &btf, program, function);
             let without = "sent resets without a full socket (closed port, TIME_WAIT) are not counted";
             if optional(probe, &format!("fentry:{function}"), without, attached) {
                 sent_programs.push(program);
+                paired |= family;
             }
         }
         tracing::info!("kernel < 6.10: resets without a full socket are counted at tcp_v4/v6_send_reset (fentry)");
@@ -249,7 +258,7 @@ fn start_programs(settings: &Settings, probe: &mut kernel::Probe) -> Result<(Ebp
         let attached = loader::attach_btf_tracepoint(&mut ebpf, &btf, "kfree_skb", "skb", "kfree_skb");
         probe.has_rejected = optional(probe, "program:kfree_skb", "received/rejected_invalid is not counted", attached);
     }
-    let mut wire = Wire::new(mode);
+    let mut wire = Wire::new(mode, paired);
     wire.sync(&mut ebpf, &settings.ifaces, true)?;
     if let Some(detail) = wire.unloadable() {
         // Wire logged its one line already.

@@ -208,9 +208,10 @@ pub fn attach_fexit(ebpf: &mut Ebpf, btf: &Btf, program_name: &str, function: &s
 }
 
 /// Tells the stack programs whether tc egress watches any interface (then
-/// they announce their replies to it; see `maps::SETTING_ANNOUNCE`).
-pub fn set_announce(ebpf: &mut Ebpf, on: bool) -> Result<(), Error> {
-    set_setting(ebpf, maps::SETTING_ANNOUNCE, u32::from(on))
+/// they announce their replies to it) and which families it pairs (see
+/// `maps::SETTING_ANNOUNCE`); 0: none watched.
+pub fn set_announce(ebpf: &mut Ebpf, bits: u32) -> Result<(), Error> {
+    set_setting(ebpf, maps::SETTING_ANNOUNCE, bits)
 }
 
 /// Turns packet captures of sampled resets on or off (`--pcap`).

@@ -316,9 +316,8 @@ impl Source {
     /// Per view and kind: the kernel's recursion misses of its programs (a
     /// view may have several: tracepoint and fentry; a miss is a time the
     /// kernel skipped one because it was already running on that CPU,
-    /// `recursion_misses` in its fdinfo), and for `sent` the retired
-    /// `unannounced` (no program writes it since issue 25: 0, or what an
-    /// earlier version counted into a pinned map this run resumed).
+    /// `recursion_misses` in its fdinfo), and for `sent` `unannounced`
+    /// (replies tc egress could not pair with a `sent` run: `UNANNOUNCED`).
     fn missed(&self) -> Vec<(u8, &'static str, u64)> {
         let mut recursion = std::collections::BTreeMap::new();
         for &(v, fd) in &self.programs {

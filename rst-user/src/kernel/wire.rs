@@ -17,6 +17,9 @@ pub struct Wire {
     /// Wanted but absent (or failing) interfaces, logged once each time they go.
     absent: BTreeSet<String>,
     want: Vec<String>,
+    /// `maps::ANNOUNCE_PAIR_*` bits: families whose replies tc egress pairs
+    /// with the stack's announcements while an interface is watched.
+    paired: u32,
     /// Why the wire programs cannot load on this kernel (a verifier
     /// rejection): then no interface is watched, and nothing is retried.
     unloadable: Option<String>,
@@ -30,7 +33,7 @@ fn ifindex(name: &str) -> u32 {
 
 impl Wire {
     #[must_use]
-    pub fn new(mode: loader::WireMode) -> Self {
+    pub fn new(mode: loader::WireMode, paired: u32) -> Self {
         let reaper = if mode.tcx { None } else { crate::kernel::reaper::start() };
         Self {
             mode,
@@ -38,6 +41,7 @@ impl Wire {
             links: BTreeMap::new(),
             absent: BTreeSet::new(),
             want: Vec::new(),
+            paired,
             unloadable: None,
         }
     }
@@ -49,7 +53,7 @@ impl Wire {
     pub fn sync(&mut self, ebpf: &mut Ebpf, want: &[String], strict: bool) -> Result<(), Error> {
         self.want = want.to_vec();
         if !want.is_empty() && self.unloadable.is_none() {
-            loader::set_announce(ebpf, true)?;
+            loader::set_announce(ebpf, rst_common::maps::ANNOUNCE_ON | self.paired)?;
         }
         let gone: Vec<String> = self.links.keys().filter(|k| !want.contains(k)).cloned().collect();
         for iface in gone {
@@ -88,7 +92,7 @@ impl Wire {
             }
         }
         if self.links.is_empty() {
-            loader::set_announce(ebpf, false)?;
+            loader::set_announce(ebpf, 0)?;
         }
         Ok(())
     }
@@ -106,7 +110,7 @@ impl Wire {
             tracing::warn!(iface, "interface disappeared; it will be watched again when it is back");
             self.absent.insert(iface);
             if self.links.is_empty() {
-                let _ = loader::set_announce(ebpf, false);
+                let _ = loader::set_announce(ebpf, 0);
             }
         }
         let back: Vec<String> = self.absent.iter().filter(|i| ifindex(i) != 0).cloned().collect();

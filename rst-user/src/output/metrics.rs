@@ -252,7 +252,7 @@ fn losses(enc: &mut DescriptorEncoder, s: &Snapshot) -> std::fmt::Result {
     counter(
         enc,
         "rstwatch_missed_by_kind",
-        "rstwatch_missed_total by kind: recursion (the kernel skipped the program because it was already running on that CPU, its fdinfo recursion_misses) or unannounced (retired, always 0: stack replies are told by their owner).",
+        "rstwatch_missed_total by kind: recursion (the kernel skipped the program because it was already running on that CPU, its fdinfo recursion_misses) or unannounced (sent: a reply tc egress saw leave a watched interface through the stack's control socket that no sent program run announced, with none under way on that CPU).",
         &by_kind,
     )?;
     Ok(())
