@@ -22,6 +22,7 @@ mod fentry;
 mod origin;
 mod packet;
 mod proto;
+mod sample;
 mod sock;
 mod stack;
 mod steps;

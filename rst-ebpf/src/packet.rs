@@ -244,17 +244,9 @@ pub fn observe<F: Frame>(f: &F, view: u8, inbound: bool, ifindex: u32, from_stac
     let sampled = crate::counters::emit(
         #[inline(always)]
         |s| {
-            verdict.fill(s);
-            s.local_addr = local;
-            s.remote_addr = remote;
-            s.local_port = lport;
-            s.remote_port = rport;
-            s.reason = rst_common::event::NO_REASON;
+            let flow = FlowKey { family: rst.family, _pad: [0; 3], lport, rport, local, remote };
+            crate::sample::describe(s, view, rst.cause, rst.flags, rst_common::event::NO_REASON, &flow, verdict);
             s.ifindex = ifindex;
-            s.view = view;
-            s.cause = rst.cause;
-            s.family = rst.family;
-            s.tcp_flags = rst.flags;
             let len = payload_len(f, &rst);
             s.payload_len = len.min(usize::from(u16::MAX)) as u16;
             let n = len.min(PAYLOAD_BYTES).min(f.len().saturating_sub(rst.payload_off));

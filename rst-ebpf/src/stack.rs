@@ -13,6 +13,7 @@ use rst_common::{
 use crate::{
     config::cfg_get,
     counters, origin,
+    sample::describe,
     sock::{Endpoints, full_socket, kread, kread_bytes, netns, owner_cgroup, slot, sock_endpoints},
     steps,
 };
@@ -53,17 +54,8 @@ pub(crate) fn record(view: u8, cause: u8, e: &Endpoints, reason: u32, state: u8,
     counters::emit(
         #[inline(always)]
         |s| {
-            verdict.fill(s);
-            s.local_addr = e.local;
-            s.remote_addr = e.remote;
-            s.local_port = e.lport;
-            s.remote_port = e.rport;
-            s.reason = reason;
-            s.view = view;
-            s.cause = cause;
-            s.family = e.family;
+            describe(s, view, cause, flags, reason, e, verdict);
             s.state = state;
-            s.tcp_flags = flags;
             s.cgroup = o.cgroup;
             s.netns = if ns != 0 { ns } else { netns(o.sk, o.skb) };
             if cause::runs_in_process(cause) {

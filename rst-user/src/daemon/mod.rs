@@ -1,10 +1,9 @@
 //! `rstwatch run`, a composition of the stages: settings ([`setup`]), the
-//! kernel side ([`programs`]: load, attach, read), the pipeline
+//! kernel side ([`crate::kernel::side`]: load, attach, read), the pipeline
 //! ([`publish`]: decode, aggregate, snapshot), the outputs ([`serve`]); then
 //! one loop that moves data between them and serves systemd (notify,
 //! watchdog, reload on SIGHUP) until SIGINT/SIGTERM.
 
-mod programs;
 mod publish;
 mod serve;
 mod setup;
@@ -16,11 +15,13 @@ use tokio::signal::unix::{Signal, SignalKind, signal};
 use crate::{
     cli::RunArgs,
     error::Error,
-    kernel::{loader, privileges},
-    output::{self, notify},
+    kernel::{
+        privileges,
+        side::{Event, KernelSide},
+    },
+    output::notify,
     settings::Settings,
 };
-use programs::KernelSide;
 use publish::Pipeline;
 use serve::Outputs;
 
@@ -38,25 +39,17 @@ pub async fn run(args: RunArgs) -> Result<(), Error> {
         return Err(Error::NotPermitted);
     }
     let listener = serve::bind(settings.listen)?;
-    let mut pcap = serve::pcap_sink(&settings)?;
-    let (mut kernel, before) = KernelSide::open(&settings)?;
-    let (mut pipeline, rx) = Pipeline::new(&settings, &kernel.probe, &before);
+    let pcap = serve::pcap_sink(&settings)?;
+    let (mut kernel, before) = KernelSide::open(&setup::kernel_options(&settings))?;
+    let (mut pipeline, rx) = Pipeline::new(&settings, kernel.probe(), &before);
     let first = pipeline.publish(&mut kernel);
-    let outputs = Outputs::start(listener, &rx, &settings, web);
-    tracing::info!(listen = %settings.listen, ifaces = ?kernel.wire.watched(), sample_rate = settings.sample_rate, kernel = %kernel.probe.release, "rstwatch running");
+    let mut outputs = Outputs::start(listener, &rx, &settings, web, pcap);
+    tracing::info!(listen = %settings.listen, ifaces = ?kernel.watched(), sample_rate = settings.sample_rate, kernel = %kernel.probe().release, "rstwatch running");
     notify::ready(&serve::summary(&first.totals, &first.totals, &first));
 
-    let result = serve_until_signal(
-        &args,
-        &mut settings,
-        &mut kernel,
-        &mut pipeline,
-        &outputs,
-        &mut pcap,
-        &mut signals,
-        first.totals,
-    )
-    .await;
+    let result =
+        serve_until_signal(&args, &mut settings, &mut kernel, &mut pipeline, &mut outputs, &mut signals, first.totals)
+            .await;
     notify::stopping();
     if pipeline.undecodable > 0 {
         tracing::warn!(undecodable = pipeline.undecodable, "ring records of an unexpected size were skipped");
@@ -85,14 +78,12 @@ impl Signals {
 
 /// The one loop: samples and captures as they come, a snapshot every poll,
 /// folds, the watchdog, interface checks and reloads, until SIGINT/SIGTERM.
-#[expect(clippy::too_many_arguments, reason = "the run's parts, each borrowed on its own by the loop")]
 async fn serve_until_signal(
     args: &RunArgs,
     settings: &mut Settings,
     k: &mut KernelSide,
     p: &mut Pipeline,
-    outputs: &Outputs,
-    pcap: &mut Option<output::pcap::PcapSink>,
+    outputs: &mut Outputs,
     signals: &mut Signals,
     first: crate::pipeline::model::Totals,
 ) -> Result<(), Error> {
@@ -104,14 +95,15 @@ async fn serve_until_signal(
     let mut iface_check = tokio::time::interval(Duration::from_secs(1));
     loop {
         tokio::select! {
-            r = k.source.drain(DRAIN_BATCH, |bytes| p.on_record(bytes)) => { r.map_err(Error::io("reading the ring buffer"))?; }
-            r = k.captures.drain(DRAIN_BATCH, |bytes| {
-                if let (Some(sink), Some(c)) = (pcap.as_mut(), output::pcap::decode(bytes))
-                    && let Err(e) = sink.write(&c)
-                {
-                    tracing::warn!("pcap: {e}");
+            ev = k.next(DRAIN_BATCH, |bytes| p.on_record(bytes), |bytes| outputs.on_capture(bytes)) => {
+                if let Event::FoldDue = ev? {
+                    if let Some(drained) = k.fold() {
+                        p.on_fold(drained);
+                    }
+                    // at once: the aggregator holds the old kernel counts too until it reads them again
+                    p.publish(k);
                 }
-            }) => { r.map_err(Error::io("reading the capture ring"))?; }
+            }
             _ = tick.tick() => {
                 let snap = p.publish(k);
                 let due = settings.summary_seconds > 0 && last_summary.0.elapsed() >= Duration::from_secs(settings.summary_seconds);
@@ -121,17 +113,6 @@ async fn serve_until_signal(
                     notify::status(&line);
                     last_summary = (Instant::now(), snap.totals);
                 }
-            }
-            _ = async { k.fold.as_mut().expect("guarded").tick().await }, if k.fold.is_some() => {
-                match k.source.fold(&mut k.ebpf) {
-                    Ok(drained) => p.on_fold(drained),
-                    Err(e) => {
-                        tracing::warn!("folding stopped, key budgets fill from now on: {e}");
-                        k.fold = None;
-                    }
-                }
-                // at once: the aggregator holds the old kernel counts too until it reads them again
-                p.publish(k);
             }
             _ = watchdog.tick(), if watchdog_every.is_some() => notify::watchdog(),
             _ = iface_check.tick() => k.check_interfaces(),
@@ -158,10 +139,7 @@ fn reload(args: &RunArgs, current: &mut Settings, k: &mut KernelSide, p: &mut Pi
             for c in &restart {
                 tracing::warn!("reload: {c} needs a restart; keeping the running value");
             }
-            if let Err(e) = loader::set_sample_rate(&mut k.ebpf, new.sample_rate) {
-                tracing::warn!("reload: {e}");
-            }
-            let _ = k.wire.sync(&mut k.ebpf, &new.ifaces, false);
+            k.reload(new.sample_rate, &new.ifaces);
             p.agg.set_top(new.top);
             // The web configuration is read again even when its name did not change (new certificates).
             match setup::web_config(&new) {
@@ -173,7 +151,6 @@ fn reload(args: &RunArgs, current: &mut Settings, k: &mut KernelSide, p: &mut Pi
             *current = current.reloadable(&new);
         }
     }
-    k.source.set_loaded(&k.ebpf);
     p.detector.set_thresholds(current.alerts);
     notify::ready("reloaded");
 }

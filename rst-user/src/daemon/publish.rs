@@ -6,9 +6,8 @@ use std::{sync::Arc, time::Instant};
 
 use tokio::sync::watch;
 
-use super::programs::KernelSide;
 use crate::{
-    kernel,
+    kernel::{self, side::KernelSide},
     pipeline::{
         aggregate::{Aggregator, Drained, KernelCounts, Limits},
         alerts::{Change, Detector},
@@ -78,10 +77,9 @@ impl Pipeline {
     /// Reads the kernel's counts (giving the fastest keys hot slots), makes
     /// a snapshot, logs alert changes and publishes it.
     pub(super) fn publish(&mut self, k: &mut KernelSide) -> Arc<Snapshot> {
-        let counts = k.source.counts();
-        k.source.promote(&counts);
-        self.agg.on_counts(counts);
-        let site = k.source.unknown_call_site();
+        let reading = k.read();
+        self.agg.on_counts(reading.counts);
+        let site = reading.unknown_call_site;
         if site != 0 && self.unknown_sites.insert(site) {
             tracing::warn!("{}", kernel::callsites::unknown_line(site));
         }
@@ -89,8 +87,8 @@ impl Pipeline {
         let mut snap = self.agg.snapshot(self.started.elapsed().as_secs_f64(), names);
         snap.time = crate::pipeline::clock::now_rfc3339();
         snap.netns = self.netns;
-        snap.interfaces = k.wire.status();
-        snap.programs = k.source.costs();
+        snap.interfaces = reading.interfaces;
+        snap.programs = reading.programs;
         for change in self.detector.on_snapshot(&snap) {
             log_alert(&change);
         }

@@ -13,12 +13,14 @@ use crate::{
     settings::Settings,
 };
 
-/// The running HTTP server, stopped by [`Outputs::stop`].
+/// The running HTTP server, stopped by [`Outputs::stop`], and the pcap sink.
 pub(super) struct Outputs {
     stop_tx: watch::Sender<bool>,
     /// The endpoint's protection, replaced on reload.
     pub web: watch::Sender<Arc<WebConfig>>,
     http: tokio::task::JoinHandle<std::io::Result<()>>,
+    /// `--pcap`: where captured packets go.
+    pub pcap: Option<PcapSink>,
 }
 
 impl Outputs {
@@ -28,6 +30,7 @@ impl Outputs {
         rx: &watch::Receiver<Arc<Snapshot>>,
         settings: &Settings,
         web: WebConfig,
+        pcap: Option<PcapSink>,
     ) -> Self {
         let (web, web_rx) = watch::channel(Arc::new(web));
         let (stop_tx, mut stop_rx) = watch::channel(false);
@@ -39,7 +42,16 @@ impl Outputs {
         if settings.live {
             tokio::spawn(output::live::run(rx.clone()));
         }
-        Self { stop_tx, web, http }
+        Self { stop_tx, web, http, pcap }
+    }
+
+    /// One capture record from the ring, into the pcap files.
+    pub(super) fn on_capture(&mut self, bytes: &[u8]) {
+        if let (Some(sink), Some(c)) = (self.pcap.as_mut(), output::pcap::decode(bytes))
+            && let Err(e) = sink.write(&c)
+        {
+            tracing::warn!("pcap: {e}");
+        }
     }
 
     /// Stops the HTTP server and waits for it.
@@ -65,7 +77,14 @@ pub(super) fn bind(addr: std::net::SocketAddr) -> Result<tokio::net::TcpListener
 pub(super) fn pcap_sink(settings: &Settings) -> Result<Option<PcapSink>, Error> {
     let Some(p) = &settings.pcap else { return Ok(None) };
     let n = |v: u64| usize::try_from(v).unwrap_or(usize::MAX);
-    PcapSink::new(&p.dir, n(p.per_file), n(p.files)).map(Some)
+    let sink = PcapSink::new(&p.dir, n(p.per_file), n(p.files))?;
+    tracing::info!(
+        dir = %p.dir.display(),
+        per_file = p.per_file,
+        files = p.files,
+        "writing pcap files of sampled resets (rotated)"
+    );
+    Ok(Some(sink))
 }
 
 pub(super) fn summary(t: &Totals, prev: &Totals, s: &Snapshot) -> String {

@@ -5,6 +5,7 @@ use crate::{
     cli::RunArgs,
     config::{self, Loaded},
     error::Error,
+    kernel::side::Options,
     output::web_config::WebConfig,
     settings::Settings,
 };
@@ -45,4 +46,23 @@ pub(super) fn settings(args: &RunArgs) -> Result<(Settings, Option<Loaded>), Err
         return Err(Error::NoCgroupRoot { dir: dir.to_path_buf() });
     }
     Ok((s, file))
+}
+
+/// What the kernel side needs of the settings.
+pub(super) fn kernel_options(s: &Settings) -> Options {
+    Options {
+        btf: s.btf.clone(),
+        netns: s.netns,
+        origin: s.origin,
+        ifaces: s.ifaces.clone(),
+        pin_dir: s.pin_dir.clone(),
+        fresh: s.fresh,
+        ring_bytes: s.ring_bytes,
+        port_keys: s.port_keys,
+        peer_keys: s.peer_keys,
+        owner_keys: s.owner_keys,
+        sample_rate: s.sample_rate,
+        capture: s.pcap.is_some(),
+        fold_seconds: s.fold_seconds,
+    }
 }

@@ -17,16 +17,6 @@ use crate::error::{Error, chain};
 pub const XDP_PROGRAM: &str = "rst_xdp";
 /// `rst_xdp` without the payload copy, for kernels without `bpf_xdp_load_bytes` (< 5.18).
 pub const XDP_PROGRAM_NO_PAYLOAD: &str = "rst_xdp_no_payload";
-/// fentry programs counting `sent` resets with no full socket (kernels < 6.10): (program, kernel function).
-pub const SENT_NO_FULL_SOCKET: [(&str, &str); 2] =
-    [("sent_no_full_socket_v4", "tcp_v4_send_reset"), ("sent_no_full_socket_v6", "tcp_v6_send_reset")];
-/// BTF tracepoint program naming full sockets' resets by call site (kernels
-/// < 6.10), attached before `tcp_send_reset`, which takes its cause: (program, tracepoint).
-pub const SENT_CALL_SITE: (&str, &str) = ("sent_call_site", "tcp_send_reset");
-/// fentry program counting `received` at `tcp_reset(sk, skb)` (kernels >= 5.12): (program, kernel function).
-pub const RECEIVED_RST: (&str, &str) = ("received_rst", "tcp_reset");
-/// fexit program counting `received/reset_in_handshake` for request sockets: (program, kernel function).
-pub const RECEIVED_IN_HANDSHAKE: (&str, &str) = ("received_in_handshake", "tcp_check_req");
 /// Our legacy tc filter's own priority and handle (kernels without TCX), so
 /// that a stale one is ours to find, and a second one cannot be added.
 const TC_PRIORITY: u16 = 0x7277;
