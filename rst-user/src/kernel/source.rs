@@ -1,6 +1,7 @@
 //! The only reader of the kernel maps: drains the ring buffer and sums the
 //! per-CPU counters.
 
+use crate::pipeline::names;
 use std::collections::HashMap;
 
 use aya::{
@@ -14,7 +15,7 @@ use crate::{
     error::Error,
     kernel::loader,
     pipeline::aggregate::{Drained, KernelCounts},
-    pipeline::model::{self, ProgramCost},
+    pipeline::model::ProgramCost,
 };
 
 /// `membarrier(MEMBARRIER_CMD_GLOBAL)`: returns after an RCU grace period
@@ -324,9 +325,9 @@ impl Source {
             *recursion.entry(v).or_insert(0) += loader::fdinfo(fd, "recursion_misses");
         }
         let sent = recursion.contains_key(&rst_common::view::SENT).then(|| {
-            (rst_common::view::SENT, model::MISSED_UNANNOUNCED, sum_array(&self.unannounced).iter().sum::<u64>())
+            (rst_common::view::SENT, names::MISSED_UNANNOUNCED, sum_array(&self.unannounced).iter().sum::<u64>())
         });
-        recursion.into_iter().map(|(v, n)| (v, model::MISSED_RECURSION, n)).chain(sent).collect()
+        recursion.into_iter().map(|(v, n)| (v, names::MISSED_RECURSION, n)).chain(sent).collect()
     }
 
     /// The newest call site of a socket reset the call-site table could not

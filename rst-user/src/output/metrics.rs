@@ -1,5 +1,6 @@
 //! Prometheus text exposition (contract §5), rendered from one snapshot.
 
+use crate::pipeline::names;
 use prometheus_client::{
     collector::Collector,
     encoding::{DescriptorEncoder, EncodeMetric, text::encode},
@@ -12,7 +13,7 @@ use crate::{
         exposition::{self, Format},
         process::Process,
     },
-    pipeline::model::{self, PortLabel, Snapshot},
+    pipeline::model::{PortLabel, Snapshot},
 };
 
 /// The `port` label of clients' ephemeral ports, summed.
@@ -144,12 +145,12 @@ fn origins(enc: &mut DescriptorEncoder, s: &Snapshot) -> std::fmt::Result {
     };
     let mut first = Vec::new();
     let mut corrected = Vec::new();
-    for v in [rst_common::view::RECEIVED, rst_common::view::WIRE_IN].map(model::view_name) {
-        for o in model::ORIGINS.map(model::origin_name) {
+    for v in [rst_common::view::RECEIVED, rst_common::view::WIRE_IN].map(names::view_name) {
+        for o in names::ORIGINS.map(names::origin_name) {
             let now: u64 = s.origins.iter().filter(|r| r.view == v && r.origin == o).map(|r| r.count).sum();
             let judged = (now + moved(v, o, "")).saturating_sub(moved(v, "", o));
             first.push((vec![("view", v.to_string()), ("origin", o.to_string())], judged));
-            for to in model::ORIGINS.map(model::origin_name).into_iter().filter(|t| *t != o) {
+            for to in names::ORIGINS.map(names::origin_name).into_iter().filter(|t| *t != o) {
                 let labels = vec![("view", v.to_string()), ("from", o.to_string()), ("to", to.to_string())];
                 corrected.push((labels, moved(v, o, to)));
             }
@@ -173,9 +174,9 @@ fn origins(enc: &mut DescriptorEncoder, s: &Snapshot) -> std::fmt::Result {
 fn resets(enc: &mut DescriptorEncoder, s: &Snapshot) -> std::fmt::Result {
     let count_of = |v: &str, c: &str| s.causes.iter().find(|r| r.view == v && r.cause == c).map_or(0, |r| r.count);
     let mut resets = Vec::new();
-    for v in model::VIEWS {
-        for c in model::causes_of(v) {
-            let (v, c) = (model::view_name(v), model::cause_name(c));
+    for v in names::VIEWS {
+        for c in names::causes_of(v) {
+            let (v, c) = (names::view_name(v), names::cause_name(c));
             resets.push((vec![("view", v.to_string()), ("cause", c.to_string())], count_of(v, c)));
         }
     }

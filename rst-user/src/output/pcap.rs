@@ -6,6 +6,7 @@
 //! and starts a new one; at most K files per cause are kept, the oldest
 //! removed. So a cause never takes more than K × (24 + N × 112) bytes.
 
+use crate::pipeline::names;
 use std::{
     collections::HashMap,
     fs::File,
@@ -19,7 +20,7 @@ use pcap_file::{
 };
 use rst_common::event::{CAPTURE_BYTES, CAPTURE_TRIGGER, Capture};
 
-use crate::{error::Error, pipeline::model};
+use crate::error::Error;
 
 pub struct PcapSink {
     dir: PathBuf,
@@ -94,8 +95,8 @@ impl PcapSink {
         let stem = format!(
             "{}{}-{}",
             if trigger { "trigger-" } else { "" },
-            model::view_name(c.view),
-            model::cause_name(c.cause)
+            names::view_name(c.view),
+            names::cause_name(c.cause)
         );
         let full = self.files.get(&stem).is_none_or(|(_, n)| *n >= self.per_file);
         if full {

@@ -2,6 +2,7 @@
 //! Totals and per-cause counts come only from the kernel's exact counters;
 //! samples only feed the list of recent resets.
 
+use super::names;
 use std::{
     collections::{BTreeMap, HashMap, VecDeque},
     hash::Hash,
@@ -16,8 +17,8 @@ use rst_common::{
 use crate::{
     pipeline::decode::Event,
     pipeline::model::{
-        self, CauseCount, Coverage, EXPIRED, KeyStats, Keys, OTHER, OwnerCount, PeerCount, PortCount, PortLabel,
-        Recent, SNAPSHOT_VERSION, SampleStats, Snapshot, Totals,
+        CauseCount, Coverage, EXPIRED, KeyStats, Keys, OTHER, OwnerCount, PeerCount, PortCount, PortLabel, Recent,
+        SNAPSHOT_VERSION, SampleStats, Snapshot, Totals,
     },
     pipeline::origins,
     pipeline::owners::{self, Owner},
@@ -41,7 +42,7 @@ pub struct KernelCounts {
     /// Sample accounting summed over CPUs (the window fields are meaningless here).
     pub samples: SampleState,
     /// (view, why, events the kernel did not run our program for); `why` is
-    /// [`model::MISSED_RECURSION`] or [`model::MISSED_UNANNOUNCED`].
+    /// [`names::MISSED_RECURSION`] or [`names::MISSED_UNANNOUNCED`].
     pub missed: Vec<(u8, &'static str, u64)>,
 }
 
@@ -49,7 +50,7 @@ pub struct KernelCounts {
 fn missed_totals(missed: &[(u8, &'static str, u64)]) -> BTreeMap<String, u64> {
     let mut t = BTreeMap::new();
     for &(v, _, n) in missed {
-        *t.entry(model::view_name(v).to_string()).or_insert(0) += n;
+        *t.entry(names::view_name(v).to_string()).or_insert(0) += n;
     }
     t
 }
@@ -58,7 +59,7 @@ fn missed_totals(missed: &[(u8, &'static str, u64)]) -> BTreeMap<String, u64> {
 fn missed_by_kind(missed: &[(u8, &'static str, u64)]) -> BTreeMap<String, BTreeMap<String, u64>> {
     let mut t: BTreeMap<String, BTreeMap<String, u64>> = BTreeMap::new();
     for &(v, why, n) in missed {
-        *t.entry(model::view_name(v).to_string()).or_default().entry(why.to_string()).or_insert(0) += n;
+        *t.entry(names::view_name(v).to_string()).or_default().entry(why.to_string()).or_insert(0) += n;
     }
     t
 }
@@ -359,14 +360,14 @@ impl Aggregator {
         let k = &self.counts;
         let mut totals = Totals::default();
         let mut causes = Vec::new();
-        for v in model::VIEWS {
-            for c in model::causes_of(v) {
+        for v in names::VIEWS {
+            for c in names::causes_of(v) {
                 let n = k.causes.get(cause::slot(v, c) as usize).copied().unwrap_or(0);
                 totals.add(v, n);
                 if n > 0 {
                     causes.push(CauseCount {
-                        view: model::view_name(v).into(),
-                        cause: model::cause_name(c).into(),
+                        view: names::view_name(v).into(),
+                        cause: names::cause_name(c).into(),
                         count: n,
                     });
                 }
@@ -431,8 +432,8 @@ impl Aggregator {
         )
         .into_iter()
         .map(|(v, c, p, n)| PortCount {
-            view: model::view_name(v).into(),
-            cause: model::cause_name(c).into(),
+            view: names::view_name(v).into(),
+            cause: names::cause_name(c).into(),
             port: match p {
                 Label::Key(p) => PortLabel::Port(p),
                 other => PortLabel::Other(other.or_else(|_: u16| String::new())),
@@ -458,8 +459,8 @@ impl Aggregator {
         )
         .into_iter()
         .map(|(v, c, a, n)| PeerCount {
-            view: model::view_name(v).into(),
-            cause: model::cause_name(c).into(),
+            view: names::view_name(v).into(),
+            cause: names::cause_name(c).into(),
             netns: if let Label::Key((_, ns)) = a { (ns != 0).then_some(ns) } else { None },
             addr: a.or_else(|(a, _)| a.to_string()),
             count: n,
@@ -482,8 +483,8 @@ impl Aggregator {
             let cgroup = if let Label::Key(id) = id { Some(id) } else { None };
             let resolved = cgroup.map(&owner);
             OwnerCount {
-                view: model::view_name(v).into(),
-                cause: model::cause_name(c).into(),
+                view: names::view_name(v).into(),
+                cause: names::cause_name(c).into(),
                 owner: resolved.as_ref().map_or_else(|| id.or_else(|_| String::new()), |o| o.name.clone()),
                 cgroup,
                 cgroup_path: resolved.and_then(|o| o.path),
@@ -495,8 +496,8 @@ impl Aggregator {
 
     fn recent_row(&self, e: &Event, owner: impl Fn(u64) -> Owner) -> Recent {
         Recent {
-            view: model::view_name(e.view).into(),
-            cause: model::cause_name(e.cause).into(),
+            view: names::view_name(e.view).into(),
+            cause: names::cause_name(e.cause).into(),
             reason: e.reason,
             reason_name: e.reason.and_then(|r| self.reason_names.get(&r).cloned()),
             family: if e.local.is_ipv6() { "ipv6" } else { "ipv4" }.into(),
@@ -509,7 +510,7 @@ impl Aggregator {
             cgroup: e.cgroup,
             owner: e.cgroup.map(|id| owner(id).name),
             payload: e.payload.as_ref().map(|(len, bytes)| Payload::new(*len, bytes)),
-            origin: e.judged.as_ref().map(|j| model::origin_name(j.origin).into()),
+            origin: e.judged.as_ref().map(|j| names::origin_name(j.origin).into()),
             evidence: e.judged.as_ref().map(origins::evidence),
             ts_ns: e.ts_ns,
             time: self.clock_offset.map(|o| crate::pipeline::clock::rfc3339(o, e.ts_ns)),
@@ -579,9 +580,9 @@ mod tests {
         let mut a = agg(10);
         let mut k = counts();
         k.missed = vec![
-            (view::SENT, model::MISSED_RECURSION, 3),
-            (view::SENT, model::MISSED_UNANNOUNCED, 2),
-            (view::RECEIVED, model::MISSED_RECURSION, 0),
+            (view::SENT, names::MISSED_RECURSION, 3),
+            (view::SENT, names::MISSED_UNANNOUNCED, 2),
+            (view::RECEIVED, names::MISSED_RECURSION, 0),
         ];
         a.on_counts(k);
         let s = a.snapshot(1.0, &BTreeMap::new());
@@ -691,9 +692,9 @@ mod tests {
         let s = a.snapshot(1.0, &BTreeMap::new());
         let rows: Vec<_> = s.peers.iter().map(|p| (p.addr.as_str(), p.netns, p.count)).collect();
         assert_eq!(rows, vec![("127.0.0.1", Some(12), 5), ("127.0.0.1", Some(11), 3)]);
-        assert!(model::several_netns(s.peers.iter().map(|p| p.netns)));
+        assert!(crate::pipeline::model::several_netns(s.peers.iter().map(|p| p.netns)));
         assert_eq!(s.peers[0].label(true), "127.0.0.1 (netns 12)");
-        assert!(!model::several_netns([Some(1), None, Some(1)]));
+        assert!(!crate::pipeline::model::several_netns([Some(1), None, Some(1)]));
     }
 
     #[test]

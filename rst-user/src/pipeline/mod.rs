@@ -6,6 +6,7 @@ pub mod alerts;
 pub mod clock;
 pub mod decode;
 pub mod model;
+pub mod names;
 pub mod origins;
 pub mod owners;
 pub mod payload;

@@ -2,13 +2,14 @@
 //! counters as snapshot rows, a sample's evidence, and corrections applied
 //! to the recent resets they concern.
 
+use super::names;
 use std::collections::VecDeque;
 
 use rst_common::{cause, origin, view};
 
 use crate::pipeline::{
     decode::{Event, Judged},
-    model::{self, Evidence, OriginCorrection, OriginCount},
+    model::{Evidence, OriginCorrection, OriginCount},
 };
 
 /// Per judged view and cause: the count of each origin as corrected, and
@@ -23,7 +24,7 @@ pub fn rows(causes: &[u64], origins: &[u64]) -> (Vec<OriginCount>, Vec<OriginCor
     let mut counts = Vec::new();
     let mut corrections = Vec::new();
     for v in [view::RECEIVED, view::WIRE_IN] {
-        for c in model::causes_of(v) {
+        for c in names::causes_of(v) {
             let total = causes.get(cause::slot(v, c) as usize).copied().unwrap_or(0);
             if total == 0 {
                 continue;
@@ -35,26 +36,26 @@ pub fn rows(causes: &[u64], origins: &[u64]) -> (Vec<OriginCount>, Vec<OriginCor
                 judged[usize::from(o)] = (at(origin::first(v, c, o)) + gained).saturating_sub(lost);
             }
             judged[0] = total.saturating_sub(judged[1..].iter().sum());
-            for o in model::ORIGINS {
+            for o in names::ORIGINS {
                 let n = judged[usize::from(o)];
                 if n > 0 {
                     counts.push(OriginCount {
-                        view: model::view_name(v).into(),
-                        cause: model::cause_name(c).into(),
-                        origin: model::origin_name(o).into(),
+                        view: names::view_name(v).into(),
+                        cause: names::cause_name(c).into(),
+                        origin: names::origin_name(o).into(),
                         count: n,
                     });
                 }
             }
-            for from in model::ORIGINS {
-                for to in model::ORIGINS {
+            for from in names::ORIGINS {
+                for to in names::ORIGINS {
                     let n = at(origin::correction(v, c, from, to));
                     if n > 0 {
                         corrections.push(OriginCorrection {
-                            view: model::view_name(v).into(),
-                            cause: model::cause_name(c).into(),
-                            from: model::origin_name(from).into(),
-                            to: model::origin_name(to).into(),
+                            view: names::view_name(v).into(),
+                            cause: names::cause_name(c).into(),
+                            from: names::origin_name(from).into(),
+                            to: names::origin_name(to).into(),
                             count: n,
                         });
                     }
@@ -74,7 +75,7 @@ pub fn evidence(j: &Judged) -> Evidence {
         peer_ttl: (j.base_ttl != 0).then_some(j.base_ttl),
         path_longer: j.evidence & origin::evidence::PATH_LONGER != 0,
         after_rst_ms: (j.evidence & origin::evidence::AFTER_RST != 0).then_some(j.after_rst_ms),
-        corrected_from: c.map(|c| model::origin_name(c.from).into()),
+        corrected_from: c.map(|c| names::origin_name(c.from).into()),
         peer_spoke_after_ms: c.filter(|c| !c.new_path).map(|c| c.ms),
         seq_distance: c.filter(|c| !c.new_path).map(|c| c.seq_distance),
         new_path_after_ms: c.filter(|c| c.new_path).map(|c| c.ms),

@@ -1,5 +1,6 @@
 //! Renders `rstwatch top`: a pure function of the app state (which holds the snapshot).
 
+use crate::pipeline::names;
 use ratatui::{
     Frame,
     layout::{Constraint, Layout, Rect},
@@ -82,8 +83,8 @@ fn header(f: &mut Frame, area: Rect, app: &App) {
 
 /// Received resets per origin (contract §2a), `peer 3 middlebox 1 …`; None before any.
 fn origins(s: &model::Snapshot) -> Option<String> {
-    let parts: Vec<String> = model::ORIGINS
-        .map(model::origin_name)
+    let parts: Vec<String> = names::ORIGINS
+        .map(names::origin_name)
         .into_iter()
         .filter_map(|o| {
             let n: u64 = s.origins.iter().filter(|r| r.view == "received" && r.origin == o).map(|r| r.count).sum();
@@ -311,7 +312,7 @@ pub fn render(f: &mut Frame, app: &App) {
     let line = match (&app.snap, app.selected_cause()) {
         (None, _) => "waiting for the first snapshot…".to_string(),
         (Some(_), None) => "no resets yet".to_string(),
-        (Some(_), Some(c)) => format!("{}/{}: {}", c.view, c.cause, model::explain(&c.view, &c.cause)),
+        (Some(_), Some(c)) => format!("{}/{}: {}", c.view, c.cause, names::explain(&c.view, &c.cause)),
     };
     f.render_widget(Paragraph::new(line).italic(), explain);
     recent(f, bottom, app);
