@@ -328,3 +328,55 @@ pub fn total(s: &Snapshot, view: &str) -> u64 {
         _ => 0,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use ratatui::crossterm::event::KeyCode;
+
+    use super::*;
+    use crate::tui::fixtures::{app, key, snap};
+
+    #[test]
+    fn sort_cycles_rate_count_name() {
+        let mut a = app();
+        let order = |a: &App| a.causes().iter().map(|c| c.cause.clone()).collect::<Vec<_>>();
+        assert_eq!(order(&a)[0..2], ["refused", "closed_port"]); // 10/s each: then count, then view/cause name
+        assert_eq!(order(&a)[2], "linger_abort");
+        key(&mut a, KeyCode::Char('s'));
+        assert_eq!(a.sort, Sort::Count);
+        key(&mut a, KeyCode::Char('s'));
+        assert_eq!(
+            a.causes().iter().map(|c| (c.view.as_str(), c.cause.as_str())).collect::<Vec<_>>(),
+            [("received", "refused"), ("sent", "closed_port"), ("sent", "linger_abort")]
+        );
+    }
+
+    #[test]
+    fn selection_stays_on_its_cause_when_the_order_changes() {
+        let mut a = app();
+        key(&mut a, KeyCode::Down);
+        key(&mut a, KeyCode::Down);
+        assert_eq!(a.selected_cause().unwrap().cause, "linger_abort");
+        // linger_abort surges: sorted by rate it moves to the top, the selection with it
+        a.on_snapshot(snap(14.0, 30, 200));
+        assert_eq!(a.causes()[0].cause, "linger_abort");
+        assert_eq!(a.selected_cause().unwrap().cause, "linger_abort");
+        // and through a change of sort order
+        key(&mut a, KeyCode::Char('s'));
+        key(&mut a, KeyCode::Char('s'));
+        assert_eq!(a.selected_cause().unwrap().cause, "linger_abort");
+    }
+
+    #[test]
+    fn pause_freezes_the_numbers_and_q_closes_help_then_quits() {
+        let mut a = app();
+        key(&mut a, KeyCode::Char('p'));
+        a.on_snapshot(snap(14.0, 99, 9));
+        assert_eq!(a.causes()[0].count, 30, "paused: still the old numbers");
+        key(&mut a, KeyCode::Char('?'));
+        key(&mut a, KeyCode::Char('q')); // closes help
+        assert!(!a.quit);
+        key(&mut a, KeyCode::Char('q'));
+        assert!(a.quit);
+    }
+}

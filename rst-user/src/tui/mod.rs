@@ -3,6 +3,8 @@
 //! terminal it prints the plain summary every second instead.
 
 pub mod app;
+#[cfg(test)]
+mod fixtures;
 pub mod ui;
 
 use std::{io::IsTerminal as _, sync::mpsc, time::Duration};
