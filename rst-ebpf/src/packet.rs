@@ -244,6 +244,8 @@ pub fn observe<F: Frame>(f: &F, view: u8, inbound: bool, ifindex: u32, from_stac
     let sampled = crate::counters::emit(
         #[inline(always)]
         |s| {
+            // The tuple again, not `&key`: filling from `key` makes the verifier explore
+            // about 18 000 more instructions of the tc program (measured on 6.18).
             let flow = FlowKey { family: rst.family, _pad: [0; 3], lport, rport, local, remote };
             crate::sample::describe(s, view, rst.cause, rst.flags, rst_common::event::NO_REASON, &flow, verdict);
             s.ifindex = ifindex;

@@ -18,8 +18,7 @@ pub struct Fleet {
     pub url: String,
     /// Prometheus label matchers selecting the hosts: `instance=~"REGEX"`.
     hosts: String,
-    agent: ureq::Agent,
-    authorization: Option<String>,
+    http: crate::cli::client::Http,
 }
 
 type Series = Vec<(BTreeMap<String, String>, f64)>;
@@ -27,18 +26,15 @@ type Series = Vec<(BTreeMap<String, String>, f64)>;
 impl Fleet {
     /// `url`: Prometheus's base URL; `hosts`: a regular expression on `instance`.
     pub fn new(url: &str, hosts: &str, access: &Access) -> Result<Self, Error> {
-        let (agent, authorization) = crate::cli::client::access(access)?;
+        let http = crate::cli::client::Http::new(access)?;
         let url = url.trim_end_matches('/').to_string();
         let escaped = hosts.replace('\\', "\\\\").replace('"', "\\\"");
-        Ok(Self { url, hosts: format!("instance=~\"{escaped}\""), agent, authorization })
+        Ok(Self { url, hosts: format!("instance=~\"{escaped}\""), http })
     }
 
     fn query(&self, expr: &str) -> Result<Series, Error> {
         let fail = |detail: String| Error::NoPrometheus { url: self.url.clone(), detail };
-        let mut request = self.agent.get(format!("{}/api/v1/query", self.url)).query("query", expr);
-        if let Some(a) = &self.authorization {
-            request = request.header("Authorization", a);
-        }
+        let request = self.http.get(&format!("{}/api/v1/query", self.url)).query("query", expr);
         let mut response = request.call().map_err(|e| fail(e.to_string()))?;
         let body = response.body_mut().read_to_string().map_err(|e| fail(e.to_string()))?;
         let v: serde_json::Value =
