@@ -70,8 +70,8 @@ async fn healthz(State((rx, _)): State<(Snap, metrics::Options)>) -> impl IntoRe
     }
 }
 
-/// What the server reads per connection: the snapshots, the metric options
-/// and the endpoint's protection (TLS, basic auth; replaced on reload).
+/// The endpoint's protection (TLS, basic auth), replaced on reload: read per
+/// connection (TLS) and per request (auth).
 type Web = watch::Receiver<Arc<WebConfig>>;
 
 /// Refuses a request without the user and password the web configuration
@@ -81,7 +81,7 @@ async fn authenticate(State(web): State<Web>, request: Request, next: Next) -> R
     let web = web.borrow().clone();
     let header = request.headers().get(header::AUTHORIZATION).and_then(|v| v.to_str().ok());
     let open = matches!(request.uri().path(), "/healthz" | "/");
-    if open || !web.requires_auth() || web.allows(header) {
+    if open || web.allows(header) {
         return next.run(request).await;
     }
     (StatusCode::UNAUTHORIZED, [(header::WWW_AUTHENTICATE, "Basic realm=\"rstwatch\"")], "401 Unauthorized\n")
