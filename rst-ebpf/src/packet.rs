@@ -49,7 +49,9 @@ pub struct Rst {
 /// L3 protocol and L3 offset after skipping VLAN tags.
 #[inline(always)]
 fn l3<F: Frame>(f: &F) -> Option<(u16, usize)> {
-    let mut proto = u16::from_be(f.read::<u16>(12)?);
+    // In place where the hook allows: tc ingress reads this of every frame.
+    let mut buf = [0u8; 2];
+    let mut proto = u16::from_be_bytes(*f.bytes(12, &mut buf)?);
     let mut off = ETH_HLEN;
     for _ in 0..2 {
         if proto != ETH_P_8021Q && proto != ETH_P_8021AD {

@@ -1,6 +1,8 @@
-//! `wire_out`: every RST leaving a watched interface (tc egress, TCX link on
-//! kernels >= 6.6). Always TC_ACT_OK. A header in the skb's linear part is
-//! read in place; else through bpf_skb_load_bytes, so non-linear skbs parse too.
+//! The tc programs: `wire_in` (every RST arriving on a watched interface, tc
+//! ingress: the default) and `wire_out` (every RST leaving it, tc egress);
+//! TCX links on kernels >= 6.6, clsact filters before. Always TC_ACT_OK. A
+//! header in the skb's linear part is read in place; else through
+//! bpf_skb_load_bytes, so non-linear skbs parse too.
 
 use aya_ebpf::{
     EbpfContext,
@@ -98,6 +100,17 @@ fn from_stack(ctx: &TcContext, key: &FlowKey) -> bool {
 pub fn rst_tc_egress(ctx: TcContext) -> i32 {
     let ifindex = unsafe { (*ctx.skb.skb).ifindex };
     packet::observe(&ctx, view::WIRE_OUT, false, ifindex, |key| from_stack(&ctx, key));
+    TC_ACT_OK
+}
+
+/// `wire_in` at tc ingress (the default hook): what XDP would see, after
+/// the driver and GRO (one run per GRO packet of bulk traffic; an RST is
+/// never merged), before netfilter and the stack. A VLAN tag is already in
+/// the skb's metadata here, so the frame starts with the inner type.
+#[classifier]
+pub fn rst_tc_ingress(ctx: TcContext) -> i32 {
+    let ifindex = unsafe { (*ctx.skb.skb).ifindex };
+    packet::observe(&ctx, view::WIRE_IN, true, ifindex, |_| true);
     TC_ACT_OK
 }
 

@@ -1,6 +1,10 @@
-//! `wire_in`: every RST arriving on a watched interface. Always XDP_PASS.
-//! Checked on Linux 6.18 (native on veth, generic on lo), and 5.10, 6.1, 6.12
-//! in the kernel matrix (`cargo xtask test --kernels`).
+//! `wire_in` with `--wire-in xdp`: every RST arriving on a watched interface,
+//! native XDP only (tc ingress is the default: XDP on a veth turns off its
+//! peer's segmentation offload). Always XDP_PASS. The payload program
+//! declares fragment support (`xdp.frags`, 5.18+, as `bpf_xdp_load_bytes`),
+//! so a jumbo-MTU device attaches it natively; headers are read from the
+//! first buffer. Checked on Linux 6.18 and 5.10, 6.1, 6.12 in the kernel
+//! matrix (`cargo xtask test --kernels`).
 
 use aya_ebpf::{
     EbpfContext, bindings::xdp_action, check_bounds_signed, helpers::bpf_xdp_load_bytes, macros::xdp,
@@ -74,7 +78,7 @@ impl Frame for NoLoadBytes<'_> {
     }
 }
 
-#[xdp]
+#[xdp(frags)]
 pub fn rst_xdp(ctx: XdpContext) -> u32 {
     packet::observe(&ctx, view::WIRE_IN, true, ctx.ingress_ifindex() as u32, |_| true);
     xdp_action::XDP_PASS

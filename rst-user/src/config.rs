@@ -20,6 +20,7 @@ pub const DEFAULT_PATH: &str = "/etc/rstwatch/rstwatch.toml";
 pub struct ConfigFile {
     pub interfaces: Option<Vec<Spanned<String>>>,
     pub wire: Option<bool>,
+    pub wire_in: Option<crate::kernel::loader::WireIn>,
     pub listen: Option<Spanned<String>>,
     pub sample_rate: Option<u32>,
     pub ring_bytes: Option<Spanned<u32>>,

@@ -12,6 +12,7 @@ use crate::{
     },
     config::Loaded,
     error::Error,
+    kernel::loader::WireIn,
     pipeline::alerts::Thresholds,
 };
 
@@ -20,6 +21,8 @@ use crate::{
 pub struct Settings {
     /// Interfaces actually watched (empty when wire views are off).
     pub ifaces: Vec<String>,
+    /// The hook that makes `wire_in` (`--wire-in`, config `wire_in`).
+    pub wire_in: WireIn,
     pub listen: SocketAddr,
     pub sample_rate: u32,
     pub ring_bytes: u32,
@@ -94,6 +97,7 @@ impl Settings {
         });
         Ok(Self {
             ifaces,
+            wire_in: args.wire_in.or(f.and_then(|f| f.wire_in)).unwrap_or_default(),
             listen,
             sample_rate: args.sample_rate.or(f.and_then(|f| f.sample_rate)).unwrap_or(DEFAULT_SAMPLE_RATE),
             ring_bytes: flag_file_default(
@@ -154,6 +158,7 @@ impl Settings {
         note(true, "summary_seconds", self.summary_seconds.to_string(), new.summary_seconds.to_string());
         note(true, "alert thresholds", format!("{:?}", self.alerts), format!("{:?}", new.alerts));
         note(true, "web_config", format!("{:?}", self.web_config), format!("{:?}", new.web_config));
+        note(false, "wire_in", format!("{:?}", self.wire_in), format!("{:?}", new.wire_in));
         note(false, "listen", self.listen.to_string(), new.listen.to_string());
         note(false, "ring_bytes", self.ring_bytes.to_string(), new.ring_bytes.to_string());
         note(false, "port_keys", self.port_keys.to_string(), new.port_keys.to_string());

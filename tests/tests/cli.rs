@@ -8,7 +8,7 @@ use std::{
 };
 
 use rst_tests::{
-    namespaces::netns::{Netns, Pair, VB},
+    namespaces::netns::{Hooks, Netns, Pair, VB},
     rig::daemon::{self, Daemon},
 };
 
@@ -147,32 +147,28 @@ fn help_explains_views_and_causes() {
     }
 }
 
-fn xdp_attached(pair: &Pair) -> bool {
-    pair.b.exec(&["ip", "-d", "link", "show", VB]).contains("xdp")
-}
-
 #[test]
 fn sigterm_exits_0_and_detaches() {
     let pair = Pair::new();
     let mut d = Daemon::start(&pair.b, &["--iface", VB]);
-    assert!(xdp_attached(&pair), "XDP should be on vb while the daemon runs");
-    assert_eq!(pair.tcx_egress_on_vb(), 1, "tc egress (TCX) should be on vb while the daemon runs");
+    assert_eq!(pair.hooks_on_vb(), Hooks::TC, "tc ingress and egress on vb while the daemon runs, no XDP");
     let status = d.stop();
     assert_eq!(status.code(), Some(0));
-    assert!(!xdp_attached(&pair), "XDP left attached after SIGTERM");
-    assert_eq!(pair.tcx_egress_on_vb(), 0, "tc egress left attached after SIGTERM");
+    assert_eq!(pair.hooks_on_vb(), Hooks::NONE, "left attached after SIGTERM");
 }
 
 #[test]
 fn sigkill_leaves_nothing_attached() {
     let pair = Pair::new();
-    let mut d = Daemon::start(&pair.b, &["--iface", VB]);
-    assert_eq!(pair.tcx_egress_on_vb(), 1);
-    d.kill();
-    // Links die with the last fd; the kernel releases them asynchronously.
-    rst_tests::wait::until_true("XDP and TCX gone after SIGKILL", std::time::Duration::from_secs(5), || {
-        !xdp_attached(&pair) && pair.tcx_egress_on_vb() == 0
-    });
+    for mode in [&["--iface", VB][..], &["--iface", VB, "--wire-in", "xdp"]] {
+        let mut d = Daemon::start(&pair.b, mode);
+        assert_ne!(pair.hooks_on_vb(), Hooks::NONE, "{mode:?}");
+        d.kill();
+        // Links die with the last fd; the kernel releases them asynchronously.
+        rst_tests::wait::until_true("XDP and TCX gone after SIGKILL", std::time::Duration::from_secs(5), || {
+            pair.hooks_on_vb() == Hooks::NONE
+        });
+    }
 }
 
 #[test]

@@ -66,7 +66,7 @@ fn index_and_healthz_follow_the_hooks() {
             if status == 503 { Ok(body) } else { Err(format!("{status} {body}")) }
         },
     );
-    assert!(body.contains("xdp on vb") && body.contains("tc egress on vb"), "{body}");
+    assert!(body.contains("tc ingress on vb") && body.contains("tc egress on vb"), "{body}");
     // It comes back: healthy again.
     rig.pair.link();
     wait::until(

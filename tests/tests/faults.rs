@@ -8,7 +8,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use rst_tests::{namespaces::netns::VB, rig::Rig, rig::snapshot::Snapshot, traffic, traffic::flood, wait};
+use rst_tests::{namespaces::netns::{Hooks, VB}, rig::Rig, rig::snapshot::Snapshot, traffic, traffic::flood, wait};
 
 fn all_counts(s: &Snapshot) -> u64 {
     ["sent", "received", "wire_in", "wire_out"].iter().map(|v| s.total(v)).sum()
@@ -135,20 +135,25 @@ fn sample_rate_limit_is_honoured_per_cpu() {
 #[test]
 fn interface_that_disappears_is_watched_again_when_back() {
     let rig = Rig::start();
-    assert!(rig.pair.xdp_on_vb());
-    // What the daemon says of vb: /snapshot's interfaces and the gauge in /metrics.
+    assert_eq!(rig.pair.hooks_on_vb(), Hooks::TC);
+    // What the daemon says of vb: /snapshot's interfaces and the gauges in /metrics.
+    let tcx = rig.daemon.snapshot().json["interfaces"][0]["ingress"] == "tcx";
+    let hook = if tcx { "tcx" } else { "tc" };
     let attached = |on: bool| {
         let s = rig.daemon.snapshot();
-        let gauge = format!("rstwatch_interface_attached{{iface=\"vb\",hook=\"xdp\"}} {}", u8::from(on));
-        s.json["interfaces"] == serde_json::json!([{"name": "vb", "xdp": on, "tc": on}])
-            && rig.daemon.get("/metrics").contains(&gauge)
+        let gauges = [("tc_ingress", on), ("tc", on)]
+            .map(|(h, on)| format!("rstwatch_interface_attached{{iface=\"vb\",hook=\"{h}\"}} {}", u8::from(on)));
+        let metrics = rig.daemon.get("/metrics");
+        s.json["interfaces"]
+            == serde_json::json!([{"name": "vb", "ingress": hook, "egress": hook, "wire_in": on, "wire_out": on, "xdp": false, "tc": on}])
+            && gauges.iter().all(|g| metrics.contains(g))
     };
     assert!(attached(true));
     rig.pair.b.exec(&["ip", "link", "del", VB]);
     wait::until_true("vb reported detached", Duration::from_secs(10), || attached(false));
     rig.pair.link();
-    wait::until_true("vb watched again (XDP and tc)", Duration::from_secs(10), || {
-        rig.pair.xdp_on_vb() && rig.pair.tcx_egress_on_vb() == 1 && attached(true)
+    wait::until_true("vb watched again (tc ingress and egress)", Duration::from_secs(10), || {
+        rig.pair.hooks_on_vb() == Hooks::TC && attached(true)
     });
     let d = rig.measure(
         |p| traffic::syn_to_closed_port(&p.a, "10.77.0.1:7913".parse().unwrap(), "10.77.0.2:7903".parse().unwrap()),

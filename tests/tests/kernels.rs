@@ -8,7 +8,7 @@
 use std::{io::Write as _, net::SocketAddr};
 
 use rst_tests::{
-    namespaces::netns::{Pair, VB},
+    namespaces::netns::{Hooks, Pair, VB},
     rig::daemon::{self, Daemon},
     rig::snapshot::Snapshot,
     rig::{Delta, Rig},
@@ -163,22 +163,15 @@ fn kernel_table_row() {
     ]);
 }
 
-/// tc egress filters on vb by tc(8) (legacy clsact) and TCX links (kernel >= 6.6).
-fn tc_on_vb(pair: &Pair) -> String {
-    let legacy = pair.b.exec(&["tc", "filter", "show", "dev", VB, "egress"]);
-    format!("{}{}", legacy.trim(), if pair.tcx_egress_on_vb() > 0 { " +TCX" } else { "" })
-}
-
 #[test]
 fn sigkill_leaves_nothing_attached_and_a_restart_counts_the_wire_once() {
     let pair = Pair::new();
     let pins = daemon::Pins::new();
     let mut d = Daemon::start_with(&pair.b, &pins.0, &["--iface", VB], &[]);
-    assert!(pair.xdp_on_vb());
-    assert!(!tc_on_vb(&pair).is_empty(), "tc egress attached");
+    assert_eq!(pair.hooks_on_vb(), Hooks::TC, "tc ingress and egress attached, no XDP");
     d.kill();
-    rst_tests::wait::until_true("XDP and tc to go with the killed daemon", std::time::Duration::from_secs(5), || {
-        !pair.xdp_on_vb() && tc_on_vb(&pair).is_empty()
+    rst_tests::wait::until_true("tc programs to go with the killed daemon", std::time::Duration::from_secs(5), || {
+        pair.hooks_on_vb() == Hooks::NONE
     });
     let d = Daemon::start_with(&pair.b, &pins.0, &["--iface", VB], &[]);
     let before = d.snapshot().port("wire_out", "refusal", 7401);
@@ -188,7 +181,7 @@ fn sigkill_leaves_nothing_attached_and_a_restart_counts_the_wire_once() {
     let s = d.wait_for("2 refusals on the wire", |s| s.port("wire_out", "refusal", 7401) >= before + 2);
     assert_eq!(d.fresh_snapshot().port("wire_out", "refusal", 7401), before + 2, "counted once: {}", s.json);
     drop(d);
-    assert!(!pair.xdp_on_vb() && tc_on_vb(&pair).is_empty(), "SIGTERM leaves nothing: {}", tc_on_vb(&pair));
+    assert_eq!(pair.hooks_on_vb(), Hooks::NONE, "SIGTERM leaves nothing");
 }
 
 #[test]

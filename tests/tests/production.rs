@@ -9,7 +9,7 @@ use std::{
 };
 
 use rst_tests::{
-    namespaces::netns::{Pair, VB},
+    namespaces::netns::{Hooks, Pair, VB},
     rig::daemon::{self, Daemon},
     traffic, wait,
 };
@@ -36,10 +36,6 @@ fn read_until(sock: &UnixDatagram, until: &str) -> Vec<String> {
     panic!("no {until} within 10 s; got {got:?}");
 }
 
-fn xdp_on_vb(pair: &Pair) -> bool {
-    pair.b.exec(&["ip", "-d", "link", "show", VB]).contains("xdp")
-}
-
 #[test]
 fn notify_ready_then_watchdog_and_sigterm_leaves_nothing_attached() {
     let pair = Pair::new();
@@ -54,13 +50,10 @@ fn notify_ready_then_watchdog_and_sigterm_leaves_nothing_attached() {
     assert!(first.last().unwrap().contains("STATUS=resets sent"), "{first:?}");
     let later = read_until(&sock, "WATCHDOG=1");
     assert!(!later.is_empty());
-    assert!(xdp_on_vb(&pair));
+    assert_eq!(pair.hooks_on_vb(), Hooks::TC);
     assert_eq!(d.stop().code(), Some(0));
     read_until(&sock, "STOPPING=1");
-    assert!(!xdp_on_vb(&pair), "XDP left on vb");
-    let tc = pair.b.exec(&["tc", "filter", "show", "dev", VB, "egress"]);
-    assert!(tc.trim().is_empty(), "tc filter left on vb: {tc}");
-    assert_eq!(pair.tcx_egress_on_vb(), 0, "TCX program left on vb");
+    assert_eq!(pair.hooks_on_vb(), Hooks::NONE, "left on vb");
     let _ = std::fs::remove_file(&path);
 }
 
@@ -108,13 +101,13 @@ fn sighup_reloads_sample_rate_and_attaches_and_detaches_interfaces() {
     let s = d.wait_for("a reset", |s| s.port("sent", "closed_port", 7701) == 1);
     assert_eq!(s.json["samples"]["delivered"], 0, "sample_rate 0: no samples");
     assert_eq!(s.total("wire_out"), 0, "no interface watched yet");
-    assert!(!xdp_on_vb(&pair));
+    assert_eq!(pair.hooks_on_vb(), Hooks::NONE);
 
     std::fs::write(&cfg, "sample_rate = 100\ninterfaces = [\"vb\"]\n").unwrap();
     let status = Command::new("kill").args(["-HUP", &d.pid().to_string()]).status().unwrap();
     assert!(status.success());
-    wait::until_true("SIGHUP to attach XDP and tc on vb", Duration::from_secs(10), || {
-        xdp_on_vb(&pair) && pair.tcx_egress_on_vb() == 1
+    wait::until_true("SIGHUP to attach tc ingress and egress on vb", Duration::from_secs(10), || {
+        pair.hooks_on_vb() == Hooks::TC
     });
     closed(7702);
     let s = d.wait_for("sampled and on the wire", |s| {
@@ -126,8 +119,8 @@ fn sighup_reloads_sample_rate_and_attaches_and_detaches_interfaces() {
     std::fs::write(&cfg, "sample_rate = 100\ninterfaces = []\n").unwrap();
     let status = Command::new("kill").args(["-HUP", &d.pid().to_string()]).status().unwrap();
     assert!(status.success());
-    wait::until_true("SIGHUP to detach XDP and tc from vb", Duration::from_secs(10), || {
-        !xdp_on_vb(&pair) && pair.tcx_egress_on_vb() == 0
+    wait::until_true("SIGHUP to detach tc ingress and egress from vb", Duration::from_secs(10), || {
+        pair.hooks_on_vb() == Hooks::NONE
     });
     closed(7703);
     let s = d.wait_for("the stack's view only", |s| s.port("sent", "closed_port", 7703) == 1);

@@ -97,11 +97,17 @@ pub struct RunArgs {
     /// Config file [default: /etc/rstwatch/rstwatch.toml when it exists]. Flags win over it.
     #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,
-    /// Interface to watch on the wire (XDP ingress, tc egress); repeat for more. Without it
+    /// Interface to watch on the wire (tc ingress and egress); repeat for more. Without it
     /// (and without `interfaces` in the config) only the stack's views are counted.
     #[arg(long = "iface", value_name = "IF")]
     pub ifaces: Vec<String>,
-    /// Attach no XDP/tc programs at all, whatever --iface or the config say.
+    /// The hook that sees RSTs arriving (wire_in): tc ingress costs the traffic nothing and
+    /// changes nothing about the device; xdp (native only) for a driver where XDP is free —
+    /// on a veth it turns off the peer's segmentation offload. Where the driver refuses
+    /// native XDP, tc ingress is used, with one log line [default: tc].
+    #[arg(long, value_name = "HOOK", value_enum)]
+    pub wire_in: Option<crate::kernel::loader::WireIn>,
+    /// Attach no programs to interfaces at all, whatever --iface or the config say.
     #[arg(long)]
     pub no_wire: bool,
     /// Address to serve /snapshot and /metrics on: IP:PORT, localhost:PORT, or :PORT for

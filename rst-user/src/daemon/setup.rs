@@ -55,6 +55,7 @@ pub(super) fn kernel_options(s: &Settings) -> Options {
         netns: s.netns,
         origin: s.origin,
         ifaces: s.ifaces.clone(),
+        wire_in: s.wire_in,
         pin_dir: s.pin_dir.clone(),
         fresh: s.fresh,
         ring_bytes: s.ring_bytes,

@@ -17,11 +17,13 @@ use crate::error::{Error, chain};
 pub const XDP_PROGRAM: &str = "rst_xdp";
 /// `rst_xdp` without the payload copy, for kernels without `bpf_xdp_load_bytes` (< 5.18).
 pub const XDP_PROGRAM_NO_PAYLOAD: &str = "rst_xdp_no_payload";
-/// Our legacy tc filter's own priority and handle (kernels without TCX), so
+/// Our legacy tc filters' own priority and handle (kernels without TCX), so
 /// that a stale one is ours to find, and a second one cannot be added.
 const TC_PRIORITY: u16 = 0x7277;
 const TC_HANDLE: TcHandle = TcHandle::new(0, 0x7277);
 pub const TC_PROGRAM: &str = "rst_tc_egress";
+/// `wire_in` at tc ingress (the default).
+pub const TC_INGRESS_PROGRAM: &str = "rst_tc_ingress";
 /// Programs that do nothing: baselines for measuring the hooks' own cost.
 pub const EMPTY_XDP: &str = "empty_xdp";
 pub const EMPTY_TC: &str = "empty_tc";
@@ -271,63 +273,169 @@ pub fn tc<'a>(ebpf: &'a mut Ebpf, name: &str) -> Result<&'a mut SchedClassifier,
     Ok(p)
 }
 
+/// Which hook makes `wire_in` (`--wire-in`, config `wire_in`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum WireIn {
+    /// tc ingress (a TCX link on kernels >= 6.6, a clsact filter before): costs the
+    /// traffic nothing measurable and changes nothing about the device.
+    #[default]
+    Tc,
+    /// Native XDP, for a driver where it is free; where the driver refuses
+    /// native mode, tc ingress instead (one log line), never generic XDP.
+    Xdp,
+}
+
+/// The hook a wire view got on one interface (`/snapshot` `interfaces`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Hook {
+    /// A TCX link (tc, kernels >= 6.6).
+    Tcx,
+    /// A clsact filter of ours (tc, before TCX).
+    Clsact,
+    /// Native XDP.
+    Xdp,
+}
+
+impl Hook {
+    /// The name `/snapshot` and the logs use.
+    #[must_use]
+    pub const fn name(self) -> &'static str {
+        match self {
+            Self::Tcx => "tcx",
+            Self::Clsact => "tc",
+            Self::Xdp => "xdp",
+        }
+    }
+}
+
+/// The ingress link of one watched interface.
+enum IngressLink {
+    Tc(SchedClassifierLinkId),
+    Xdp(XdpLinkId),
+}
+
 /// The links of one watched interface; detaching drops them.
 pub struct WireLinks {
-    xdp: XdpLinkId,
-    tc: SchedClassifierLinkId,
+    ingress: IngressLink,
+    egress: SchedClassifierLinkId,
+}
+
+impl WireLinks {
+    /// The hooks `wire_in` and `wire_out` got.
+    #[must_use]
+    pub fn hooks(&self, mode: WireMode) -> (Hook, Hook) {
+        let tc = if mode.tcx { Hook::Tcx } else { Hook::Clsact };
+        (if matches!(self.ingress, IngressLink::Xdp(_)) { Hook::Xdp } else { tc }, tc)
+    }
 }
 
 /// How this kernel's wire hooks are attached.
 #[derive(Clone, Copy, Debug)]
 pub struct WireMode {
+    /// The hook asked for `wire_in`.
+    pub ingress: WireIn,
     /// [`XDP_PROGRAM`] or, without `bpf_xdp_load_bytes`, [`XDP_PROGRAM_NO_PAYLOAD`].
     pub xdp_program: &'static str,
-    /// tc egress through a TCX link (kernel >= 6.6), else a clsact filter.
+    /// tc through TCX links (kernel >= 6.6), else clsact filters.
     pub tcx: bool,
 }
 
-/// Attaches XDP (ingress) and tc egress to one interface (both or neither).
-pub fn attach_wire(ebpf: &mut Ebpf, iface: &str, mode: WireMode) -> Result<WireLinks, Error> {
-    // Both load (and pass the verifier) before either is attached.
-    tc(ebpf, TC_PROGRAM)?;
-    let prog = xdp(ebpf, mode.xdp_program)?;
-    // Default lets the kernel use native XDP where the driver has it, generic otherwise.
-    let xdp_link = prog
-        .attach(iface, XdpMode::Default)
-        .or_else(|_| prog.attach(iface, XdpMode::Skb))
-        .map_err(|e| Error::Attach { what: format!("XDP on {iface}"), detail: chain(&e) })?;
-    let prog = tc(ebpf, TC_PROGRAM)?;
-    let attached = if mode.tcx {
-        prog.attach(iface, TcAttachType::Egress)
-    } else {
-        let _ = tc::qdisc_add_clsact(iface);
-        // A daemon killed before it could detach (SIGKILL, a crash) leaves its
-        // clsact filter counting; it is ours by name: remove it first, so the wire is counted once.
-        if remove_tc_filters(iface) {
-            tracing::warn!(iface, "removed a tc egress filter left by an earlier rstwatch that did not exit cleanly");
-        }
-        let options = NlOptions { priority: TC_PRIORITY, handle: TC_HANDLE, ..NlOptions::default() };
-        prog.attach_with_options(iface, TcAttachType::Egress, TcAttachOptions::Netlink(options))
-    };
-    match attached {
-        Ok(tc_link) => Ok(WireLinks { xdp: xdp_link, tc: tc_link }),
-        Err(e) => {
-            let _ = xdp(ebpf, mode.xdp_program)?.detach(xdp_link);
-            Err(Error::Attach { what: format!("tc egress on {iface}"), detail: chain(&e) })
+impl WireMode {
+    /// The programs to load for watching interfaces in this mode.
+    #[must_use]
+    pub fn programs(self) -> Vec<&'static str> {
+        match self.ingress {
+            WireIn::Tc => vec![TC_INGRESS_PROGRAM, TC_PROGRAM],
+            // tc ingress too: where native XDP is refused, it stands in.
+            WireIn::Xdp => vec![self.xdp_program, TC_INGRESS_PROGRAM, TC_PROGRAM],
         }
     }
 }
 
-/// Removes every legacy tc egress filter of ours (by program name) from
-/// `iface`; true if there was one.
+/// Attaches tc program `name` at `at` on `iface`: a TCX link, or a clsact
+/// filter of ours (named, with our priority and handle) after removing one
+/// an earlier daemon left.
+fn attach_tc(ebpf: &mut Ebpf, name: &str, iface: &str, at: TcAttachType, tcx: bool) -> Result<SchedClassifierLinkId, Error> {
+    let prog = tc(ebpf, name)?;
+    let attached = if tcx {
+        prog.attach(iface, at)
+    } else {
+        let _ = tc::qdisc_add_clsact(iface);
+        // A daemon killed before it could detach (SIGKILL, a crash) leaves its
+        // clsact filter counting; it is ours by name: remove it first, so the wire is counted once.
+        if tc::qdisc_detach_program(iface, at, name).is_ok() {
+            let at = direction(at);
+            tracing::warn!(iface, "removed a tc {at} filter left by an earlier rstwatch that did not exit cleanly");
+        }
+        let options = NlOptions { priority: TC_PRIORITY, handle: TC_HANDLE, ..NlOptions::default() };
+        prog.attach_with_options(iface, at, TcAttachOptions::Netlink(options))
+    };
+    attached.map_err(|e| Error::Attach { what: format!("tc {} on {iface}", direction(at)), detail: chain(&e) })
+}
+
+fn direction(at: TcAttachType) -> &'static str {
+    if matches!(at, TcAttachType::Ingress) { "ingress" } else { "egress" }
+}
+
+/// Native XDP on `iface`, or why the driver refuses it.
+fn attach_xdp(ebpf: &mut Ebpf, iface: &str, mode: WireMode) -> Result<XdpLinkId, String> {
+    let prog = xdp(ebpf, mode.xdp_program).map_err(|e| e.to_string())?;
+    prog.attach(iface, XdpMode::Driver).map_err(|e| chain(&e))
+}
+
+/// Attaches the ingress hook (`mode.ingress`) and tc egress to one interface
+/// (both or neither). Never generic XDP: it copies or linearises every
+/// received packet; where native XDP is refused, tc ingress stands in, with one log line.
+pub fn attach_wire(ebpf: &mut Ebpf, iface: &str, mode: WireMode) -> Result<WireLinks, Error> {
+    // Every program loads (and passes the verifier) before any is attached.
+    for name in mode.programs() {
+        if name == mode.xdp_program {
+            xdp(ebpf, name)?;
+        } else {
+            tc(ebpf, name)?;
+        }
+    }
+    let xdp_link = match mode.ingress {
+        WireIn::Xdp => attach_xdp(ebpf, iface, mode)
+            .inspect_err(|why| {
+                tracing::warn!(iface, "native XDP refused ({why}): wire_in uses tc ingress on it instead");
+            })
+            .ok(),
+        WireIn::Tc => None,
+    };
+    let ingress = match xdp_link {
+        Some(link) => IngressLink::Xdp(link),
+        None => IngressLink::Tc(attach_tc(ebpf, TC_INGRESS_PROGRAM, iface, TcAttachType::Ingress, mode.tcx)?),
+    };
+    match attach_tc(ebpf, TC_PROGRAM, iface, TcAttachType::Egress, mode.tcx) {
+        Ok(egress) => Ok(WireLinks { ingress, egress }),
+        Err(e) => {
+            let _ = detach_ingress(ebpf, ingress, mode);
+            Err(e)
+        }
+    }
+}
+
+/// Removes every legacy tc filter of ours (by program name, ingress and
+/// egress) from `iface`; true if there was one.
 #[must_use]
 pub fn remove_tc_filters(iface: &str) -> bool {
-    tc::qdisc_detach_program(iface, TcAttachType::Egress, TC_PROGRAM).is_ok()
+    let ingress = tc::qdisc_detach_program(iface, TcAttachType::Ingress, TC_INGRESS_PROGRAM).is_ok();
+    tc::qdisc_detach_program(iface, TcAttachType::Egress, TC_PROGRAM).is_ok() || ingress
+}
+
+fn detach_ingress(ebpf: &mut Ebpf, link: IngressLink, mode: WireMode) -> Result<(), Error> {
+    let detail = |e: aya::programs::ProgramError| Error::Attach { what: "detaching".into(), detail: chain(&e) };
+    match link {
+        IngressLink::Xdp(l) => xdp(ebpf, mode.xdp_program)?.detach(l).map_err(detail),
+        IngressLink::Tc(l) => tc(ebpf, TC_INGRESS_PROGRAM)?.detach(l).map_err(detail),
+    }
 }
 
 /// Detaches one interface's programs.
 pub fn detach_wire(ebpf: &mut Ebpf, links: WireLinks, mode: WireMode) -> Result<(), Error> {
     let detail = |e: aya::programs::ProgramError| Error::Attach { what: "detaching".into(), detail: chain(&e) };
-    xdp(ebpf, mode.xdp_program)?.detach(links.xdp).map_err(detail)?;
-    tc(ebpf, TC_PROGRAM)?.detach(links.tc).map_err(detail)
+    detach_ingress(ebpf, links.ingress, mode)?;
+    tc(ebpf, TC_PROGRAM)?.detach(links.egress).map_err(detail)
 }

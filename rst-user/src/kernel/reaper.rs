@@ -1,4 +1,4 @@
-//! On kernels without TCX (< 6.6), tc egress is a clsact filter, which the
+//! On kernels without TCX (< 6.6), tc ingress and egress are clsact filters, which the
 //! kernel keeps after the process that added it dies. So that a daemon killed
 //! with SIGKILL (or crashing) still leaves nothing attached, `run` starts this
 //! small helper with a pipe as its stdin: when the daemon is gone, for
@@ -47,7 +47,7 @@ pub fn run() {
     while stdin.read(&mut sink).is_ok_and(|n| n > 0) {}
     for iface in interfaces() {
         if loader::remove_tc_filters(&iface) {
-            tracing::warn!(iface, "removed the tc egress filter of an rstwatch that did not exit cleanly");
+            tracing::warn!(iface, "removed the tc filters of an rstwatch that did not exit cleanly");
         }
     }
 }

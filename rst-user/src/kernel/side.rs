@@ -30,6 +30,8 @@ pub struct Options {
     /// Judge who sent received RSTs (contract §2a).
     pub origin: bool,
     pub ifaces: Vec<String>,
+    /// The hook asked for `wire_in` (`--wire-in`).
+    pub wire_in: loader::WireIn,
     /// Where the counters are pinned (None: not pinned), and whether to start from zero.
     pub pin_dir: Option<PathBuf>,
     pub fresh: bool,
@@ -292,13 +294,14 @@ fn start_programs(o: &Options, probe: &mut Probe) -> Result<(Ebpf, Wire, Source,
     loader::set_sample_rate(&mut ebpf, o.sample_rate)?;
     let btf = loader::kernel_btf(&o.btf)?;
     let mode = loader::WireMode {
+        ingress: o.wire_in,
         xdp_program: if probe.has_xdp_load_bytes { loader::XDP_PROGRAM } else { loader::XDP_PROGRAM_NO_PAYLOAD },
         tcx: probe.has_tcx,
     };
     let mut plan: Vec<(&str, Option<&str>)> =
         programs::plan(probe).iter().map(|p| (p.name, Some(p.hook.target()))).collect();
     if !o.ifaces.is_empty() {
-        plan.extend([(mode.xdp_program, None), (loader::TC_PROGRAM, None)]);
+        plan.extend(mode.programs().into_iter().map(|p| (p, None)));
     }
     loader::preload(&mut ebpf, &btf, &plan);
     let done = attach_table(&mut ebpf, &btf, probe)?;

@@ -72,14 +72,16 @@ impl Wire {
             let index = ifindex(iface);
             match loader::attach_wire(ebpf, iface, self.mode) {
                 Ok(links) => {
-                    tracing::info!(iface, "watching interface (XDP ingress, tc egress)");
+                    let (ingress, egress) = links.hooks(self.mode);
+                    let (ingress, egress) = (ingress.name(), egress.name());
+                    tracing::info!(iface, ingress, egress, "watching interface");
                     self.links.insert(iface.clone(), (index, links));
                     self.absent.remove(iface);
                 }
                 // The programs themselves do not load here: one line, the stack views go on.
                 Err(Error::Load { detail }) => {
                     tracing::warn!(
-                        "the wire programs (XDP, tc) cannot load on this kernel: wire_in/wire_out stay at zero: {detail}"
+                        "the wire programs cannot load on this kernel: wire_in/wire_out stay at zero: {detail}"
                     );
                     self.unloadable = Some(detail);
                 }
@@ -120,14 +122,25 @@ impl Wire {
         }
     }
 
-    /// Each wanted interface and whether its hooks are attached (both or neither).
+    /// Each wanted interface, the hooks it got (both or neither), or the ones it will be tried with.
     #[must_use]
     pub fn status(&self) -> Vec<crate::pipeline::model::Interface> {
+        let tc = if self.mode.tcx { loader::Hook::Tcx } else { loader::Hook::Clsact };
+        let wanted = if self.mode.ingress == loader::WireIn::Xdp { loader::Hook::Xdp } else { tc };
         self.want
             .iter()
             .map(|name| {
-                let attached = self.links.contains_key(name);
-                crate::pipeline::model::Interface { name: name.clone(), xdp: attached, tc: attached }
+                let attached = self.links.get(name).map(|(_, links)| links.hooks(self.mode));
+                let (ingress, egress) = attached.unwrap_or((wanted, tc));
+                crate::pipeline::model::Interface {
+                    name: name.clone(),
+                    ingress: ingress.name().into(),
+                    egress: egress.name().into(),
+                    wire_in: attached.is_some(),
+                    wire_out: attached.is_some(),
+                    xdp: attached.is_some() && ingress == loader::Hook::Xdp,
+                    tc: attached.is_some(),
+                }
             })
             .collect()
     }

@@ -53,7 +53,7 @@ pub fn missing_hooks(s: &Snapshot) -> Vec<String> {
     s.interfaces
         .iter()
         .flat_map(|i| {
-            [("xdp", i.xdp), ("tc egress", i.tc)]
+            [(i.ingress_hook(), i.wire_in), ("tc egress", i.wire_out)]
                 .into_iter()
                 .filter(|(_, on)| !on)
                 .map(move |(hook, _)| format!("{hook} on {}", i.name))
@@ -146,12 +146,9 @@ mod tests {
     fn healthy_only_when_every_requested_hook_is_attached() {
         let mut s = Snapshot::default();
         assert!(missing_hooks(&s).is_empty());
-        s.interfaces = vec![
-            Interface { name: "eth0".into(), xdp: true, tc: true },
-            Interface { name: "eth1".into(), xdp: false, tc: true },
-            Interface { name: "eth2".into(), xdp: false, tc: false },
-        ];
-        assert_eq!(missing_hooks(&s), ["xdp on eth1", "xdp on eth2", "tc egress on eth2"]);
+        let xdp = Interface { wire_in: false, ingress: "xdp".into(), ..Interface::example("eth1", true) };
+        s.interfaces = vec![Interface::example("eth0", true), xdp, Interface::example("eth2", false)];
+        assert_eq!(missing_hooks(&s), ["xdp on eth1", "tc ingress on eth2", "tc egress on eth2"]);
     }
 
     #[test]

@@ -122,12 +122,14 @@ fn coverage_rows(s: &Snapshot) -> Vec<(Vec<(&'static str, String)>, i64)> {
     s.coverage.features.iter().map(|(f, on)| (vec![("feature", f.clone())], i64::from(*on))).collect()
 }
 
-/// Per requested interface, one row per hook.
+/// Per requested interface, one row per hook: `tc_ingress` or `xdp` (wire_in),
+/// `tc` (tc egress, wire_out; named before tc ingress was a hook of ours).
 fn interface_rows(s: &Snapshot) -> Vec<(Vec<(&'static str, String)>, i64)> {
     s.interfaces
         .iter()
         .flat_map(|i| {
-            [("xdp", i.xdp), ("tc", i.tc)]
+            let ingress = if i.ingress == "xdp" { "xdp" } else { "tc_ingress" };
+            [(ingress, i.wire_in), ("tc", i.wire_out)]
                 .map(|(hook, on)| (vec![("iface", i.name.clone()), ("hook", hook.to_string())], i64::from(on)))
         })
         .collect()

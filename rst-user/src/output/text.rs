@@ -49,7 +49,13 @@ pub fn render(s: &Snapshot) -> String {
         let list: Vec<String> = s
             .interfaces
             .iter()
-            .map(|i| format!("{} ({})", i.name, if i.xdp && i.tc { "attached" } else { "detached" }))
+            .map(|i| {
+                if i.watched() {
+                    format!("{} ({} in, {} out)", i.name, i.ingress, i.egress)
+                } else {
+                    format!("{} (detached)", i.name)
+                }
+            })
             .collect();
         let _ = writeln!(o, "watching  {}", list.join(", "));
     }
@@ -160,7 +166,7 @@ mod tests {
                 rate: None,
             }],
             time: "2026-12-02T10:00:05.500Z".into(),
-            interfaces: vec![crate::pipeline::model::Interface { name: "vb".into(), xdp: false, tc: false }],
+            interfaces: vec![crate::pipeline::model::Interface::example("vb", false)],
             ..Snapshot::default()
         };
         let text = render(&s);

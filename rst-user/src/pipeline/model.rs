@@ -104,12 +104,54 @@ pub struct KeyStats {
     pub forgotten: u64,
 }
 
-/// A requested interface: whether XDP (wire_in) and tc egress (wire_out) are attached.
+/// A requested interface: the hooks of its wire views and whether they are
+/// attached (contract §4).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Interface {
     pub name: String,
+    /// The hook that makes `wire_in` on it: `tcx` (tc ingress, a TCX link), `tc`
+    /// (tc ingress, a clsact filter) or `xdp` (native); while detached, the one tried next.
+    #[serde(default)]
+    pub ingress: String,
+    /// The hook that makes `wire_out`: `tcx` or `tc` (tc egress).
+    #[serde(default)]
+    pub egress: String,
+    #[serde(default)]
+    pub wire_in: bool,
+    #[serde(default)]
+    pub wire_out: bool,
+    /// Native XDP makes `wire_in` (`--wire-in xdp`) and is attached.
     pub xdp: bool,
+    /// tc egress is attached (the same as `wire_out`).
     pub tc: bool,
+}
+
+impl Interface {
+    /// What people call the ingress hook (`tc ingress`, `xdp`).
+    #[must_use]
+    pub fn ingress_hook(&self) -> &'static str {
+        if self.ingress == "xdp" { "xdp" } else { "tc ingress" }
+    }
+
+    /// Both hooks attached.
+    #[must_use]
+    pub fn watched(&self) -> bool {
+        self.wire_in && self.wire_out
+    }
+
+    /// An example for tests: `name` attached at TCX ingress and egress, or detached.
+    #[must_use]
+    pub fn example(name: &str, attached: bool) -> Self {
+        Self {
+            name: name.into(),
+            ingress: "tcx".into(),
+            egress: "tcx".into(),
+            wire_in: attached,
+            wire_out: attached,
+            xdp: false,
+            tc: attached,
+        }
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

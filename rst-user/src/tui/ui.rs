@@ -55,7 +55,7 @@ fn header(f: &mut Frame, area: Rect, app: &App) {
         let ifaces: Vec<String> = s
             .interfaces
             .iter()
-            .map(|i| if i.xdp && i.tc { i.name.clone() } else { format!("{} (detached)", i.name) })
+            .map(|i| if i.watched() { i.name.clone() } else { format!("{} (detached)", i.name) })
             .collect();
         spans.push(Span::raw(if ifaces.is_empty() {
             "─ no interface watched ".to_string()
@@ -535,8 +535,8 @@ mod tests {
         let mut s = snap(3725.0, 2, 0);
         s.samples.dropped = 7;
         s.interfaces = vec![
-            crate::pipeline::model::Interface { name: "eth0".into(), xdp: true, tc: true },
-            crate::pipeline::model::Interface { name: "vb".into(), xdp: false, tc: false },
+            crate::pipeline::model::Interface::example("eth0", true),
+            crate::pipeline::model::Interface::example("vb", false),
         ];
         let mut a = App::new("127.0.0.1:9477".into());
         a.on_snapshot(s);

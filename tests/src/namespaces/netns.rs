@@ -140,6 +140,39 @@ impl Pair {
     pub fn xdp_on_vb(&self) -> bool {
         self.b.exec(&["ip", "-d", "link", "show", VB]).contains("xdp")
     }
+
+    /// Everything attached to `vb`: XDP, and tc ingress and egress programs
+    /// (TCX links and clsact filters together).
+    #[must_use]
+    pub fn hooks_on_vb(&self) -> Hooks {
+        let tc = |at: aya::programs::TcAttachType, dir: &str| {
+            let tcx = self.b.run(|| aya::programs::SchedClassifier::query_tcx(VB, at).map_or(0, |(_, p)| p.len()));
+            let legacy = self.b.exec(&["tc", "filter", "show", "dev", VB, dir]);
+            tcx + legacy.lines().filter(|l| l.contains(" bpf ")).count()
+        };
+        Hooks {
+            xdp: self.xdp_on_vb(),
+            ingress: tc(aya::programs::TcAttachType::Ingress, "ingress"),
+            egress: tc(aya::programs::TcAttachType::Egress, "egress"),
+        }
+    }
+}
+
+/// What is attached to an interface (see [`Pair::hooks_on_vb`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Hooks {
+    pub xdp: bool,
+    /// tc ingress programs (TCX links and clsact filters).
+    pub ingress: usize,
+    pub egress: usize,
+}
+
+impl Hooks {
+    /// rstwatch's default: tc ingress and egress, no XDP.
+    pub const TC: Self = Self { xdp: false, ingress: 1, egress: 1 };
+    /// `--wire-in xdp`: native XDP and tc egress.
+    pub const XDP: Self = Self { xdp: true, ingress: 0, egress: 1 };
+    pub const NONE: Self = Self { xdp: false, ingress: 0, egress: 0 };
 }
 
 impl Default for Pair {
