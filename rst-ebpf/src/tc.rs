@@ -114,8 +114,15 @@ pub fn rst_tc_ingress(ctx: TcContext) -> i32 {
     TC_ACT_OK
 }
 
-/// Does nothing: the baseline for measuring the hook's own cost.
+/// Does nothing: the baseline for measuring the hook's own cost (egress).
 #[classifier]
 pub fn empty_tc(_ctx: TcContext) -> i32 {
+    TC_ACT_OK
+}
+
+/// Does nothing: the baseline at tc ingress (a program of its own, so the
+/// kernel's run counts of the two hooks stay apart).
+#[classifier]
+pub fn empty_tc_in(_ctx: TcContext) -> i32 {
     TC_ACT_OK
 }

@@ -29,16 +29,26 @@ fn wire_causes_through_vlan_tags_v4_and_v6() {
         (&[100], Ip::V4(A4, B4), Tcp::new(1007, 2007, 0, SYN), None),
         (&[], Ip::V6(A6, B6), Tcp::new(1008, 2008, 1, ACK), None),
     ];
-    let mut progs = Programs::load();
-    for (vlans, ip, tcp, _) in &cases {
-        let f = frame(vlans, *ip, tcp);
-        assert_eq!(progs.xdp(progs.wire_xdp, &f, 1).0, XDP_PASS);
-        assert_eq!(progs.tc(loader::TC_PROGRAM, &f, 1).0, TC_ACT_OK);
+    // wire_in by either hook: XDP (`--wire-in xdp`) and tc ingress (the default).
+    for xdp in [true, false] {
+        let mut progs = Programs::load();
+        for (vlans, ip, tcp, _) in &cases {
+            let f = frame(vlans, *ip, tcp);
+            if xdp {
+                assert_eq!(progs.xdp(progs.wire_xdp, &f, 1).0, XDP_PASS);
+            } else {
+                assert_eq!(progs.tc(loader::TC_INGRESS_PROGRAM, &f, 1).0, TC_ACT_OK);
+            }
+            assert_eq!(progs.tc(loader::TC_PROGRAM, &f, 1).0, TC_ACT_OK);
+        }
+        check_wire_counts(&cases, &progs.counts());
     }
-    let counts = progs.counts();
+}
+
+fn check_wire_counts(cases: &[(&[u16], Ip, Tcp, Option<u8>)], counts: &rst_user::pipeline::aggregate::KernelCounts) {
     let port =
         |v: u8, c: u8, p: u16| counts.ports.iter().find(|(k, _)| *k == maps::port_key(v, c, p)).map_or(0, |(_, n)| *n);
-    for (vlans, _, tcp, expected) in &cases {
+    for (vlans, _, tcp, expected) in cases {
         // Frames fed to tc by hand were never announced by the TCP stack: on
         // egress every well-formed one is `not_from_stack`.
         let egress = expected.map(|c| if c == cause::MALFORMED { c } else { cause::NOT_FROM_STACK });

@@ -1,5 +1,5 @@
-//! `cargo xtask bench`: release build, bpftrace and tcpdump installed when
-//! missing, then the side-by-side benchmark (tests/src/bin/bench.rs): a markdown
+//! `cargo xtask bench`: release build, bpftrace, tcpdump, iperf3, ab and nginx
+//! installed when missing, then the side-by-side benchmark (tests/src/bin/bench.rs): a markdown
 //! table on stdout, target/bench/report.json and target/bench/ratios.svg.
 
 use std::process::Command;
@@ -8,12 +8,16 @@ use anyhow::{Result, bail};
 
 use crate::{build, tools, workspace};
 
+/// The peers and the traffic the benchmark drives: (command, Debian package).
+const BENCH_TOOLS: [(&str, &str); 5] =
+    [("bpftrace", "bpftrace"), ("tcpdump", "tcpdump"), ("iperf3", "iperf3"), ("ab", "apache2-utils"), ("nginx", "nginx")];
+
 /// Steps the kernel programs can be built without (rst-ebpf/src/steps.rs).
 const STEPS: [&str; 7] = ["announce", "take", "counts", "ports", "peers", "samples", "endpoints"];
 
-pub fn run(programs_only: bool) -> Result<()> {
+pub fn run(only: Option<&str>) -> Result<()> {
     let bin = build(true)?;
-    tools::ensure_packages(&[("bpftrace", "bpftrace"), ("tcpdump", "tcpdump")])?;
+    tools::ensure_packages(&BENCH_TOOLS)?;
     // The chart's font (tests/src/bin/bench.rs reads it).
     if !std::path::Path::new("/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf").exists() {
         tools::install(&["fonts-dejavu-core"])?;
@@ -21,7 +25,7 @@ pub fn run(programs_only: bool) -> Result<()> {
     let status = Command::new("cargo")
         .args(["run", "--release", "--package", "rst-tests", "--features", "chart", "--bin", "bench", "--"])
         .arg(workspace().join("target").join("bench"))
-        .args(programs_only.then_some("--programs-only"))
+        .args(only)
         .env("RSTWATCH_BIN", &bin)
         .current_dir(workspace())
         .status()?;

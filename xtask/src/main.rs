@@ -56,16 +56,21 @@ enum Task {
     /// release rstwatch and the glibc files it links) with buildah, and write it as an OCI archive
     /// under target/image.
     Image,
-    /// Benchmarks side by side (XDP cost, reset storm vs bpftrace and tcpdump, userspace, memory).
+    /// Benchmarks side by side (XDP cost, reset storm vs bpftrace and tcpdump, per-program
+    /// cost, traffic through a watched interface, userspace, memory).
     Bench {
         /// Only the per-program cost table (one storm with empty programs, one with rstwatch;
         /// about a minute): for iterating on the kernel side.
         #[arg(long)]
         programs_only: bool,
+        /// Only the traffic through a watched interface (iperf3 and ab with nothing attached,
+        /// rstwatch, rstwatch --wire-in xdp and tcpdump; about three minutes).
+        #[arg(long, conflicts_with = "programs_only")]
+        traffic_only: bool,
         /// Where the nanoseconds go: the per-program table once per kernel-program build that
         /// leaves one step out (announce, take, counts, ports, peers, samples, endpoints; see
         /// rst-ebpf/src/steps.rs), beside the full build, in one run (about ten minutes).
-        #[arg(long, conflicts_with = "programs_only")]
+        #[arg(long, conflicts_with_all = ["programs_only", "traffic_only"])]
         steps: bool,
     },
     /// Every test: unit tests, then the root integration tests (real programs, real sockets, own namespaces).
@@ -105,8 +110,13 @@ fn main() -> ExitCode {
             eprintln!("xtask: built {} (also {})", image::TAG, archive.display());
             ExitCode::SUCCESS
         }),
-        Task::Bench { programs_only, steps } => {
-            if steps { bench::steps() } else { bench::run(programs_only) }.map(|()| ExitCode::SUCCESS)
+        Task::Bench { programs_only, traffic_only, steps } => {
+            let only = if programs_only {
+                Some("--programs-only")
+            } else {
+                traffic_only.then_some("--traffic-only")
+            };
+            if steps { bench::steps() } else { bench::run(only) }.map(|()| ExitCode::SUCCESS)
         }
         Task::Test { filter, kernels, kernel } => {
             test::test(filter.as_deref(), kernels, &kernel).map(|()| ExitCode::SUCCESS)

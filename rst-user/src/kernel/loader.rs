@@ -27,6 +27,7 @@ pub const TC_INGRESS_PROGRAM: &str = "rst_tc_ingress";
 /// Programs that do nothing: baselines for measuring the hooks' own cost.
 pub const EMPTY_XDP: &str = "empty_xdp";
 pub const EMPTY_TC: &str = "empty_tc";
+pub const EMPTY_TC_INGRESS: &str = "empty_tc_in";
 pub const EMPTY_TP_SEND: &str = "empty_tp_send";
 pub const EMPTY_TP_RECEIVE: &str = "empty_tp_receive";
 

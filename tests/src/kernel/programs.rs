@@ -57,16 +57,24 @@ impl Programs {
     }
 
     /// Attaches the do-nothing programs to the same hooks rstwatch uses
-    /// (both tcp tracepoints; XDP and tc egress on `iface`, in this thread's namespace).
-    pub fn attach_empty(&mut self, iface: &str) {
+    /// (both tcp tracepoints; tc ingress, or native XDP when `xdp`, and tc
+    /// egress on `iface`, in this thread's namespace).
+    pub fn attach_empty(&mut self, iface: &str, xdp: bool) {
         let btf = loader::kernel_btf(std::path::Path::new(kernel::VMLINUX)).expect("BTF");
         for (prog, tp) in [(loader::EMPTY_TP_SEND, "tcp_send_reset"), (loader::EMPTY_TP_RECEIVE, "tcp_receive_reset")] {
             loader::attach_tracepoint(&mut self.ebpf, &btf, prog, tp).expect("empty tracepoint");
         }
-        loader::xdp(&mut self.ebpf, loader::EMPTY_XDP)
-            .expect("empty xdp")
-            .attach(iface, aya::programs::XdpMode::Default)
-            .expect("attach empty xdp");
+        if xdp {
+            loader::xdp(&mut self.ebpf, loader::EMPTY_XDP)
+                .expect("empty xdp")
+                .attach(iface, aya::programs::XdpMode::Driver)
+                .expect("attach empty xdp");
+        } else {
+            loader::tc(&mut self.ebpf, loader::EMPTY_TC_INGRESS)
+                .expect("empty tc ingress")
+                .attach(iface, aya::programs::TcAttachType::Ingress)
+                .expect("attach empty tc ingress");
+        }
         loader::tc(&mut self.ebpf, loader::EMPTY_TC)
             .expect("empty tc")
             .attach(iface, aya::programs::TcAttachType::Egress)

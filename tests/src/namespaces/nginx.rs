@@ -22,25 +22,38 @@ impl Nginx {
     /// workers and sockets) in `cgroup` from the first instruction.
     #[must_use]
     pub fn start(ns: &Netns, addr: SocketAddr, cgroup: &Cgroup) -> Self {
+        Self::start_answering(ns, addr, Some(cgroup), "return 444;")
+    }
+
+    /// An nginx in `ns` answering every request with 200 `ok` (the
+    /// benchmark's short connections), in the caller's cgroup.
+    #[must_use]
+    pub fn start_ok(ns: &Netns, addr: SocketAddr) -> Self {
+        Self::start_answering(ns, addr, None, "return 200 \"ok\\n\";")
+    }
+
+    /// Starts nginx on `addr` in `ns` (in `cgroup`, if given), `location /` doing `answer`.
+    fn start_answering(ns: &Netns, addr: SocketAddr, cgroup: Option<&Cgroup>, answer: &str) -> Self {
         let dir = std::env::temp_dir().join(format!("rstw-nginx-{}-{}", std::process::id(), addr.port()));
         std::fs::create_dir_all(&dir).expect("nginx prefix");
         let d = dir.display();
         let conf = format!(
             "daemon off; master_process on; worker_processes 1; pid {d}/nginx.pid; error_log {d}/error.log;
-events {{ worker_connections 64; }}
+events {{ worker_connections 256; }}
 http {{
   access_log off;
   client_body_temp_path {d}/body; proxy_temp_path {d}/proxy; fastcgi_temp_path {d}/fastcgi;
   uwsgi_temp_path {d}/uwsgi; scgi_temp_path {d}/scgi;
-  server {{ listen {addr}; reset_timedout_connection on; location / {{ return 444; }} }}
+  server {{ listen {addr}; reset_timedout_connection on; location / {{ {answer} }} }}
 }}
 "
         );
         std::fs::write(dir.join("nginx.conf"), conf).expect("nginx.conf");
         // sh joins the cgroup, then execs into the namespace and nginx: every process nginx makes starts there.
+        let cgroup_procs = cgroup.map_or_else(|| "/dev/null".into(), |c| c.dir.join("cgroup.procs"));
         let child = Command::new("sh")
-            .args(["-c", "echo $$ > \"$1/cgroup.procs\" && shift && exec \"$@\"", "sh"])
-            .arg(&cgroup.dir)
+            .args(["-c", "echo $$ > \"$1\" && shift && exec \"$@\"", "sh"])
+            .arg(&cgroup_procs)
             .args(["nsenter", &format!("--net={}", ns.path()), "nginx", "-p"])
             .arg(&dir)
             .arg("-c")

@@ -32,7 +32,7 @@ use crate::{tools, workspace};
 pub const MATRIX: [&str; 3] = ["5.10", "6.1", "6.12"];
 
 /// Test binaries (tests/tests/<name>.rs) that make up the kernel test set.
-pub const TEST_SET: [&str; 6] = ["seed", "kernels", "causes", "namespaces", "wire", "origins"];
+pub const TEST_SET: [&str; 7] = ["seed", "kernels", "causes", "namespaces", "wire", "origins", "hooks"];
 
 /// Under TCG a kernel boots in ~4 s; the test set takes minutes. A hang is a failure.
 const BOOT_LIMIT: Duration = Duration::from_mins(15);
