@@ -164,6 +164,7 @@ mod tests {
         let c = parse(Path::new("x.toml"), text).unwrap();
         assert_eq!(c.file.interfaces.as_ref().map(Vec::len), Some(1));
         assert_eq!(c.file.sample_rate, Some(200));
+        assert_eq!(c.file.wire_in, Some(crate::kernel::loader::WireIn::Tc), "the shipped default");
         assert_eq!(c.listen().unwrap(), Some("127.0.0.1:9477".parse().unwrap()));
     }
 
@@ -181,5 +182,7 @@ mod tests {
         assert!(err("port_keys = 0\n").contains("line 1: key budgets must be at least 1"));
         assert!(err("sample_rate = -3\n").contains("line 1"));
         assert!(err("interfaces = \"eth0\"\n").contains("line 1"));
+        let e = err("\nwire_in = \"generic\"\n");
+        assert!(e.contains("line 2") && e.contains("unknown variant `generic`, expected `tc` or `xdp`"), "{e}");
     }
 }

@@ -221,6 +221,18 @@ mod tests {
         assert_eq!(s.sample_rate, DEFAULT_SAMPLE_RATE);
         assert_eq!(s.pin_dir.as_deref(), Some(Path::new(DEFAULT_PIN_DIR)));
         assert!(s.ifaces.is_empty());
+        assert_eq!(s.wire_in, WireIn::Tc, "tc ingress unless asked otherwise");
+    }
+
+    #[test]
+    fn wire_in_from_the_flag_over_the_file_and_only_at_restart() {
+        let f = file("wire_in = \"xdp\"\n");
+        assert_eq!(Settings::resolve(&args(&[]), Some(&f)).unwrap().wire_in, WireIn::Xdp);
+        let s = Settings::resolve(&args(&["--wire-in", "tc"]), Some(&f)).unwrap();
+        assert_eq!(s.wire_in, WireIn::Tc);
+        let new = Settings::resolve(&args(&["--wire-in", "xdp"]), None).unwrap();
+        assert_eq!(s.changes(&new).1, vec!["wire_in: Tc -> Xdp".to_string()]);
+        assert_eq!(s.reloadable(&new).wire_in, WireIn::Tc);
     }
 
     #[test]

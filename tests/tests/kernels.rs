@@ -151,13 +151,21 @@ fn kernel_table_row() {
                 "no (fexit refused here)".into()
             },
         ),
-        ("tc egress", if feature(s, "tcx") { "TCX link".into() } else { "clsact filter".into() }),
+        ("wire hooks (default: tc ingress and egress)", {
+            let vb = &s.json["interfaces"][0];
+            assert_eq!((&vb["ingress"], vb["xdp"].as_bool()), (&vb["egress"], Some(false)), "{vb}");
+            match vb["ingress"].as_str() {
+                Some("tcx") => "TCX links".into(),
+                Some("tc") => "clsact filters".into(),
+                other => panic!("wire_in hook {other:?}"),
+            }
+        }),
         (
             "payloads",
             if feature(s, "helper:bpf_xdp_load_bytes") {
                 "wire_in + wire_out".into()
             } else {
-                "wire_out (< 5.18)".into()
+                "wire_in + wire_out (--wire-in xdp: wire_out only, < 5.18)".into()
             },
         ),
     ]);
