@@ -60,6 +60,17 @@ fn write_row(cells: &[(&str, String)]) {
     writeln!(f, "HEAD |{head}\nROW |{row}").expect("writing the row");
 }
 
+/// The default hooks `vb` got: tc ingress and egress, both TCX links or both clsact filters.
+fn wire_hooks(s: &Snapshot) -> String {
+    let vb = &s.json["interfaces"][0];
+    assert_eq!((&vb["ingress"], vb["xdp"].as_bool()), (&vb["egress"], Some(false)), "{vb}");
+    match vb["ingress"].as_str() {
+        Some("tcx") => "TCX links".into(),
+        Some("tc") => "clsact filters".into(),
+        other => panic!("wire_in hook {other:?}"),
+    }
+}
+
 #[test]
 fn kernel_table_row() {
     let rig = Rig::start();
@@ -151,15 +162,7 @@ fn kernel_table_row() {
                 "no (fexit refused here)".into()
             },
         ),
-        ("wire hooks (default: tc ingress and egress)", {
-            let vb = &s.json["interfaces"][0];
-            assert_eq!((&vb["ingress"], vb["xdp"].as_bool()), (&vb["egress"], Some(false)), "{vb}");
-            match vb["ingress"].as_str() {
-                Some("tcx") => "TCX links".into(),
-                Some("tc") => "clsact filters".into(),
-                other => panic!("wire_in hook {other:?}"),
-            }
-        }),
+        ("wire hooks (default: tc ingress and egress)", wire_hooks(s)),
         (
             "payloads",
             if feature(s, "helper:bpf_xdp_load_bytes") {

@@ -107,6 +107,7 @@ pub struct KeyStats {
 /// A requested interface: the hooks of its wire views and whether they are
 /// attached (contract §4).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[expect(clippy::struct_excessive_bools, reason = "the contract's fields (§4): two per view, two kept from before")]
 pub struct Interface {
     pub name: String,
     /// The hook that makes `wire_in` on it: `tcx` (tc ingress, a TCX link), `tc`

@@ -184,6 +184,7 @@ pub fn run(pair: &Pair) -> Value {
             row.insert(w.into(), json!(median(rates[&(config, w)].clone())));
             let paired = rates[&(config, w)].iter().zip(&rates[&("off", w)]).map(|(r, off)| r / off).collect();
             row.insert(format!("{w}_ratio"), json!(median(paired)));
+            row.insert(format!("{w}_rounds"), json!(rates[&(config, w)]));
         }
         row.insert("device_changed_while_attached".into(), json!(changed.contains_key(config)));
         out.insert(config.into(), Value::Object(row));
