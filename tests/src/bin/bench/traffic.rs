@@ -12,7 +12,12 @@
 //! baseline the targets name. The daemons run as shipped (the rig's fast
 //! polling is for tests). Configurations rotate their order round by round;
 //! each ratio is the median of the rounds' ratios to nothing attached in the
-//! same round (a drift of the machine between rounds cancels).
+//! same round (a drift of the machine between rounds cancels). On this VM
+//! the rounds spread by ±15%, more than any hook on the interface costs; so
+//! the phase also reads what the wire programs themselves took (the kernel's
+//! own run time, `kernel.bpf_stats_enabled` on for the whole phase, every
+//! configuration alike): their share of one CPU while the traffic ran, which
+//! no noise of the machine moves much.
 
 use std::{
     collections::BTreeMap,
@@ -20,10 +25,13 @@ use std::{
     time::Duration,
 };
 
-use rst_tests::namespaces::{
-    device,
-    netns::{B4, Pair, VA, VB},
-    nginx::Nginx,
+use rst_tests::{
+    kernel::bpf_stats::BpfStats,
+    namespaces::{
+        device,
+        netns::{B4, Pair, VA, VB},
+        nginx::Nginx,
+    },
 };
 use serde_json::{Value, json};
 
@@ -140,9 +148,23 @@ fn attach(pair: &Pair, config: &str) -> Option<Box<dyn std::any::Any>> {
     }
 }
 
+/// The wire programs' total run time (ns) so far, from the daemon's /snapshot
+/// (`programs`), when the configuration is a daemon watching vb.
+fn wire_ns(pair: &Pair, config: &str) -> Option<u64> {
+    if !matches!(config, "rstwatch" | "rstwatch_xdp") {
+        return None;
+    }
+    let url = format!("http://{}/snapshot", rst_tests::rig::daemon::LISTEN);
+    let text = pair.b.run(|| ureq::get(&url).call().ok()?.body_mut().read_to_string().ok())?;
+    let s: Value = serde_json::from_str(&text).ok()?;
+    let wire = |p: &&Value| p["program"].as_str().is_some_and(|n| n.starts_with("rst_tc") || n.starts_with("rst_xdp"));
+    Some(s["programs"].as_array()?.iter().filter(wire).filter_map(|p| p["run_ns"].as_u64()).sum())
+}
+
 /// Each configuration's rate per workload (medians of the rounds), and whether
 /// any configuration left the devices changed while attached.
 pub fn run(pair: &Pair) -> Value {
+    let _stats = BpfStats::enable();
     let b = format!("--net={}", pair.b.path());
     let _iperf = Server(
         Command::new("nsenter")
@@ -157,13 +179,21 @@ pub fn run(pair: &Pair) -> Value {
     let devices = || (device::state(&pair.b, VB), device::state(&pair.a, VA));
     let before = devices();
     let mut rates: BTreeMap<(&str, &str), Vec<f64>> = BTreeMap::new();
+    // The wire programs' share of one CPU during each run of a workload.
+    let mut shares: BTreeMap<(&str, &str), Vec<f64>> = BTreeMap::new();
     let mut changed = BTreeMap::new();
     for round in 0..ROUNDS {
         for i in 0..CONFIGS.len() {
             let (config, _) = CONFIGS[(i + round) % CONFIGS.len()];
             let observer = attach(pair, config);
             for (w, _) in WORKLOADS {
+                let ns0 = wire_ns(pair, config);
+                let t0 = std::time::Instant::now();
                 rates.entry((config, w)).or_default().push(workload(pair, w));
+                if let (Some(a), Some(b)) = (ns0, wire_ns(pair, config)) {
+                    let share = (b - a) as f64 / t0.elapsed().as_nanos() as f64;
+                    shares.entry((config, w)).or_default().push(share);
+                }
             }
             // ethtool -k, MTU and MTU range of vb and its peer while attached.
             if devices() != before {
@@ -185,6 +215,9 @@ pub fn run(pair: &Pair) -> Value {
             let paired = rates[&(config, w)].iter().zip(&rates[&("off", w)]).map(|(r, off)| r / off).collect();
             row.insert(format!("{w}_ratio"), json!(median(paired)));
             row.insert(format!("{w}_rounds"), json!(rates[&(config, w)]));
+            if let Some(s) = shares.get(&(config, w)) {
+                row.insert(format!("{w}_wire_cpu_share"), json!(median(s.clone())));
+            }
         }
         row.insert("device_changed_while_attached".into(), json!(changed.contains_key(config)));
         out.insert(config.into(), Value::Object(row));
@@ -216,6 +249,17 @@ pub fn print(report: &Value, target: f64) {
             })
             .collect();
         println!("| {what} | {} |", cells.join(" | "));
+    }
+    for (w, _) in WORKLOADS {
+        let cells: Vec<String> = CONFIGS
+            .iter()
+            .map(|(c, _)| {
+                report[*c][format!("{w}_wire_cpu_share")]
+                    .as_f64()
+                    .map_or_else(|| "-".to_string(), |s| format!("{:.2}% of a CPU", s * 100.0))
+            })
+            .collect();
+        println!("| {w}: our wire programs' run time (kernel's own stats) | {} |", cells.join(" | "));
     }
     let changed: Vec<String> = CONFIGS
         .iter()
