@@ -19,6 +19,27 @@ pub trait Frame {
     /// Copies `n` (1..=PAYLOAD_BYTES) bytes from `off` into `buf` through
     /// the kernel's load-bytes helper (variable offset and length).
     fn load_into(&self, off: usize, buf: &mut [u8; PAYLOAD_BYTES], n: usize) -> bool;
+    /// The frame's first bytes into `data` (a capture record in the ring),
+    /// as many as fit; how many (0: none).
+    fn capture_into(&self, data: &mut [u8; CAPTURE_BYTES]) -> u32;
+}
+
+/// The frame's first bytes by fixed-size reads (what the verifier accepts
+/// of direct packet access), the largest that fits the frame.
+#[inline(always)]
+pub fn capture_fixed<F: Frame>(f: &F, data: &mut [u8; CAPTURE_BYTES]) -> u32 {
+    if let Some(b) = f.read::<[u8; CAPTURE_BYTES]>(0) {
+        *data = b;
+        CAPTURE_BYTES as u32
+    } else if let Some(b) = f.read::<[u8; 74]>(0) {
+        data[..74].copy_from_slice(&b);
+        74
+    } else if let Some(b) = f.read::<[u8; 54]>(0) {
+        data[..54].copy_from_slice(&b);
+        54
+    } else {
+        0
+    }
 }
 
 const ETH_HLEN: usize = 14;
@@ -264,22 +285,8 @@ pub fn observe<F: Frame>(f: &F, view: u8, inbound: bool, ifindex: u32, from_stac
     }
 }
 
-/// The RST frame's first bytes, for `--pcap`: fixed-size reads (what the
-/// verifier accepts), the largest that fits the frame.
+/// The RST frame's first bytes, for `--pcap`.
 #[inline(always)]
 fn capture_frame<F: Frame>(f: &F, view: u8, cause: u8) {
-    crate::counters::capture(view, cause, CAPTURE_FRAME, |data| {
-        if let Some(b) = f.read::<[u8; CAPTURE_BYTES]>(0) {
-            *data = b;
-            CAPTURE_BYTES as u32
-        } else if let Some(b) = f.read::<[u8; 74]>(0) {
-            data[..74].copy_from_slice(&b);
-            74
-        } else if let Some(b) = f.read::<[u8; 54]>(0) {
-            data[..54].copy_from_slice(&b);
-            54
-        } else {
-            0
-        }
-    });
+    crate::counters::capture(view, cause, CAPTURE_FRAME, |data| f.capture_into(data));
 }

@@ -12,7 +12,11 @@ use aya_ebpf::{
     macros::classifier,
     programs::TcContext,
 };
-use rst_common::{event::PAYLOAD_BYTES, maps::FlowKey, view};
+use rst_common::{
+    event::{CAPTURE_BYTES, PAYLOAD_BYTES},
+    maps::FlowKey,
+    view,
+};
 
 use crate::{
     counters,
@@ -49,6 +53,18 @@ impl Frame for TcContext {
             return false;
         }
         unsafe { bpf_skb_load_bytes(self.as_ptr().cast(), off as u32, buf.as_mut_ptr().cast(), n as u32) == 0 }
+    }
+
+    /// Straight from the skb into the ring's record: no copy on the BPF
+    /// stack (tc ingress's frame would pass 5.10's 512 bytes across calls).
+    #[inline(always)]
+    fn capture_into(&self, data: &mut [u8; CAPTURE_BYTES]) -> u32 {
+        let n = (self.len() as usize).min(CAPTURE_BYTES);
+        if !check_bounds_signed(n as i64, 1, CAPTURE_BYTES as i64) {
+            return 0;
+        }
+        let ok = unsafe { bpf_skb_load_bytes(self.as_ptr().cast(), 0, data.as_mut_ptr().cast(), n as u32) == 0 };
+        if ok { n as u32 } else { 0 }
     }
 }
 

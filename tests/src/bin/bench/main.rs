@@ -238,6 +238,16 @@ fn interrupt(mut child: Child, rx: &mpsc::Receiver<String>) -> String {
     rx.try_iter().collect::<Vec<_>>().join("\n")
 }
 
+/// tcpdump on vb keeping the RSTs (to /dev/null), once it listens: the peer that watches the interface.
+fn tcpdump(pair: &Pair) -> (Child, mpsc::Receiver<String>) {
+    let ns = format!("--net={}", pair.b.path());
+    let filter = "tcp[tcpflags] & tcp-rst != 0";
+    spawn_ready(
+        Command::new("nsenter").args([&ns, "tcpdump", "-n", "-i", VB, "-w", "/dev/null", filter]),
+        "listening on",
+    )
+}
+
 fn number_before(text: &str, suffix: &str) -> u64 {
     text.lines()
         .filter_map(|l| {
@@ -349,20 +359,7 @@ fn storm(s: &Storm) -> (Value, u64) {
             bpftrace_lost += number_before(&interrupt(child, &rx), " events");
         }
 
-        let ns = format!("--net={}", pair.b.path());
-        let (child, rx) = spawn_ready(
-            Command::new("nsenter").args([
-                &ns,
-                "tcpdump",
-                "-n",
-                "-i",
-                VB,
-                "-w",
-                "/dev/null",
-                "tcp[tcpflags] & tcp-rst != 0",
-            ]),
-            "listening on",
-        );
+        let (child, rx) = tcpdump(pair);
         tcpdump.push(s.run(STORM));
         tcpdump_dropped += number_before(&interrupt(child, &rx), " packets dropped by kernel");
         eprintln!("bench: storm round {} of {ROUNDS} done", round + 1);
@@ -534,7 +531,7 @@ fn steps(dir: &std::path::Path) {
         + rows[rows.len() - 1].1["ns_per_reset_all_hooks"].as_f64().unwrap_or(0.0))
         / 2.0;
     println!(
-        "| left out | tcp_send_reset ns/run | tc egress ns/run | XDP ns/run | all hooks ns/reset | saved vs full (mean of its two rows) |"
+        "| left out | tcp_send_reset ns/run | tc egress ns/run | tc ingress ns/run | all hooks ns/reset | saved vs full (mean of its two rows) |"
     );
     println!("|---|---|---|---|---|---|");
     for (name, v) in &rows {
@@ -543,7 +540,7 @@ fn steps(dir: &std::path::Path) {
             "| {name} | {:.0} | {:.0} | {:.0} | {all:.0} | {:.0} |",
             ns(v, "tcp_send_reset"),
             ns(v, "rst_tc_egress"),
-            ns(v, "rst_xdp"),
+            ns(v, loader::TC_INGRESS_PROGRAM),
             base - all
         );
     }

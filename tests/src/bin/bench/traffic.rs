@@ -131,17 +131,7 @@ fn attach(pair: &Pair, config: &str) -> Option<Box<dyn std::any::Any>> {
         "rstwatch_no_wire" => Some(Box::new(rstwatch(pair, &["--no-wire"]))),
         "rstwatch_xdp" => Some(Box::new(rstwatch(pair, &["--iface", VB, "--wire-in", "xdp"]))),
         "tcpdump" => {
-            let mut cmd = Command::new("nsenter");
-            cmd.arg(format!("--net={}", pair.b.path())).args([
-                "tcpdump",
-                "-n",
-                "-i",
-                VB,
-                "-w",
-                "/dev/null",
-                "tcp[tcpflags] & tcp-rst != 0",
-            ]);
-            let (child, lines) = super::spawn_ready(&mut cmd, "listening on");
+            let (child, lines) = super::tcpdump(pair);
             Some(Box::new(Server(child, Some(lines))))
         }
         _ => None,
