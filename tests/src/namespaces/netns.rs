@@ -148,7 +148,8 @@ impl Pair {
         let tc = |at: aya::programs::TcAttachType, dir: &str| {
             let tcx = self.b.run(|| aya::programs::SchedClassifier::query_tcx(VB, at).map_or(0, |(_, p)| p.len()));
             let legacy = self.b.exec(&["tc", "filter", "show", "dev", VB, dir]);
-            tcx + legacy.lines().filter(|l| l.contains(" bpf ")).count()
+            // tc(8) prints a filter's header line, then one line per handle: count the latter.
+            tcx + legacy.lines().filter(|l| l.contains(" bpf ") && l.contains(" handle ")).count()
         };
         Hooks {
             xdp: self.xdp_on_vb(),
