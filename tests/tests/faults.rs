@@ -8,7 +8,14 @@ use std::{
     time::{Duration, Instant},
 };
 
-use rst_tests::{namespaces::netns::{Hooks, VB}, rig::Rig, rig::snapshot::Snapshot, traffic, traffic::flood, wait};
+use rst_tests::{
+    namespaces::netns::{Hooks, VB},
+    rig::Rig,
+    rig::snapshot::Snapshot,
+    traffic,
+    traffic::flood,
+    wait,
+};
 
 fn all_counts(s: &Snapshot) -> u64 {
     ["sent", "received", "wire_in", "wire_out"].iter().map(|v| s.total(v)).sum()

@@ -9,8 +9,13 @@ use anyhow::{Result, bail};
 use crate::{build, tools, workspace};
 
 /// The peers and the traffic the benchmark drives: (command, Debian package).
-const BENCH_TOOLS: [(&str, &str); 5] =
-    [("bpftrace", "bpftrace"), ("tcpdump", "tcpdump"), ("iperf3", "iperf3"), ("ab", "apache2-utils"), ("nginx", "nginx")];
+const BENCH_TOOLS: [(&str, &str); 5] = [
+    ("bpftrace", "bpftrace"),
+    ("tcpdump", "tcpdump"),
+    ("iperf3", "iperf3"),
+    ("ab", "apache2-utils"),
+    ("nginx", "nginx"),
+];
 
 /// Steps the kernel programs can be built without (rst-ebpf/src/steps.rs).
 const STEPS: [&str; 7] = ["announce", "take", "counts", "ports", "peers", "samples", "endpoints"];

@@ -111,11 +111,7 @@ fn main() -> ExitCode {
             ExitCode::SUCCESS
         }),
         Task::Bench { programs_only, traffic_only, steps } => {
-            let only = if programs_only {
-                Some("--programs-only")
-            } else {
-                traffic_only.then_some("--traffic-only")
-            };
+            let only = if programs_only { Some("--programs-only") } else { traffic_only.then_some("--traffic-only") };
             if steps { bench::steps() } else { bench::run(only) }.map(|()| ExitCode::SUCCESS)
         }
         Task::Test { filter, kernels, kernel } => {

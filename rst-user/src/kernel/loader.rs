@@ -357,7 +357,13 @@ impl WireMode {
 /// Attaches tc program `name` at `at` on `iface`: a TCX link, or a clsact
 /// filter of ours (named, with our priority and handle) after removing one
 /// an earlier daemon left.
-fn attach_tc(ebpf: &mut Ebpf, name: &str, iface: &str, at: TcAttachType, tcx: bool) -> Result<SchedClassifierLinkId, Error> {
+fn attach_tc(
+    ebpf: &mut Ebpf,
+    name: &str,
+    iface: &str,
+    at: TcAttachType,
+    tcx: bool,
+) -> Result<SchedClassifierLinkId, Error> {
     let prog = tc(ebpf, name)?;
     let attached = if tcx {
         prog.attach(iface, at)

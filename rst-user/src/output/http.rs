@@ -152,6 +152,15 @@ mod tests {
     }
 
     #[test]
+    fn a_daemon_from_before_tc_ingress_is_read_by_its_two_fields() {
+        let old: Interface = serde_json::from_str(r#"{"name": "eth0", "xdp": true, "tc": true}"#).unwrap();
+        assert!(old.watched());
+        let old: Interface = serde_json::from_str(r#"{"name": "eth0", "xdp": false, "tc": false}"#).unwrap();
+        assert!(!old.watched());
+        assert!(Interface::example("eth0", true).watched());
+    }
+
+    #[test]
     fn index_names_the_version_and_every_endpoint() {
         for e in ["/metrics", "/snapshot", "/healthz", env!("CARGO_PKG_VERSION")] {
             assert!(INDEX.contains(e), "{e}");

@@ -134,12 +134,15 @@ impl Interface {
         if self.ingress == "xdp" { "xdp" } else { "tc ingress" }
     }
 
-    /// Both hooks attached.
+    /// Both hooks attached (a daemon from before issue 32 sends only `xdp` and `tc`).
     #[must_use]
     pub fn watched(&self) -> bool {
-        self.wire_in && self.wire_out
+        if self.ingress.is_empty() { self.xdp && self.tc } else { self.wire_in && self.wire_out }
     }
+}
 
+#[cfg(test)]
+impl Interface {
     /// An example for tests: `name` attached at TCX ingress and egress, or detached.
     #[must_use]
     pub fn example(name: &str, attached: bool) -> Self {

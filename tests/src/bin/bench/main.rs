@@ -470,7 +470,10 @@ fn chart(path: &std::path::Path, bars: &[(String, f64, Option<f64>)]) {
     let max = bars.iter().map(|b| b.1.max(b.2.unwrap_or(0.0))).fold(1.0, f64::max) * 1.1;
     let n = bars.len() as i32;
     let mut c = ChartBuilder::on(&root)
-        .caption("rstwatch: storm slowdown against nothing attached, programs against empty ones (1.0 = free)", ("sans-serif", 18))
+        .caption(
+            "rstwatch: storm slowdown against nothing attached, programs against empty ones (1.0 = free)",
+            ("sans-serif", 18),
+        )
         .margin(12)
         .x_label_area_size(30)
         .y_label_area_size(330)
@@ -581,7 +584,8 @@ fn main() {
         // The traffic phase alone: what watching an interface costs what flows through it.
         let pair = Pair::new();
         let t = traffic::run(&pair);
-        std::fs::write(dir.join("traffic.json"), serde_json::to_string_pretty(&t).unwrap() + "\n").expect("traffic.json");
+        std::fs::write(dir.join("traffic.json"), serde_json::to_string_pretty(&t).unwrap() + "\n")
+            .expect("traffic.json");
         traffic::print(&t, TRAFFIC_TARGET);
         return;
     }

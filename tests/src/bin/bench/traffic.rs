@@ -60,7 +60,10 @@ pub const CONFIGS: [(&str, &str); 5] = [
 
 /// A process of the phase (a server, an observer) that stops with it; what it
 /// prints is read (and dropped) as long as it runs.
-struct Server(Child, #[expect(dead_code, reason = "kept so the reader keeps reading")] Option<std::sync::mpsc::Receiver<String>>);
+struct Server(
+    Child,
+    #[expect(dead_code, reason = "kept so the reader keeps reading")] Option<std::sync::mpsc::Receiver<String>>,
+);
 
 impl Drop for Server {
     fn drop(&mut self) {
