@@ -239,7 +239,7 @@ fn interrupt(mut child: Child, rx: &mpsc::Receiver<String>) -> String {
 }
 
 /// tcpdump on vb keeping the RSTs (to /dev/null), once it listens: the peer that watches the interface.
-fn tcpdump(pair: &Pair) -> (Child, mpsc::Receiver<String>) {
+fn start_tcpdump(pair: &Pair) -> (Child, mpsc::Receiver<String>) {
     let ns = format!("--net={}", pair.b.path());
     let filter = "tcp[tcpflags] & tcp-rst != 0";
     spawn_ready(
@@ -359,7 +359,7 @@ fn storm(s: &Storm) -> (Value, u64) {
             bpftrace_lost += number_before(&interrupt(child, &rx), " events");
         }
 
-        let (child, rx) = tcpdump(pair);
+        let (child, rx) = start_tcpdump(pair);
         tcpdump.push(s.run(STORM));
         tcpdump_dropped += number_before(&interrupt(child, &rx), " packets dropped by kernel");
         eprintln!("bench: storm round {} of {ROUNDS} done", round + 1);

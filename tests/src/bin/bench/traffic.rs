@@ -134,7 +134,7 @@ fn attach(pair: &Pair, config: &str) -> Option<Box<dyn std::any::Any>> {
         "rstwatch_no_wire" => Some(Box::new(rstwatch(pair, &["--no-wire"]))),
         "rstwatch_xdp" => Some(Box::new(rstwatch(pair, &["--iface", VB, "--wire-in", "xdp"]))),
         "tcpdump" => {
-            let (child, lines) = super::tcpdump(pair);
+            let (child, lines) = super::start_tcpdump(pair);
             Some(Box::new(Server(child, Some(lines))))
         }
         _ => None,
