@@ -20,25 +20,22 @@ pub trait Frame {
     /// the kernel's load-bytes helper (variable offset and length).
     fn load_into(&self, off: usize, buf: &mut [u8; PAYLOAD_BYTES], n: usize) -> bool;
     /// The frame's first bytes into `data` (a capture record in the ring),
-    /// as many as fit; how many (0: none).
-    fn capture_into(&self, data: &mut [u8; CAPTURE_BYTES]) -> u32;
-}
-
-/// The frame's first bytes by fixed-size reads (what the verifier accepts
-/// of direct packet access), the largest that fits the frame.
-#[inline(always)]
-pub fn capture_fixed<F: Frame>(f: &F, data: &mut [u8; CAPTURE_BYTES]) -> u32 {
-    if let Some(b) = f.read::<[u8; CAPTURE_BYTES]>(0) {
-        *data = b;
-        CAPTURE_BYTES as u32
-    } else if let Some(b) = f.read::<[u8; 74]>(0) {
-        data[..74].copy_from_slice(&b);
-        74
-    } else if let Some(b) = f.read::<[u8; 54]>(0) {
-        data[..54].copy_from_slice(&b);
-        54
-    } else {
-        0
+    /// as many as fit; how many (0: none). By fixed-size reads (what the
+    /// verifier accepts of direct packet access), the largest that fits.
+    #[inline(always)]
+    fn capture_into(&self, data: &mut [u8; CAPTURE_BYTES]) -> u32 {
+        if let Some(b) = self.read::<[u8; CAPTURE_BYTES]>(0) {
+            *data = b;
+            CAPTURE_BYTES as u32
+        } else if let Some(b) = self.read::<[u8; 74]>(0) {
+            data[..74].copy_from_slice(&b);
+            74
+        } else if let Some(b) = self.read::<[u8; 54]>(0) {
+            data[..54].copy_from_slice(&b);
+            54
+        } else {
+            0
+        }
     }
 }
 

@@ -10,10 +10,7 @@ use aya_ebpf::{
     EbpfContext, bindings::xdp_action, check_bounds_signed, helpers::bpf_xdp_load_bytes, macros::xdp,
     programs::XdpContext,
 };
-use rst_common::{
-    event::{CAPTURE_BYTES, PAYLOAD_BYTES},
-    view,
-};
+use rst_common::{event::PAYLOAD_BYTES, view};
 
 use crate::packet::{self, Frame};
 
@@ -52,11 +49,6 @@ impl Frame for XdpContext {
         }
         unsafe { bpf_xdp_load_bytes(self.as_ptr().cast(), off as u32, buf.as_mut_ptr().cast(), n as u32) == 0 }
     }
-
-    #[inline(always)]
-    fn capture_into(&self, data: &mut [u8; CAPTURE_BYTES]) -> u32 {
-        packet::capture_fixed(self, data)
-    }
 }
 
 /// An XDP frame on a kernel without `bpf_xdp_load_bytes` (< 5.18): the
@@ -83,11 +75,6 @@ impl Frame for NoLoadBytes<'_> {
     #[inline(always)]
     fn load_into(&self, _off: usize, _buf: &mut [u8; PAYLOAD_BYTES], _n: usize) -> bool {
         false
-    }
-
-    #[inline(always)]
-    fn capture_into(&self, data: &mut [u8; CAPTURE_BYTES]) -> u32 {
-        packet::capture_fixed(self, data)
     }
 }
 
